@@ -1,0 +1,1 @@
+"""cl_hive_comms."""

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# One entry point for a fresh machine: bootstraps uv into .tools/, syncs the locked workspace into .venv/,
+# then runs what was asked.  Usage: ./dev.sh setup | demo | test [pytest args] | bench
+set -euo pipefail
+cd "$(dirname "$0")"
+UV_VERSION="0.13.9"
+PYTHON="${PYTHON:-python3}"
+
+bootstrap_uv() {
+    if [ ! -x .tools/bin/uv ] || ! .tools/bin/uv --version 2>/dev/null | grep -q "$UV_VERSION"; then
+        echo "==> installing uv $UV_VERSION into .tools/" >&2
+        "$PYTHON" -m venv .tools
+        .tools/bin/python -m pip install --quiet "uv==$UV_VERSION"
+    fi
+}
+
+setup() {
+    bootstrap_uv
+    echo "==> syncing the workspace (.venv/) from uv.lock" >&2
+    .tools/bin/uv sync --locked --quiet
+}
+
+cmd="${1:-test}"; shift || true
+case "$cmd" in
+    setup) setup ;;
+    demo)  setup; exec .venv/bin/hive-devnet-demo "$@" ;;
+    test)  setup; exec .venv/bin/python -m pytest "$@" ;;
+    bench) setup; for b in bench/bench_*.py; do echo "==> $b"; .venv/bin/python "$b" "$@"; done ;;
+    *) echo "usage: ./dev.sh setup | demo | test [pytest args] | bench" >&2; exit 2 ;;
+esac

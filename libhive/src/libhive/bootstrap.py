@@ -1,0 +1,275 @@
+"""What every Hive plugin's entry point shares: options, logging, database, siblings, gating, workers, the status
+method, clean shutdown, and the rule that pyln's I/O thread never waits on slow work.
+
+pyln dispatches hooks, notifications and RPC methods on one thread.  ``HivePlugin`` binds each RPC call's
+parameters there (cheap) and runs the handler on a worker pool, so a handler may call lightningd or a sibling
+without stalling hooks or deadlocking against a sibling that is calling us.  Handler errors become JSON-RPC
+errors with a code and a message, never a traceback.
+"""
+from __future__ import annotations
+
+import io
+import logging
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from pyln.client import Plugin
+from pyln.client.plugin import MethodType, Request, RequestState
+from sqlite_utils import Migrations
+
+from . import contracts, gating
+from .db import Database
+from .errors import HiveError
+from .siblings import RECHECK_DELAYS, SiblingTracker
+from .workers import Workers
+
+INTERNAL_ERROR = -32603
+INVALID_PARAMS = -32602
+
+
+def protect_stdout() -> io.TextIOWrapper:
+    """Keep the JSON-RPC stream on a private fd and point fd 1 at stderr.
+
+    Native libraries (nostr-sdk's Rust logger among them) write straight to fd 1, which would corrupt the
+    protocol and get the plugin killed.
+    """
+    rpc_fd = os.dup(1)
+    os.dup2(2, 1)
+    return io.TextIOWrapper(os.fdopen(rpc_fd, "wb", buffering=0), write_through=True)
+
+
+def _fail(request: Request, code: int, message: str) -> None:
+    if request.state is not RequestState.PENDING:
+        return
+    request._write_result({"jsonrpc": "2.0", "id": request.id, "error": {"code": code, "message": message}})
+    request.state = RequestState.FAILED
+
+
+class _Plugin(Plugin):
+    """pyln's Plugin with Hive's dispatch of RPC methods (see module docstring)."""
+
+    hive: "HivePlugin"
+
+    def _dispatch_request(self, request: Request) -> None:
+        method = self.methods.get(request.method)
+        if method is None or method.mtype is not MethodType.RPCMETHOD or request.method in (
+                "getmanifest", "init", "setconfig"):
+            return super()._dispatch_request(request)
+        try:
+            if isinstance(request.params, list):
+                bound = self._bind_pos(method.func, request.params, request)
+            elif isinstance(request.params, dict):
+                bound = self._bind_kwargs(method.func, dict(request.params), request)
+            else:
+                raise TypeError("parameters must be an array or an object")
+        except TypeError as exc:
+            _fail(request, INVALID_PARAMS, f"{request.method}: {exc}")
+            return
+
+        def run() -> None:
+            try:
+                result = method.func(*bound.args, **bound.kwargs)
+            except HiveError as exc:
+                _fail(request, exc.code, exc.message)
+            except Exception:
+                self.hive.log.exception("%s failed", request.method)
+                _fail(request, INTERNAL_ERROR, f"internal error in {request.method}; see the node's log")
+            else:
+                request.set_result(result)
+
+        try:
+            self.hive.workers.submit(run)
+        except RuntimeError:   # pool shut down: we are stopping
+            _fail(request, INTERNAL_ERROR, f"{self.hive.name} is shutting down")
+
+
+class HivePlugin:
+    """One Hive plugin process.  Create it at import time, register methods, then ``run()``."""
+
+    def __init__(self, name: str, version: str, migrations: Migrations, status_method: str,
+                 option_prefix: str) -> None:
+        self.name = name
+        self.version = version
+        self.migrations = migrations
+        self.status_method = status_method
+        self.option_prefix = option_prefix
+        self.plugin = _Plugin(dynamic=True)
+        self.plugin.hive = self
+        self.log = logging.getLogger(name)
+        self.log.setLevel(logging.DEBUG)         # lightningd's log-level decides what is kept
+        self.workers = Workers(name)
+        self.siblings = SiblingTracker(name, on_change=self._siblings_changed)
+        self.db: Database | None = None
+        self.db_path: Path | None = None
+        self.lightning_dir: Path | None = None
+        self.node_id: str | None = None
+        self.options: dict[str, Any] = {}
+        self.gate = gating.decide(name, {})
+        self.started_at = time.time()
+        self._init_hooks: list[Callable[[], None]] = []
+        self._gate_hooks: list[Callable[[gating.Gate], None]] = []
+        self._status_hooks: list[Callable[[], dict[str, Any]]] = []
+        self._stop_hooks: list[Callable[[], None]] = []
+        self._gate_lock = threading.Lock()
+        self._announced = False
+        self.add_option("db-path", "", "Path of this plugin's SQLite database (default: <lightning-dir>/"
+                        f"{name}.sqlite3)")
+        for topic in contracts.topics_emitted_by(name):
+            self.plugin.add_notification_topic(topic)
+        self.plugin.add_subscription("plugin_started", self._on_plugin_started)
+        self.plugin.add_subscription("plugin_stopped", self._on_plugin_stopped)
+        self.plugin.add_subscription("shutdown", self._on_shutdown)
+        self.plugin.init()(self._init)
+        self.method(status_method, "Version, database, detected siblings and gated features.")(self._status)
+
+    # ---- registration -----------------------------------------------------------------------------
+    def add_option(self, suffix: str, default: Any, description: str, opt_type: str = "string",
+                   multi: bool = False) -> str:
+        name = f"{self.option_prefix}-{suffix}"
+        if opt_type == "flag":
+            self.plugin.add_flag_option(name, description)
+        else:
+            self.plugin.add_option(name, default, description, opt_type=opt_type, multi=multi)
+        return name
+
+    def method(self, name: str, description: str | None = None) -> Callable[[Callable], Callable]:
+        def register(fn: Callable) -> Callable:
+            self.plugin.add_method(name, fn, background=False, description=description or fn.__doc__)
+            return fn
+        return register
+
+    def on_init(self, fn: Callable[[], None]) -> Callable[[], None]:
+        self._init_hooks.append(fn)
+        return fn
+
+    def on_gate_change(self, fn: Callable[[gating.Gate], None]) -> Callable[[gating.Gate], None]:
+        self._gate_hooks.append(fn)
+        return fn
+
+    def status_extra(self, fn: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
+        self._status_hooks.append(fn)
+        return fn
+
+    def on_stop(self, fn: Callable[[], None]) -> Callable[[], None]:
+        self._stop_hooks.append(fn)
+        return fn
+
+    def option(self, suffix: str) -> Any:
+        return self.options.get(f"{self.option_prefix}-{suffix}")
+
+    @property
+    def rpc(self) -> Any:
+        return self.plugin.rpc
+
+    # ---- lifecycle --------------------------------------------------------------------------------
+    def _init(self, options: dict[str, Any], configuration: dict[str, Any], plugin: Plugin, **kwargs: Any) -> Any:
+        self.options = dict(options)
+        self.lightning_dir = Path(configuration["lightning-dir"])
+        configured = self.option("db-path")
+        self.db_path = Path(configured) if configured else self.lightning_dir / f"{self.name}.sqlite3"
+        try:
+            self.db = Database.open(self.db_path, plugin=self.name, migrations=self.migrations)
+        except HiveError as exc:
+            return {"disable": f"{self.name}: cannot open {self.db_path}: {exc.message}"}
+        self.gate = gating.decide(self.name, {}, self.options)   # announced once siblings are known
+        for hook in self._init_hooks:
+            hook()
+        self.workers.spawn(self._after_init, "after-init")
+        self.log.info("%s %s started (database %s, schema version %d)", self.name, self.version, self.db_path,
+                      self.db.schema_version)
+        return None
+
+    def _after_init(self) -> None:
+        """Runs once our init has returned: learn the node id, then look for siblings a few times."""
+        while not self.workers.stopping.is_set() and self.node_id is None:
+            try:
+                self.node_id = self.rpc.call("getinfo")["id"]
+            except Exception as exc:
+                self.log.warning("getinfo failed, retrying: %s", exc)
+                self.workers.stopping.wait(1.0)
+        self.siblings.refresh(self.rpc)
+        self._recompute_gate(initial=True)
+        self.workers.after(RECHECK_DELAYS, lambda: self.siblings.refresh(self.rpc) and False, "sibling-recheck")
+
+    def _on_plugin_started(self, plugin: Plugin, plugin_started: dict[str, Any] | None = None, **kw: Any) -> None:
+        self.siblings.on_plugin_started(plugin_started or {})
+
+    def _on_plugin_stopped(self, plugin: Plugin, plugin_stopped: dict[str, Any] | None = None, **kw: Any) -> None:
+        self.siblings.on_plugin_stopped(plugin_stopped or {})
+
+    def _siblings_changed(self, snapshot: dict[str, Any]) -> None:
+        self._recompute_gate()
+
+    def _recompute_gate(self, initial: bool = False) -> None:
+        with self._gate_lock:
+            active = {n: i.active for n, i in self.siblings.snapshot().items()}
+            new = gating.decide(self.name, active, self.options)
+            old, self.gate = self.gate, new
+            if not initial and not self._announced:
+                return                              # the first announcement comes after the first look
+            self._announced = True
+        if initial or new != old:
+            on = sorted(k for k, v in new.features.items() if v.enabled)
+            self.log.info("siblings %s; features on: %s", {k: v for k, v in active.items()}, ", ".join(on))
+            for warning in new.warnings:
+                if initial or warning not in old.warnings:
+                    self.log.warning(warning)
+        if not initial and new != old:
+            for hook in self._gate_hooks:
+                try:
+                    hook(new)
+                except Exception:
+                    self.log.exception("gate change handler failed")
+
+    def _on_shutdown(self, plugin: Plugin, **kwargs: Any) -> None:
+        self.stop()
+        raise SystemExit(0)
+
+    def stop(self) -> None:
+        for hook in self._stop_hooks:
+            try:
+                hook()
+            except Exception:
+                self.log.exception("stop handler failed")
+        self.workers.stop()
+        if self.db:
+            self.db.close()
+            self.db = None
+
+    def run(self) -> None:
+        self.plugin.stdout = protect_stdout()
+        try:
+            self.plugin.run()
+        finally:
+            if not self.workers.stopping.is_set():
+                self.stop()
+
+    # ---- status -----------------------------------------------------------------------------------
+    def _status(self) -> dict[str, Any]:
+        """Version, database, detected siblings and gated features."""
+        gate = self.gate
+        result: dict[str, Any] = {
+            "plugin": self.name, "version": self.version, "node_id": self.node_id,
+            "db_path": str(self.db_path), "schema_version": self.db.schema_version if self.db else 0,
+            "mode": gate.mode, "warnings": list(gate.warnings), "siblings": self.siblings.as_dict(),
+            "features": {k: v.as_dict() for k, v in sorted(gate.features.items())},
+            "contracts": contracts.provided_by(self.name),
+        }
+        for hook in self._status_hooks:
+            result.update(hook())
+        return result
+
+
+def main_for(hive: HivePlugin) -> Callable[[], None]:
+    def main() -> None:
+        if os.environ.get("LIGHTNINGD_PLUGIN") != "1":
+            sys.stderr.write(f"{hive.name} {hive.version}: a Core Lightning plugin. Load it with "
+                             f"'plugin=/path/to/{hive.name}' in your lightningd config.\n")
+            hive.plugin.print_usage()
+            return
+        hive.run()
+    return main

@@ -1,1 +1,3 @@
-"""cl_hive_archon."""
+"""cl-hive-archon: a Core Lightning plugin of the Hive fleet."""
+
+__version__ = "0.1.0"

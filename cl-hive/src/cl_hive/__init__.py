@@ -1,1 +1,3 @@
-"""cl_hive."""
+"""cl-hive: a Core Lightning plugin of the Hive fleet."""
+
+__version__ = "0.1.0"

@@ -138,3 +138,16 @@ def test_notification_payload_reads_both_wire_forms():
     assert contracts.notification_payload("hive_member_changed", flat).tier == "member"
     with pytest.raises(contracts.ContractError):
         contracts.notification_payload("hive_member_changed", {**payload, "tier": "king"})
+
+
+def test_slow_sibling_is_a_timeout_error_not_a_hang():
+    import threading
+    release = threading.Event()
+
+    class Slow:
+        def call(self, method, params):
+            release.wait(5)
+            return {"node_id": NODE, "tier": "member", "verified": True}
+    with pytest.raises(contracts.SiblingUnavailable, match="did not answer within 0.2s"):
+        contracts.call(Slow(), "hive-archon-credential-tier", timeout=0.2, node_id=NODE)
+    release.set()

@@ -116,6 +116,7 @@ class HivePlugin:
         self._stop_hooks: list[Callable[[], None]] = []
         self._gate_lock = threading.Lock()
         self._announced = False
+        self.implemented: set[str] = set()   # features whose code exists in this version (see implements())
         self.add_option("db-path", "", "Path of this plugin's SQLite database (default: <lightning-dir>/"
                         f"{name}.sqlite3)")
         for topic in contracts.topics_emitted_by(name):
@@ -141,6 +142,14 @@ class HivePlugin:
             self.plugin.add_method(name, fn, background=False, description=description or fn.__doc__)
             return fn
         return register
+
+    def implements(self, *features: str) -> None:
+        """Declare features this version really implements; the status marks the others as not implemented,
+        so an operator never mistakes "allowed by this stack" for "working"."""
+        unknown = set(features) - set(gating.decide(self.name, {}).features)
+        if unknown:
+            raise ValueError(f"unknown features {sorted(unknown)} for {self.name}")
+        self.implemented.update(features)
 
     def on_init(self, fn: Callable[[], None]) -> Callable[[], None]:
         self._init_hooks.append(fn)
@@ -256,7 +265,8 @@ class HivePlugin:
             "plugin": self.name, "version": self.version, "node_id": self.node_id,
             "db_path": str(self.db_path), "schema_version": self.db.schema_version if self.db else 0,
             "mode": gate.mode, "warnings": list(gate.warnings), "siblings": self.siblings.as_dict(),
-            "features": {k: v.as_dict() for k, v in sorted(gate.features.items())},
+            "features": {k: {**v.as_dict(), "implemented": k in self.implemented}
+                         for k, v in sorted(gate.features.items())},
             "contracts": contracts.provided_by(self.name),
         }
         for hook in self._status_hooks:

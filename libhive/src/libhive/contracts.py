@@ -15,6 +15,7 @@ Rules of the road:
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -50,8 +51,9 @@ class SiblingView(Model):
 
 
 class FeatureView(Model):
-    enabled: bool
+    enabled: bool          # allowed by the siblings present and the options
     reason: str
+    implemented: bool      # the code for it exists in this version
 
 
 class StatusResult(Model):
@@ -228,20 +230,48 @@ def check_request(method: str, params: dict[str, Any]) -> Model:
     return _validate(contract.params, params, f"{method} params")
 
 
-def call(rpc: Any, method: str, timeout_note: str = "", **params: Any) -> Model:
-    """Consumer side: validate, call the sibling through lightningd, validate the answer."""
+DEFAULT_TIMEOUT = 30.0
+
+
+def _call_with_timeout(rpc: Any, method: str, request: dict[str, Any], timeout: float) -> Any:
+    """pyln's LightningRpc has no timeout; wait for the call on a daemon thread so a slow sibling is an error
+    to our caller instead of a hang.  The thread finishes by itself when the sibling answers or lightningd
+    reports it dead."""
+    outcome: dict[str, Any] = {}
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            outcome["result"] = rpc.call(method, request)
+        except BaseException as exc:  # handed to the waiting caller
+            outcome["error"] = exc
+        done.set()
+
+    threading.Thread(target=run, name=f"contract-{method}", daemon=True).start()
+    if not done.wait(timeout):
+        raise SiblingUnavailable(f"{method} did not answer within {timeout:g}s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]
+
+
+def call(rpc: Any, method: str, *, timeout: float = DEFAULT_TIMEOUT, **params: Any) -> Model:
+    """Consumer side: validate, call the sibling through lightningd (from a worker thread, never from pyln's
+    I/O thread), validate the answer.  Raises ContractError or SiblingUnavailable."""
     contract = RPC_CONTRACTS[method]
     request = _validate(contract.params, params, f"{method} params").model_dump(mode="json")
     request["contract_version"] = contract.version
     try:
-        result = rpc.call(method, request)
+        result = _call_with_timeout(rpc, method, request, timeout)
+    except SiblingUnavailable:
+        raise
     except Exception as exc:
         error = getattr(exc, "error", None)
         if isinstance(error, dict) and error.get("code") == -32601:
             raise SiblingUnavailable(f"{contract.provider} does not provide {method} (not loaded?)") from None
         if isinstance(error, dict):
             raise SiblingUnavailable(f"{method} failed: {error.get('message')} (code {error.get('code')})") from None
-        raise SiblingUnavailable(f"{method} failed: {exc}{timeout_note}") from None
+        raise SiblingUnavailable(f"{method} failed: {exc}") from None
     return _validate(contract.result, result, f"{method} result")
 
 

@@ -1,0 +1,222 @@
+"""lightningd's own RPC methods that the devnet serves itself (the ledger serves wallet/channel/payment ones).
+
+Each entry: method name -> (parameter names in lightningd's positional order, handler).  Results and errors
+follow shared/reference/cln-transcripts/rpc.json.
+"""
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
+
+from .errors import INVALID_PARAMS, INVALID_REQUEST, LIGHTNINGD, METHOD_NOT_FOUND, RpcError
+from .hsm import recover_zbase
+
+if TYPE_CHECKING:
+    from .node import Node
+
+NODE_ID_RE = re.compile(r"^0[23][0-9a-f]{64}$")
+HEX_RE = re.compile(r"^(?:[0-9a-fA-F]{2})*$")
+BUILTINS: dict[str, tuple[tuple[str, ...] | None, Callable[..., Awaitable[Any]]]] = {}
+
+# BOLT message types lightningd manages itself; sendcustommsg refuses them.
+INTERNAL_TYPES = {1, 2, 3, 16, 17, 18, 19, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 64, 65, 66, 67, 68,
+                  69, 70, 71, 72, 73, 74, 128, 130, 131, 132, 133, 134, 135, 136, 256, 257, 258, 259, 261, 262, 263,
+                  264, 265, 513, 7}
+
+
+def builtin(name: str, params: tuple[str, ...] | None):
+    def register(fn):
+        BUILTINS[name] = (params, fn)
+        return fn
+    return register
+
+
+def need(params: dict[str, Any], name: str) -> Any:
+    if params.get(name) is None:
+        raise RpcError(INVALID_PARAMS, f"missing required parameter: {name}")
+    return params[name]
+
+
+def node_id_param(params: dict[str, Any], name: str) -> str:
+    value = need(params, name)
+    if not isinstance(value, str) or not NODE_ID_RE.match(value):
+        raise RpcError(INVALID_PARAMS, f"{name}: should be a node id: invalid token '\"{value}\"'")
+    return value
+
+
+@builtin("getinfo", ())
+async def getinfo(node: Node, params: dict[str, Any], rid: str | None) -> dict[str, Any]:
+    active, pending, inactive = node.network.ledger.channel_counts(node.node_id)
+    return {"id": node.node_id, "alias": node.name, "color": node.node_id[2:8],
+            "num_peers": len(node.network.peers_of(node.node_id)), "num_pending_channels": pending,
+            "num_active_channels": active, "num_inactive_channels": inactive, "address": [],
+            "binding": [{"type": "ipv4", "address": "127.0.0.1", "port": node.port}], "version": "v26.06.6",
+            "blockheight": node.network.ledger.block_height, "network": node.network.chain,
+            "fees_collected_msat": node.network.ledger.fees_collected_msat(node.node_id),
+            "lightning-dir": str(node.network_dir),
+            "our_features": {k: v for k, v in node.init_configuration(True)["feature_set"].items() if k != "bolt12_offer"}}
+
+
+@builtin("connect", ("id", "host", "port"))
+async def connect(node: Node, params: dict[str, Any], rid: str | None) -> dict[str, Any]:
+    target = need(params, "id")
+    if isinstance(target, str) and "@" in target:
+        target = target.split("@", 1)[0]
+    if not isinstance(target, str) or not NODE_ID_RE.match(target):
+        raise RpcError(INVALID_PARAMS, f"id: should be a node id: invalid token '\"{target}\"'")
+    return await node.network.connect(node, target, rid)
+
+
+@builtin("disconnect", ("id", "force"))
+async def disconnect(node: Node, params: dict[str, Any], rid: str | None) -> dict[str, Any]:
+    peer = node_id_param(params, "id")
+    if peer not in node.network.peers_of(node.node_id):
+        raise RpcError(LIGHTNINGD, "Peer not connected")
+    await node.network.disconnect(node.node_id, peer)
+    return {}
+
+
+@builtin("listpeers", ("id", "level"))
+async def listpeers(node: Node, params: dict[str, Any], rid: str | None) -> dict[str, Any]:
+    net = node.network
+    wanted = params.get("id")
+    connected = net.peers_of(node.node_id)
+    with_channels: dict[str, int] = {}
+    for ch in net.ledger.call(node.node_id, "listpeerchannels", {})["channels"]:
+        with_channels[ch["peer_id"]] = with_channels.get(ch["peer_id"], 0) + 1
+    peers = []
+    for pid in sorted(set(connected) | set(with_channels)):
+        if wanted and pid != wanted:
+            continue
+        entry: dict[str, Any] = {"id": pid, "connected": pid in connected, "num_channels": with_channels.get(pid, 0)}
+        if pid in connected:
+            entry["netaddr"] = [f"127.0.0.1:{net.node_by_id(pid).port}"]
+            entry["features"] = node.init_configuration(True)["feature_set"]["init"]
+        peers.append(entry)
+    return {"peers": peers}
+
+
+@builtin("sendcustommsg", ("node_id", "msg"))
+async def sendcustommsg(node: Node, params: dict[str, Any], rid: str | None) -> dict[str, Any]:
+    peer = node_id_param(params, "node_id")
+    msg = need(params, "msg")
+    if not isinstance(msg, str) or not HEX_RE.match(msg):
+        raise RpcError(INVALID_PARAMS, f"msg: should be a hex value: invalid token '\"{msg}\"'")
+    raw = bytes.fromhex(msg)
+    if len(raw) < 2:
+        raise RpcError(INVALID_PARAMS, "msg: should be at least 2 bytes (the message type)")
+    if len(raw) > 65535:
+        raise RpcError(INVALID_PARAMS, "msg: message too long (at most 65535 bytes)")
+    mtype = int.from_bytes(raw[:2], "big")
+    if mtype in INTERNAL_TYPES:
+        raise RpcError(INVALID_REQUEST, f"Cannot send messages of type {mtype}. It is not possible to send "
+                       "messages that have a type managed internally since that might cause issues with the "
+                       "internal state tracking.")
+    if node.network.node_by_id(peer) is None:
+        raise RpcError(INVALID_PARAMS, f"node_id: should be a node id: invalid token '\"{peer}\"'")
+    if peer not in node.network.peers_of(node.node_id):
+        raise RpcError(INVALID_REQUEST, f"Peer is not connected: {peer}")
+    node.network.send_custommsg(node.node_id, peer, raw)
+    return {"status": "Message sent to connectd for delivery"}
+
+
+@builtin("signmessage", ("message",))
+async def signmessage(node: Node, params: dict[str, Any], rid: str | None) -> dict[str, Any]:
+    message = need(params, "message")
+    if not isinstance(message, str):
+        raise RpcError(INVALID_PARAMS, "message: should be a string")
+    return node.hsm.signmessage(message)
+
+
+@builtin("checkmessage", ("message", "zbase", "pubkey"))
+async def checkmessage(node: Node, params: dict[str, Any], rid: str | None) -> dict[str, Any]:
+    message, zbase = need(params, "message"), need(params, "zbase")
+    if not isinstance(message, str) or not isinstance(zbase, str):
+        raise RpcError(INVALID_PARAMS, "message and zbase should be strings")
+    recovered = recover_zbase(message, zbase)
+    if params.get("pubkey") is not None:
+        expected = node_id_param(params, "pubkey")
+        return {"pubkey": recovered, "verified": recovered == expected}
+    known = node.network.ledger.call(node.node_id, "listnodes", {"id": recovered})["nodes"]
+    if not known:
+        raise RpcError(1301, "pubkey not found in the graph", {"claimed_key": recovered})
+    return {"pubkey": recovered, "verified": True}
+
+
+@builtin("makesecret", ("hex", "string"))
+async def makesecret(node: Node, params: dict[str, Any], rid: str | None) -> dict[str, Any]:
+    if (params.get("hex") is None) == (params.get("string") is None):
+        raise RpcError(INVALID_PARAMS, "Must have either hex or string")
+    if params.get("hex") is not None:
+        if not isinstance(params["hex"], str) or not HEX_RE.match(params["hex"]):
+            raise RpcError(INVALID_PARAMS, "hex: should be a hex value")
+        data = bytes.fromhex(params["hex"])
+    else:
+        data = str(params["string"]).encode()
+    return {"secret": node.hsm.makesecret(data)}
+
+
+@builtin("plugin", None)
+async def plugin(node: Node, params: dict[str, Any], rid: str | None) -> dict[str, Any]:
+    sub = params.pop("subcommand", params.pop("0", None))
+    target = params.pop("plugin", params.pop("1", None))
+    if sub == "list":
+        return {"command": "list", "plugins": plugin_list(node)}
+    if sub == "start":
+        if not isinstance(target, str):
+            raise RpcError(INVALID_PARAMS, "missing required parameter: plugin")
+        await node.start_plugin(target, params, rid)
+        return {"command": "start", "plugins": plugin_list(node)}
+    if sub == "stop":
+        if not isinstance(target, str):
+            raise RpcError(INVALID_PARAMS, "missing required parameter: plugin")
+        return {"command": "stop", "result": await node.stop_plugin(target)}
+    raise RpcError(INVALID_PARAMS, f"subcommand: should be one of start, stop, list: invalid token '\"{sub}\"'")
+
+
+def plugin_list(node: Node) -> list[dict[str, Any]]:
+    return [{"name": p.path, "active": p.active, "dynamic": p.dynamic} for p in node.plugins]
+
+
+@builtin("help", ("command",))
+async def help_(node: Node, params: dict[str, Any], rid: str | None) -> dict[str, Any]:
+    entries = [{"command": name, "category": "devnet"} for name in BUILTINS]
+    entries += [{"command": name, "category": "devnet"} for name in node.network.ledger.METHODS]
+    for p in node.active_plugins():
+        for m in p.manifest.get("rpcmethods", []):
+            entries.append({"command": f"{m['name']} {m.get('usage', '')}".strip(), "category": "plugin",
+                            "description": m.get("description", "")})
+    if params.get("command"):
+        wanted = [e for e in entries if e["command"].split(" ")[0] == params["command"]]
+        if not wanted:
+            raise RpcError(METHOD_NOT_FOUND, f"Unknown command {params['command']}")
+        return {"help": wanted}
+    return {"help": entries}
+
+
+@builtin("listconfigs", ("config",))
+async def listconfigs(node: Node, params: dict[str, Any], rid: str | None) -> dict[str, Any]:
+    configs: dict[str, Any] = {"network": {"value_str": node.network.chain, "source": "cmdline"},
+                               "lightning-dir": {"value_str": str(node.root), "source": "cmdline"},
+                               "plugin": {"values_str": [p.path for p in node.plugins], "sources": ["cmdline"]}}
+    for p in node.active_plugins():
+        values = p.init_options()
+        for opt in p.manifest.get("options", []):
+            if opt["name"] not in values:
+                continue
+            v = values[opt["name"]]
+            key = {"int": "value_int", "bool": "value_bool", "flag": "set"}.get(opt.get("type"), "value_str")
+            if opt.get("multi"):
+                key = "values_" + key.split("_")[-1] if key != "set" else key
+            configs[opt["name"]] = {key: v, "source": "cmdline", "plugin": p.path, "dynamic": opt.get("dynamic", False)}
+    if params.get("config"):
+        if params["config"] not in configs:
+            raise RpcError(INVALID_PARAMS, f"Unknown config option {params['config']}")
+        return {"configs": {params["config"]: configs[params["config"]]}}
+    return {"configs": configs}
+
+
+@builtin("stop", ())
+async def stop(node: Node, params: dict[str, Any], rid: str | None) -> str:
+    node.network.schedule_stop(node)
+    return "Shutdown complete"

@@ -1,0 +1,192 @@
+"""Scenario API that runs on the devnet or on real lightningd + bitcoind (pyln-testing).
+
+A test written against ``Fleet`` / ``FleetNode`` uses only things both back ends have: the node's JSON-RPC
+(``node.rpc``, a pyln ``LightningRpc``), its log, ``plugin start/stop``, restarts, connecting peers and opening a
+funded channel.  The devnet back end is always available; the real one needs ``lightningd`` and ``bitcoind`` on
+PATH (the test is skipped with that reason otherwise).
+"""
+from __future__ import annotations
+
+import re
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from pyln.client import LightningRpc
+
+HIVE_PLUGINS = ("cl-hive", "cl-hive-comms", "cl-hive-archon")
+REAL_NODE_SKIP_REASON = "real-node scenarios need lightningd and bitcoind on PATH (not installable here)"
+
+
+def plugin_path(name: str) -> str:
+    """The installed console script of a Hive plugin: what an operator puts on a ``plugin=`` line."""
+    candidate = Path(sys.executable).parent / name
+    found = str(candidate) if candidate.exists() else shutil.which(name)
+    if not found:
+        raise FileNotFoundError(f"{name} is not installed in this environment (run ./dev.sh setup)")
+    return found
+
+
+def real_nodes_available() -> bool:
+    return shutil.which("lightningd") is not None and shutil.which("bitcoind") is not None
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05, what: str = "") -> Any:
+    """Poll until ``predicate()`` is truthy; return its value or raise TimeoutError."""
+    deadline = time.monotonic() + timeout
+    last_exc: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except Exception as exc:  # e.g. a plugin still starting
+            last_exc = exc
+        time.sleep(interval)
+    raise TimeoutError(f"timed out waiting for {what or predicate}" + (f" (last error: {last_exc})" if last_exc else ""))
+
+
+class FleetNode:
+    """One node of a scenario, whatever runs it."""
+
+    name: str
+    node_id: str
+    rpc: LightningRpc
+
+    def plugin_start(self, plugin: str, **options: Any) -> dict[str, Any]:
+        return self.rpc.call("plugin", {"subcommand": "start", "plugin": plugin_path(plugin), **options})
+
+    def plugin_stop(self, plugin: str) -> dict[str, Any]:
+        return self.rpc.call("plugin", {"subcommand": "stop", "plugin": plugin})
+
+    def active_plugins(self) -> set[str]:
+        listed = self.rpc.call("plugin", {"subcommand": "list"})["plugins"]
+        return {Path(p["name"]).name for p in listed if p["active"]}
+
+    def restart(self) -> None:
+        raise NotImplementedError
+
+    def log_lines(self) -> list[str]:
+        raise NotImplementedError
+
+    def log_contains(self, pattern: str) -> str | None:
+        rx = re.compile(pattern)
+        return next((line for line in self.log_lines() if rx.search(line)), None)
+
+
+class Fleet:
+    def add_node(self, name: str, plugins: Iterable[str] = HIVE_PLUGINS,
+                 options: dict[str, Any] | None = None) -> FleetNode:
+        raise NotImplementedError
+
+    def connect(self, a: FleetNode, b: FleetNode) -> None:
+        a.rpc.call("connect", {"id": b.node_id, "host": "127.0.0.1", "port": b.port})  # type: ignore[attr-defined]
+
+    def open_channel(self, a: FleetNode, b: FleetNode, amount_sat: int) -> str:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+# ---- the devnet back end ---------------------------------------------------------------------------
+class DevnetNode(FleetNode):
+    def __init__(self, fleet: DevnetFleet, name: str, plugins: list[tuple[str, dict[str, Any]]]) -> None:
+        self.fleet = fleet
+        self.name = name
+        self._plugins = plugins
+        self._start()
+
+    def _start(self) -> None:
+        self.node = self.fleet.network.add_node(self.name, self._plugins)
+        self.node_id = self.node.node_id
+        self.port = self.node.port
+        self.rpc = LightningRpc(str(self.node.rpc_path))
+        self.lightning_dir = self.node.network_dir
+
+    def restart(self) -> None:
+        self.fleet.network.stop_node(self.node)
+        self._start()
+
+    def stop(self) -> None:
+        self.fleet.network.stop_node(self.node)
+
+    def log_lines(self) -> list[str]:
+        return [line for _, _, line in list(self.node.logs)]
+
+
+class DevnetFleet(Fleet):
+    def __init__(self, base_dir: str | Path | None = None) -> None:
+        from .network import Network
+        self.network = Network(base_dir)
+        self.nodes: dict[str, DevnetNode] = {}
+
+    def add_node(self, name: str, plugins: Iterable[str] = HIVE_PLUGINS,
+                 options: dict[str, Any] | None = None) -> DevnetNode:
+        options = options or {}
+        specs = [(plugin_path(p), {k: v for k, v in options.items() if _option_owner(k) == p}) for p in plugins]
+        node = DevnetNode(self, name, specs)
+        self.nodes[name] = node
+        return node
+
+    def open_channel(self, a: FleetNode, b: FleetNode, amount_sat: int) -> str:
+        self.network.ledger.fund_wallet(a.node_id, amount_sat + 100_000)
+        result = a.rpc.call("fundchannel", {"id": b.node_id, "amount": amount_sat})
+        scid = wait_for(lambda: next((c.get("short_channel_id") for c in
+                                      a.rpc.call("listpeerchannels", {"id": b.node_id})["channels"]
+                                      if c.get("state") == "CHANNELD_NORMAL"), None), what="channel normal")
+        return scid or result.get("channel_id")
+
+    def close(self) -> None:
+        self.network.close()
+
+
+def _option_owner(option: str) -> str:
+    if option.startswith("hive-comms-"):
+        return "cl-hive-comms"
+    if option.startswith("hive-archon-"):
+        return "cl-hive-archon"
+    return "cl-hive"
+
+
+# ---- the real lightningd back end (pyln-testing) -------------------------------------------------
+class RealNode(FleetNode):
+    def __init__(self, fleet: RealFleet, name: str, ln: Any) -> None:
+        self.fleet, self.name, self.ln = fleet, name, ln
+        self.node_id = ln.info["id"]
+        self.port = ln.port
+        self.rpc = ln.rpc
+        self.lightning_dir = Path(ln.daemon.lightning_dir) / "regtest"
+
+    def restart(self) -> None:
+        self.ln.restart()
+
+    def stop(self) -> None:
+        self.ln.stop()
+
+    def log_lines(self) -> list[str]:
+        return list(self.ln.daemon.logs)
+
+
+class RealFleet(Fleet):
+    """Wraps pyln-testing's ``node_factory`` fixture."""
+
+    def __init__(self, node_factory: Any, bitcoind: Any) -> None:
+        self.node_factory, self.bitcoind = node_factory, bitcoind
+
+    def add_node(self, name: str, plugins: Iterable[str] = HIVE_PLUGINS,
+                 options: dict[str, Any] | None = None) -> RealNode:
+        opts: dict[str, Any] = {"plugin": [plugin_path(p) for p in plugins], "alias": name}
+        opts.update(options or {})
+        return RealNode(self, name, self.node_factory.get_node(options=opts))
+
+    def open_channel(self, a: FleetNode, b: FleetNode, amount_sat: int) -> str:
+        a_ln, b_ln = a.ln, b.ln  # type: ignore[attr-defined]
+        a_ln.fundwallet(amount_sat + 100_000)
+        scid, _ = a_ln.fundchannel(b_ln, amount_sat)
+        return scid
+
+    def close(self) -> None:  # node_factory tears itself down
+        pass

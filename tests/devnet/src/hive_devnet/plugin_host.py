@@ -1,0 +1,302 @@
+"""One plugin subprocess, driven over stdio exactly as lightningd drives it.
+
+lightningd starts the plugin with cwd = ``<lightning-dir>/<network>`` and ``LIGHTNINGD_PLUGIN=1``, sends
+``getmanifest``, later ``init``, then method calls, hook calls and notifications as compact JSON frames
+separated by a blank line.  The plugin answers with result/error frames and emits ``log`` and custom
+notifications.  A plugin that exits or breaks the protocol is killed and reported; the node keeps running.
+"""
+from __future__ import annotations
+
+import asyncio
+import enum
+import itertools
+import os
+import signal
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import RpcError
+from .jsonstream import FrameError, JsonStream, frame
+
+if TYPE_CHECKING:
+    from .node import Node
+
+PLUGIN_TERMINATED = -4      # lightningd: "Plugin terminated before replying to RPC call."
+LIGHTNINGD_VERSION = "v26.06.6"
+STARTUP_TIMEOUT = 60.0      # lightningd's getmanifest and init timeouts
+SHUTDOWN_GRACE = 30.0       # a plugin subscribed to "shutdown" gets this long to exit by itself
+OPTION_TYPES = {"string", "int", "bool", "flag", "string-conceal"}
+
+
+class State(enum.Enum):
+    SPAWNED = "spawned"
+    AWAITING_INIT = "awaiting_init"
+    INIT_COMPLETE = "init_complete"
+    DEAD = "dead"
+
+
+class PluginFailed(Exception):
+    """The plugin broke the protocol, timed out or exited; the message says which."""
+
+
+class PluginProcess:
+    def __init__(self, node: Node, path: str, options: dict[str, Any], startup: bool) -> None:
+        self.node = node
+        self.path = str(Path(path).resolve())
+        self.name = os.path.basename(self.path)
+        self.given_options = dict(options)
+        self.startup = startup
+        self.state = State.SPAWNED
+        self.manifest: dict[str, Any] = {}
+        self.proc: asyncio.subprocess.Process | None = None
+        self.pid: int | None = None
+        self.spawned_at = 0.0
+        self.init_done_at: float | None = None
+        self._pending: dict[str, asyncio.Future] = {}
+        self._ids = itertools.count(1)
+        self._reader_task: asyncio.Task | None = None
+        self._exited = asyncio.Event()
+
+    # ---- manifest-derived views -------------------------------------------------------------------
+    @property
+    def methods(self) -> list[str]:
+        return [m["name"] for m in self.manifest.get("rpcmethods", [])]
+
+    @property
+    def subscriptions(self) -> list[str]:
+        return list(self.manifest.get("subscriptions", []))
+
+    @property
+    def topics(self) -> set[str]:
+        return {n["method"] for n in self.manifest.get("notifications", [])}
+
+    @property
+    def hooks(self) -> list[dict[str, Any]]:
+        return list(self.manifest.get("hooks", []))
+
+    @property
+    def dynamic(self) -> bool:
+        return bool(self.manifest.get("dynamic", True))
+
+    @property
+    def active(self) -> bool:
+        return self.state is State.INIT_COMPLETE
+
+    def subscribed(self, topic: str) -> bool:
+        subs = self.manifest.get("subscriptions", [])
+        return topic in subs or "*" in subs
+
+    # ---- process lifecycle ------------------------------------------------------------------------
+    async def spawn(self) -> None:
+        env = dict(os.environ)
+        env.update({"LIGHTNINGD_PLUGIN": "1", "LIGHTNINGD_VERSION": LIGHTNINGD_VERSION})
+        stderr = open(self.node.network_dir / f"{self.name}.stderr", "ab")
+        try:
+            self.proc = await asyncio.create_subprocess_exec(
+                self.path, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=stderr,
+                cwd=self.node.network_dir, env=env, start_new_session=True, limit=2**26)
+        except OSError as exc:
+            raise PluginFailed(f"{self.path}: {exc.strerror or exc}") from exc
+        finally:
+            stderr.close()
+        self.pid = self.proc.pid
+        self.spawned_at = time.monotonic()
+        self._reader_task = asyncio.create_task(self._read_loop(), name=f"{self.node.name}:{self.name}:stdout")
+
+    async def _read_loop(self) -> None:
+        assert self.proc and self.proc.stdout
+        stream = JsonStream()
+        reason = "exited"
+        try:
+            while True:
+                chunk = await self.proc.stdout.read(65536)
+                if not chunk:
+                    break
+                for msg in stream.feed(chunk):
+                    self._on_frame(msg)
+        except FrameError as exc:
+            reason = f"sent a malformed frame ({exc})"
+        except Exception as exc:  # pragma: no cover - defensive: never let the reader die silently
+            reason = f"reader failed: {exc!r}"
+        await self._on_exit(reason)
+
+    def _on_frame(self, msg: Any) -> None:
+        if not isinstance(msg, dict):
+            return
+        if "id" in msg and ("result" in msg or "error" in msg) and "method" not in msg:
+            fut = self._pending.pop(str(msg["id"]), None)
+            if fut and not fut.done():
+                fut.set_result(msg)
+            return
+        method = msg.get("method")
+        params = msg.get("params", {})
+        if not isinstance(method, str):
+            return
+        if method == "log":
+            p = params if isinstance(params, dict) else {}
+            self.node.log(p.get("level", "info"), f"plugin-{self.name}: {p.get('message', '')}")
+        elif method in ("message", "progress"):
+            pass                                   # per-request progress for the RPC caller: not relayed
+        elif method in self.topics:
+            self.node.deliver_custom_notification(self, method, params)
+        else:
+            self.node.log("unusual", f"plugin-{self.name}: topic '{method}' is not a known notification topic"
+                          " (hasn't declared in its manifest)")
+
+    async def _on_exit(self, reason: str) -> None:
+        was_active = self.state is State.INIT_COMPLETE
+        self.state = State.DEAD
+        for fut in self._pending.values():
+            if not fut.done():
+                fut.set_exception(PluginFailed(f"{self.name} {reason}"))
+        self._pending.clear()
+        if self.proc and self.proc.returncode is None:
+            self._kill()
+        if self.proc:
+            try:
+                await asyncio.wait_for(self.proc.wait(), 5)
+            except asyncio.TimeoutError:  # pragma: no cover
+                pass
+        self._exited.set()
+        self.node.on_plugin_exit(self, reason, was_active)
+
+    def _kill(self) -> None:
+        if self.proc and self.proc.returncode is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    async def kill(self, reason: str) -> None:
+        self.node.log("info", f"plugin-{self.name}: Killing plugin: {reason}")
+        self._kill()
+        await self.wait_exit()
+
+    async def wait_exit(self, timeout: float | None = None) -> bool:
+        try:
+            await asyncio.wait_for(self._exited.wait(), timeout)
+            return True
+        except asyncio.TimeoutError:
+            return False
+
+    async def shutdown(self, grace: float = SHUTDOWN_GRACE) -> None:
+        """lightningd's order: the 'shutdown' notification if subscribed, up to ``grace`` s to exit, then kill."""
+        if self.state is State.DEAD:
+            return
+        if self.subscribed("shutdown") and self.state is State.INIT_COMPLETE:
+            self.send_notification("shutdown", {"shutdown": {}})
+            if await self.wait_exit(grace):
+                return
+        await self.kill("shut down")
+
+    # ---- frames to the plugin ---------------------------------------------------------------------
+    def _write(self, obj: dict[str, Any]) -> None:
+        if self.state is State.DEAD or not self.proc or not self.proc.stdin or self.proc.stdin.is_closing():
+            return
+        try:
+            self.proc.stdin.write(frame(obj))
+        except (BrokenPipeError, ConnectionResetError):  # the reader notices the exit
+            pass
+
+    def next_id(self, method: str, prefix: str | None = None) -> str:
+        own = f"cln:{method}#{self.node.next_request_number()}"
+        return f"{prefix}/{own}" if prefix else own
+
+    async def request(self, method: str, params: Any, *, prefix: str | None = None,
+                      timeout: float | None = None) -> dict[str, Any]:
+        """Send a request and wait for the plugin's response frame (with 'result' or 'error')."""
+        if self.state is State.DEAD:
+            raise PluginFailed(f"{self.name} is not running")
+        rid = self.next_id(method, prefix)
+        fut: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._pending[rid] = fut
+        self._write({"jsonrpc": "2.0", "id": rid, "method": method, "params": params})
+        try:
+            return await asyncio.wait_for(fut, timeout)
+        finally:
+            self._pending.pop(rid, None)
+
+    def send_notification(self, method: str, params: Any, origin: str | None = None) -> None:
+        msg: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
+        if origin is not None:
+            msg["origin"] = origin
+        msg["params"] = params
+        self._write(msg)
+
+    # ---- startup ----------------------------------------------------------------------------------
+    async def getmanifest(self, prefix: str | None = None) -> None:
+        try:
+            resp = await self.request("getmanifest", {"allow-deprecated-apis": False}, prefix=prefix,
+                                      timeout=STARTUP_TIMEOUT)
+        except asyncio.TimeoutError as exc:
+            raise PluginFailed(f"{self.name}: timed out answering getmanifest") from exc
+        if "error" in resp or not isinstance(resp.get("result"), dict):
+            raise PluginFailed(f"{self.name}: bad getmanifest response: {resp.get('error')}")
+        manifest = resp["result"]
+        if manifest.get("disable"):
+            raise PluginFailed(f"{self.name}: disabled itself: {manifest['disable']}")
+        for opt in manifest.get("options", []):
+            if opt.get("type") not in OPTION_TYPES:
+                raise PluginFailed(f"{self.name}: option {opt.get('name')} has unknown type {opt.get('type')}")
+        self.manifest = manifest
+        self.state = State.AWAITING_INIT
+
+    def init_options(self) -> dict[str, Any]:
+        """Typed option values as lightningd puts them in init: unset options without default are omitted."""
+        specs = {o["name"]: o for o in self.manifest.get("options", [])}
+        unknown = set(self.given_options) - set(specs)
+        if unknown:
+            raise RpcError(-32602, f"unknown option(s) for {self.name}: {', '.join(sorted(unknown))}")
+        out: dict[str, Any] = {}
+        for name, spec in specs.items():
+            if name in self.given_options:
+                out[name] = coerce_option(spec, self.given_options[name])
+            elif "default" in spec and spec.get("type") != "flag" and spec["default"] is not None:
+                out[name] = spec["default"] if not spec.get("multi") else spec["default"]
+        return out
+
+    async def init(self) -> None:
+        params = {"options": self.init_options(), "configuration": self.node.init_configuration(self.startup)}
+        try:
+            resp = await self.request("init", params, timeout=STARTUP_TIMEOUT)
+        except asyncio.TimeoutError as exc:
+            raise PluginFailed(f"{self.name}: timed out answering init") from exc
+        if "error" in resp:
+            raise PluginFailed(f"{self.name}: init failed: {resp['error']}")
+        result = resp.get("result")
+        if isinstance(result, dict) and result.get("disable"):
+            raise PluginFailed(f"{self.name}: disabled itself: {result['disable']}")
+        self.state = State.INIT_COMPLETE
+        self.init_done_at = time.monotonic()
+
+
+def coerce_option(spec: dict[str, Any], value: Any) -> Any:
+    """Type-check an option value the way lightningd's option parser does."""
+    name, kind = spec["name"], spec.get("type", "string")
+    values = value if isinstance(value, list) else [value]
+    if len(values) > 1 and not spec.get("multi"):
+        raise RpcError(-32602, f"{name}: option given more than once")
+    out = []
+    for v in values:
+        if kind == "int":
+            try:
+                out.append(int(v, 10) if isinstance(v, str) else int(v))
+            except (TypeError, ValueError) as exc:
+                raise RpcError(-32602, f"{name}: '{v}' is not a number") from exc
+            if isinstance(v, bool):
+                raise RpcError(-32602, f"{name}: '{v}' is not a number")
+        elif kind == "bool":
+            if isinstance(v, bool):
+                out.append(v)
+            elif str(v).lower() in ("true", "1", "yes"):
+                out.append(True)
+            elif str(v).lower() in ("false", "0", "no"):
+                out.append(False)
+            else:
+                raise RpcError(-32602, f"{name}: '{v}' is not a bool")
+        elif kind == "flag":
+            out.append(True)
+        else:
+            out.append(str(v))
+    return out if spec.get("multi") else out[0]

@@ -17,7 +17,7 @@ bootstrap_uv() {
 setup() {
     bootstrap_uv
     echo "==> syncing the workspace (.venv/) from uv.lock" >&2
-    .tools/bin/uv sync --locked --quiet
+    .tools/bin/uv sync --locked --quiet --compile-bytecode
 }
 
 cmd="${1:-test}"; shift || true

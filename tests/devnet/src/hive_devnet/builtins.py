@@ -8,6 +8,8 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
+import coincurve
+
 from .errors import INVALID_PARAMS, INVALID_REQUEST, LIGHTNINGD, METHOD_NOT_FOUND, RpcError
 from .hsm import recover_zbase
 
@@ -18,10 +20,20 @@ NODE_ID_RE = re.compile(r"^0[23][0-9a-f]{64}$")
 HEX_RE = re.compile(r"^(?:[0-9a-fA-F]{2})*$")
 BUILTINS: dict[str, tuple[tuple[str, ...] | None, Callable[..., Awaitable[Any]]]] = {}
 
-# BOLT message types lightningd manages itself; sendcustommsg refuses them.
-INTERNAL_TYPES = {1, 2, 3, 16, 17, 18, 19, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 64, 65, 66, 67, 68,
-                  69, 70, 71, 72, 73, 74, 128, 130, 131, 132, 133, 134, 135, 136, 256, 257, 258, 259, 261, 262, 263,
-                  264, 265, 513, 7}
+# BOLT message types lightningd manages itself (wire/peer_wire.csv); sendcustommsg refuses them, except
+# peer_storage (7) and peer_storage_retrieval (9), which plugins handle.
+INTERNAL_TYPES = {
+    0: "protocol_batch_element", 1: "warning", 2: "stfu", 16: "init", 17: "error", 18: "ping", 19: "pong",
+    32: "open_channel", 33: "accept_channel", 34: "funding_created", 35: "funding_signed", 36: "channel_ready",
+    38: "shutdown", 39: "closing_signed", 40: "closing_complete", 41: "closing_sig", 64: "open_channel2",
+    65: "accept_channel2", 66: "tx_add_input", 67: "tx_add_output", 68: "tx_remove_input", 69: "tx_remove_output",
+    70: "tx_complete", 71: "tx_signatures", 72: "tx_init_rbf", 73: "tx_ack_rbf", 74: "tx_abort", 77: "splice_locked",
+    80: "splice_init", 81: "splice_ack", 127: "start_batch", 128: "update_add_htlc", 130: "update_fulfill_htlc",
+    131: "update_fail_htlc", 132: "commitment_signed", 133: "revoke_and_ack", 134: "update_fee",
+    135: "update_fail_malformed_htlc", 136: "channel_reestablish", 137: "update_blockheight",
+    256: "channel_announcement", 257: "node_announcement", 258: "channel_update", 259: "announcement_signatures",
+    261: "query_short_channel_ids", 262: "reply_short_channel_ids_end", 263: "query_channel_range",
+    264: "reply_channel_range", 265: "gossip_timestamp_filter", 513: "onion_message"}
 
 
 def builtin(name: str, params: tuple[str, ...] | None):
@@ -37,11 +49,32 @@ def need(params: dict[str, Any], name: str) -> Any:
     return params[name]
 
 
-def node_id_param(params: dict[str, Any], name: str) -> str:
+def node_id_param(params: dict[str, Any], name: str, problem: str = "should be a node id") -> str:
+    """lightningd's param_node_id (param_pubkey, param_peer): 33 bytes of hex that are a point on the curve."""
     value = need(params, name)
-    if not isinstance(value, str) or not NODE_ID_RE.match(value):
-        raise RpcError(INVALID_PARAMS, f"{name}: should be a node id: invalid token '\"{value}\"'")
+    valid = isinstance(value, str) and NODE_ID_RE.match(value)
+    if valid:
+        try:
+            coincurve.PublicKey(bytes.fromhex(value))
+        except ValueError:
+            valid = False
+    if not valid:
+        raise RpcError(INVALID_PARAMS, f"{name}: {problem}: invalid token '\"{value}\"'")
     return value
+
+
+def hex_param(params: dict[str, Any], name: str) -> bytes | None:
+    """lightningd's param_bin_from_hex, bug included: its check is on the wrong pointer, so a value that is not
+    hex is accepted as if the parameter were absent (None)."""
+    value = params.get(name)
+    if isinstance(value, str) and HEX_RE.match(value):
+        return bytes.fromhex(value)
+    return None
+
+
+def has_channel_with(node: Node, peer: str) -> bool:
+    channels = node.network.ledger.call(node.node_id, "listpeerchannels", {})["channels"]
+    return any(ch["peer_id"] == peer for ch in channels)
 
 
 @builtin("getinfo", ())
@@ -54,7 +87,8 @@ async def getinfo(node: Node, params: dict[str, Any], rid: str | None) -> dict[s
             "blockheight": node.network.ledger.block_height, "network": node.network.chain,
             "fees_collected_msat": node.network.ledger.fees_collected_msat(node.node_id),
             "lightning-dir": str(node.network_dir),
-            "our_features": {k: v for k, v in node.init_configuration(True)["feature_set"].items() if k != "bolt12_offer"}}
+            "our_features": {k: v for k, v in node.init_configuration(True)["feature_set"].items()
+                             if k in ("init", "node", "channel", "invoice")}}
 
 
 @builtin("connect", ("id", "host", "port"))
@@ -69,8 +103,10 @@ async def connect(node: Node, params: dict[str, Any], rid: str | None) -> dict[s
 
 @builtin("disconnect", ("id", "force"))
 async def disconnect(node: Node, params: dict[str, Any], rid: str | None) -> dict[str, Any]:
-    peer = node_id_param(params, "id")
+    peer = node_id_param(params, "id", "invalid peer id")
     if peer not in node.network.peers_of(node.node_id):
+        if not has_channel_with(node, peer):
+            raise RpcError(INVALID_PARAMS, f"Unknown peer '{peer}'")
         raise RpcError(LIGHTNINGD, "Peer not connected")
     await node.network.disconnect(node.node_id, peer)
     return {}
@@ -99,24 +135,23 @@ async def listpeers(node: Node, params: dict[str, Any], rid: str | None) -> dict
 @builtin("sendcustommsg", ("node_id", "msg"))
 async def sendcustommsg(node: Node, params: dict[str, Any], rid: str | None) -> dict[str, Any]:
     peer = node_id_param(params, "node_id")
-    msg = need(params, "msg")
-    if not isinstance(msg, str) or not HEX_RE.match(msg):
-        raise RpcError(INVALID_PARAMS, f"msg: should be a hex value: invalid token '\"{msg}\"'")
-    raw = bytes.fromhex(msg)
-    if len(raw) < 2:
-        raise RpcError(INVALID_PARAMS, "msg: should be at least 2 bytes (the message type)")
-    if len(raw) > 65535:
+    need(params, "msg")
+    raw = hex_param(params, "msg")                      # not hex: lightningd carries on with no message
+    if raw is not None and len(raw) > 65535:
         raise RpcError(INVALID_PARAMS, "msg: message too long (at most 65535 bytes)")
-    mtype = int.from_bytes(raw[:2], "big")
+    mtype = int.from_bytes(raw[:2], "big") if raw is not None and len(raw) >= 2 else -1
     if mtype in INTERNAL_TYPES:
-        raise RpcError(INVALID_REQUEST, f"Cannot send messages of type {mtype}. It is not possible to send "
-                       "messages that have a type managed internally since that might cause issues with the "
-                       "internal state tracking.")
-    if node.network.node_by_id(peer) is None:
-        raise RpcError(INVALID_PARAMS, f"node_id: should be a node id: invalid token '\"{peer}\"'")
+        raise RpcError(INVALID_REQUEST, f"Cannot send messages of type {mtype} (WIRE_{INTERNAL_TYPES[mtype].upper()})"
+                       ". It is not possible to send messages that have a type managed internally since that "
+                       "might cause issues with the internal state tracking.")
+    if mtype >= 0 and mtype % 2 == 0:
+        node.log("debug", f"{peer}-lightningd: sendcustommsg id={rid} sending a custom even message ({mtype})")
     if peer not in node.network.peers_of(node.node_id):
-        raise RpcError(INVALID_REQUEST, f"Peer is not connected: {peer}")
-    node.network.send_custommsg(node.node_id, peer, raw)
+        if not has_channel_with(node, peer):            # lightningd only knows peers that are up or have channels
+            raise RpcError(INVALID_REQUEST, f"No such peer: {peer}")
+        raise RpcError(INVALID_REQUEST, "Peer is not connected")
+    if mtype >= 0:                                      # a message too short to have a type never arrives
+        node.network.send_custommsg(node.node_id, peer, raw)
     return {"status": "Message sent to connectd for delivery"}
 
 
@@ -133,9 +168,12 @@ async def checkmessage(node: Node, params: dict[str, Any], rid: str | None) -> d
     message, zbase = need(params, "message"), need(params, "zbase")
     if not isinstance(message, str) or not isinstance(zbase, str):
         raise RpcError(INVALID_PARAMS, "message and zbase should be strings")
+    expected = node_id_param(params, "pubkey", "should be a compressed pubkey") \
+        if params.get("pubkey") is not None else None
     recovered = recover_zbase(message, zbase)
-    if params.get("pubkey") is not None:
-        expected = node_id_param(params, "pubkey")
+    if recovered is None:                               # a signature no key signs: lightningd says only this
+        return {"verified": False}
+    if expected is not None:
         return {"pubkey": recovered, "verified": recovered == expected}
     known = node.network.ledger.call(node.node_id, "listnodes", {"id": recovered})["nodes"]
     if not known:
@@ -145,14 +183,13 @@ async def checkmessage(node: Node, params: dict[str, Any], rid: str | None) -> d
 
 @builtin("makesecret", ("hex", "string"))
 async def makesecret(node: Node, params: dict[str, Any], rid: str | None) -> dict[str, Any]:
-    if (params.get("hex") is None) == (params.get("string") is None):
-        raise RpcError(INVALID_PARAMS, "Must have either hex or string")
-    if params.get("hex") is not None:
-        if not isinstance(params["hex"], str) or not HEX_RE.match(params["hex"]):
-            raise RpcError(INVALID_PARAMS, "hex: should be a hex value")
-        data = bytes.fromhex(params["hex"])
-    else:
+    data = hex_param(params, "hex")
+    if params.get("string") is not None:
+        if data is not None:
+            raise RpcError(INVALID_PARAMS, "Cannot have both hex and string")
         data = str(params["string"]).encode()
+    elif data is None:
+        raise RpcError(INVALID_PARAMS, "Must have either hex or string")
     return {"secret": node.hsm.makesecret(data)}
 
 
@@ -182,7 +219,7 @@ def plugin_list(node: Node) -> list[dict[str, Any]]:
 async def help_(node: Node, params: dict[str, Any], rid: str | None) -> dict[str, Any]:
     entries = [{"command": name, "category": "devnet"} for name in BUILTINS]
     entries += [{"command": name, "category": "devnet"} for name in node.network.ledger.METHODS]
-    for p in node.active_plugins():
+    for p in node.registered_plugins():
         for m in p.manifest.get("rpcmethods", []):
             entries.append({"command": f"{m['name']} {m.get('usage', '')}".strip(), "category": "plugin",
                             "description": m.get("description", "")})
@@ -194,13 +231,19 @@ async def help_(node: Node, params: dict[str, Any], rid: str | None) -> dict[str
     return {"help": entries}
 
 
+@builtin("notifications", ("enable",))
+async def notifications(node: Node, params: dict[str, Any], rid: str | None) -> dict[str, Any]:
+    """Accepted (pyln's ``rpc.notify()`` sends it); the devnet relays no message/progress notifications."""
+    return {}
+
+
 @builtin("listconfigs", ("config",))
 async def listconfigs(node: Node, params: dict[str, Any], rid: str | None) -> dict[str, Any]:
     configs: dict[str, Any] = {"network": {"value_str": node.network.chain, "source": "cmdline"},
                                "lightning-dir": {"value_str": str(node.root), "source": "cmdline"},
                                "plugin": {"values_str": [p.path for p in node.plugins], "sources": ["cmdline"]}}
     for p in node.active_plugins():
-        values = p.init_options()
+        values = p.init_params_options
         for opt in p.manifest.get("options", []):
             if opt["name"] not in values:
                 continue

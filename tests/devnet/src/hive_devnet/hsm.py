@@ -16,7 +16,7 @@ from pathlib import Path
 import coincurve
 from pyln.proto import zbase32
 
-from .errors import INVALID_PARAMS, LIGHTNINGD, RpcError
+from .errors import INVALID_PARAMS, RpcError
 
 SIGNED_MESSAGE_PREFIX = b"Lightning Signed Message:"
 MAX_SIGNMESSAGE_LEN = 65535
@@ -45,19 +45,22 @@ def message_digest(message: str) -> bytes:
     return hashlib.sha256(inner).digest()
 
 
-def recover_zbase(message: str, zbase: str) -> str:
-    """Recover the signer's compressed key from a CLN zbase32 signature; RpcError like lightningd on garbage."""
+def recover_zbase(message: str, zbase: str) -> str | None:
+    """Recover the signer's compressed key from a CLN zbase32 signature (None if no key recovers from it);
+    RpcError like lightningd's checkmessage on garbage."""
     try:
         raw = zbase32.decode(zbase)
     except Exception as exc:  # zbase32 raises several types on bad characters
         raise RpcError(INVALID_PARAMS, "zbase is not valid zbase32") from exc
-    if len(raw) != 65 or not 31 <= raw[0] <= 34:
-        raise RpcError(INVALID_PARAMS, "zbase is not valid zbase32")
+    if len(raw) != 65:
+        raise RpcError(INVALID_PARAMS, f"zbase is too {'short' if len(raw) < 65 else 'long'}")
+    if not 31 <= raw[0] <= 34:
+        raise RpcError(INVALID_PARAMS, "cannot parse zbase signature")
     try:
         key = coincurve.PublicKey.from_signature_and_message(
             raw[1:] + bytes([raw[0] - 31]), message_digest(message), hasher=None)
-    except Exception as exc:
-        raise RpcError(LIGHTNINGD, "cannot recover public key") from exc
+    except Exception:
+        return None
     return key.format().hex()
 
 
@@ -83,8 +86,8 @@ class Hsm:
         return self._node_key.secret
 
     def signmessage(self, message: str) -> dict:
-        if len(message) > MAX_SIGNMESSAGE_LEN:
-            raise RpcError(INVALID_PARAMS, "Message must be < 65535 bytes")
+        if len(json.dumps(message, ensure_ascii=False)[1:-1].encode()) > MAX_SIGNMESSAGE_LEN:
+            raise RpcError(INVALID_PARAMS, "Message must be < 64k")
         sig = self._node_key.sign_recoverable(message_digest(message), hasher=None)
         rs, recid = sig[:64], sig[64]
         return {"signature": rs.hex(), "recid": f"{recid:02x}",

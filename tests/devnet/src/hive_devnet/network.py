@@ -16,7 +16,7 @@ from typing import Any, Awaitable, Iterable
 
 from .errors import RpcError
 from .ledger import Ledger
-from .node import Node
+from .node import Node, NodeFatal
 
 PEER_STORAGE = 0x0007     # chanbackup sends this unprompted on every connection (see the transcripts)
 
@@ -65,9 +65,12 @@ class Network:
         self.run(self._stop_node(node, grace), timeout=grace + 30)
 
     async def _stop_node(self, node: Node, grace: float) -> None:
-        for peer in list(self.peers_of(node.node_id)):
-            await self.disconnect(node.node_id, peer)
-        await node.stop(grace)
+        await node.stop(grace)                  # its plugins get 'shutdown', not 'disconnect'
+        await self.drop_links(node.node_id)     # then connectd goes: the peers see the disconnect
+
+    async def drop_links(self, node_id: str) -> None:
+        for peer in list(self.peers_of(node_id)):
+            await self.disconnect(node_id, peer)
 
     def schedule_stop(self, node: Node) -> None:
         """The ``stop`` RPC: answer first, then shut down, as lightningd does."""
@@ -114,18 +117,25 @@ class Network:
         listen_peer = {"id": dialer.node_id, "direction": "in", "addr": f"127.0.0.1:{dialer.port + 10000}",
                        "features": "800898880a8a59a1"}
         ours, theirs = await asyncio.gather(dialer.call_hook("peer_connected", {"peer": dial_peer}, prefix=rid),
-                                            target.call_hook("peer_connected", {"peer": listen_peer}))
+                                            target.call_hook("peer_connected", {"peer": listen_peer}),
+                                            return_exceptions=True)
+        if isinstance(ours, BaseException):
+            raise ours                          # our own lightningd died (NodeFatal): no answer
+        if isinstance(theirs, BaseException):
+            raise RpcError(402, "disconnected during connection")
         for verdict, who in ((ours, dialer), (theirs, target)):
             if verdict.get("result") == "disconnect":
-                who.log("info", f"peer_connected hook refused peer: {verdict.get('error_message', '')}")
-                raise RpcError(402, f"disconnected during connection: {verdict.get('error_message', '')}")
+                who.log("debug", f"peer_connected hook rejects and says '{verdict.get('error_message', '')}'")
+                raise RpcError(402, "disconnected during connection")
         self._links.add(frozenset((dialer.node_id, target_id)))
         self.ledger.set_peer_connected(dialer.node_id, target_id, True)
         dialer.notify("connect", {"id": target_id, "direction": "out", "address": result["address"]})
         target.notify("connect", {"id": dialer.node_id, "direction": "in",
                                   "address": {"type": "ipv4", "address": "127.0.0.1", "port": dialer.port + 10000}})
-        for a, b in ((dialer, target), (target, dialer)):
-            self.send_custommsg(a.node_id, b.node_id, PEER_STORAGE.to_bytes(2, "big") + os.urandom(57))
+        for a, b in ((dialer, target), (target, dialer)):     # peer_storage: type, u16 length, blob
+            blob = os.urandom(57)
+            msg = PEER_STORAGE.to_bytes(2, "big") + len(blob).to_bytes(2, "big") + blob
+            self.send_custommsg(a.node_id, b.node_id, msg)
         return result
 
     async def disconnect(self, a: str, b: str) -> None:
@@ -165,7 +175,10 @@ class Network:
                 node.log("unusual", f"{sender}: Unknown even message type {mtype}: disconnecting")
                 asyncio.ensure_future(self.disconnect(sender, receiver))
                 return
-            await node.call_hook("custommsg", {"payload": raw.hex(), "peer_id": sender}, msgtype=mtype)
+            try:
+                await node.call_hook("custommsg", {"payload": raw.hex(), "peer_id": sender}, msgtype=mtype)
+            except NodeFatal:
+                return
 
     @staticmethod
     def _accepts_even(node: Node, mtype: int) -> bool:

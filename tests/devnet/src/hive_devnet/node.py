@@ -3,12 +3,16 @@
 It owns a lightning-dir with ``hsm_secret`` and the ``lightning-rpc`` unix socket, runs plugins as subprocesses
 (``plugin_host``), routes JSON-RPC calls to built-in methods, the ledger (wallet, channels, payments) or the
 plugin that registered the method, chains hooks across plugins, and delivers notifications only to plugins
-that finished ``init``.  Everything runs on the network's asyncio loop; nothing here blocks it.
+that finished ``init`` (a plugin's methods and hooks are live from its manifest on, as in lightningd).  Where
+lightningd calls fatal() (a hook answer it cannot use, a plugin timing out at startup) the node dies too
+(``NodeFatal``).  Everything runs on the network's asyncio loop; nothing here blocks it.
 """
 from __future__ import annotations
 
 import asyncio
+import errno
 import itertools
+import json
 import os
 import re
 import time
@@ -19,14 +23,31 @@ from . import builtins
 from .errors import INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, RpcError
 from .hsm import Hsm
 from .jsonstream import FrameError, JsonStream, frame
-from .plugin_host import PLUGIN_TERMINATED, PluginFailed, PluginProcess, State
+from .plugin_host import LIGHTNINGD_VERSION, PLUGIN_TERMINATED, PluginFailed, PluginProcess, PluginTimeout, State
 
 if TYPE_CHECKING:
     from .network import Network
 
 FEATURES = {"init": "800898880a8a59a1", "node": "808898880a8a59a1", "channel": "", "invoice": "02000002024100",
-            "bolt12_offer": ""}
+            "bolt12_offer": "", "bolt12_invreq": "", "bolt12_invoice": "020000", "channel_type": "08800000800000"}
 LOG_LEVELS = ("io", "debug", "info", "unusual", "warn", "broken", "error")
+PLUGIN_ERROR = -3           # lightningd's PLUGIN_ERROR: `plugin start` failed
+HOOK_RESULTS = {"peer_connected": ("continue", "disconnect"), "custommsg": ("continue",)}
+
+
+class NodeFatal(RuntimeError):
+    """lightningd called fatal(): the node is gone (its log says why)."""
+
+
+class PluginError(RpcError):
+    """A plugin method's error object, which lightningd forwards to the caller verbatim (traceback and all)."""
+
+    def __init__(self, error: dict[str, Any]) -> None:
+        super().__init__(error.get("code", -1), str(error.get("message", "")), error.get("data"))
+        self.error = error
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.error)
 
 
 class Node:
@@ -46,14 +67,19 @@ class Node:
         self._request_numbers = itertools.count(1)
         self._server: asyncio.AbstractServer | None = None
         self._log_waiters: list[tuple[re.Pattern, asyncio.Future]] = []
+        self._clients: set[asyncio.StreamWriter] = set()
+        self.configured_options: dict[str, dict[str, Any]] = {}   # startup options, kept for `plugin start`
         self.running = False
+        self.stopping = False
 
     # ---- logging ----------------------------------------------------------------------------------
     def log(self, level: str, message: str) -> None:
         now = time.time()
         for line in str(message).splitlines() or [""]:
             self.logs.append((now, level, line))
-            self._log_file.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(now))} {level.upper():7} {line}\n")
+            if not self._log_file.closed:
+                stamp = time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(now))
+                self._log_file.write(f"{stamp} {level.upper():7} {line}\n")
         for pattern, fut in list(self._log_waiters):
             if not fut.done() and pattern.search(message):
                 fut.set_result(message)
@@ -76,43 +102,55 @@ class Node:
     async def start(self, plugins: list[tuple[str, dict[str, Any]]]) -> None:
         """lightningd's startup: spawn all, getmanifest to all, then init to all at once, then serve."""
         await self._start_rpc_server()
-        procs = [PluginProcess(self, path, opts, startup=True) for path, opts in plugins]
-        for p in procs:
+        for path, opts in plugins:
+            p = PluginProcess(self, path, opts, startup=True)
+            self.configured_options[p.path] = dict(opts)
             try:
                 await p.spawn()
-                self.plugins.append(p)
             except PluginFailed as exc:
-                self.log("broken", f"plugin-{p.name}: {exc}")
+                await self.fatal(f"error starting plugin '{p.path}': {exc}")
+            self.plugins.append(p)
         await asyncio.gather(*(self._manifest_or_kill(p) for p in list(self.plugins)))
         await asyncio.gather(*(self._init_or_kill(p) for p in list(self.plugins) if p.state is State.AWAITING_INIT))
         self.running = True
-        self.log("info", "Server started with public key " + self.node_id)
+        self.log("info", f"Server started with public key {self.node_id}, alias {self.name} "
+                         f"(color #{self.node_id[2:8]}) and lightningd {LIGHTNINGD_VERSION}")
 
     async def _manifest_or_kill(self, p: PluginProcess, prefix: str | None = None) -> bool:
         try:
             await p.getmanifest(prefix)
             clash = self._method_clash(p)
             if clash:
-                raise PluginFailed(f"method '{clash}' already registered")
+                raise PluginFailed(clash)
             return True
-        except (PluginFailed, RpcError) as exc:
-            self.log("broken", f"plugin-{p.name}: {exc}")
-            await p.kill(str(exc))
+        except PluginFailed as exc:
+            await self._startup_failure(p, exc)
             return False
 
+    async def _startup_failure(self, p: PluginProcess, exc: PluginFailed) -> None:
+        """lightningd at startup: kill the plugin; a timeout is fatal ("Can't recover from plugin failure")."""
+        await p.kill(str(exc), "info" if str(exc).startswith("disabled itself") else "unusual")
+        if isinstance(exc, PluginTimeout):
+            await self.fatal("Can't recover from plugin failure, terminating.")
+
     def _method_clash(self, p: PluginProcess) -> str | None:
-        taken = set(builtins.BUILTINS) | set(self.network.ledger.METHODS)
+        """lightningd's message when a method name is taken (by a built-in, the ledger or another plugin)."""
+        owners = {m: None for m in (*builtins.BUILTINS, *self.network.ledger.METHODS)}
         for other in self.plugins:
             if other is not p and other.state is not State.DEAD:
-                taken |= set(other.methods)
-        return next((m for m in p.methods if m in taken), None)
+                owners.update({m: other for m in other.methods})
+        for m in p.methods:
+            if m in owners:
+                # lightningd names the owning plugin; for a built-in it has none (it would crash on a NULL plugin)
+                by = f" by plugin {owners[m].path}" if owners[m] else ""
+                return f'Could not register method "{m}", a method with that name is already registered{by}'
+        return None
 
     async def _init_or_kill(self, p: PluginProcess) -> bool:
         try:
             await p.init()
-        except (PluginFailed, RpcError) as exc:
-            self.log("broken", f"plugin-{p.name}: {exc}")
-            await p.kill(str(exc))
+        except PluginFailed as exc:
+            await self._startup_failure(p, exc)
             return False
         self.log("debug", f"plugin-{p.name}: init complete")
         self.notify("plugin_started", self._plugin_event(p))
@@ -123,50 +161,50 @@ class Node:
         return {"plugin_name": p.name, "plugin_path": p.path, "methods": p.methods}
 
     async def start_plugin(self, path: str, options: dict[str, Any], prefix: str | None) -> PluginProcess:
-        """``plugin start``: the same protocol, 60 s in total, and only the new plugin's own plugin_started."""
+        """``plugin start``: the same protocol (STARTUP_TIMEOUT for getmanifest, then again for init), the
+        node's configured options for that plugin plus the command's, and only the new plugin's own
+        plugin_started."""
         resolved = str(Path(path).resolve())
-        if any(p.path == resolved and p.state is not State.DEAD for p in self.plugins):
-            raise RpcError(-3, f"{path}: already registered")
         if not os.access(resolved, os.X_OK):
-            raise RpcError(-3, f"{path}: {'is not executable' if os.path.exists(resolved) else 'No such file or directory'}")
-        p = PluginProcess(self, path, options, startup=False)
+            code = errno.EACCES if os.path.exists(resolved) else errno.ENOENT
+            raise RpcError(INVALID_PARAMS, f"{path} is not executable: {os.strerror(code)}")
+        if any(p.path == resolved and p.state is not State.DEAD for p in self.plugins):
+            raise RpcError(INVALID_PARAMS, f"{path}: already registered")
+        # options from the node's configuration stay in force; the command's own ones override them
+        p = PluginProcess(self, path, {**self.configured_options.get(resolved, {}), **options}, startup=False)
         try:
-            p.init_options  # noqa: B018 - validated after the manifest arrives
             await p.spawn()
         except PluginFailed as exc:
-            raise RpcError(-3, str(exc)) from exc
+            raise RpcError(PLUGIN_ERROR, f"{path}: {exc}") from exc
         self.plugins.append(p)
-        try:
-            await asyncio.wait_for(self._dynamic_start(p, prefix), 60)
-        except asyncio.TimeoutError as exc:
-            await p.kill("timed out starting")
-            raise RpcError(-3, f"{p.name}: Timed out while waiting for plugin response") from exc
+        await self._dynamic_start(p, prefix)
         return p
 
     async def _dynamic_start(self, p: PluginProcess, prefix: str | None) -> None:
+        """getmanifest then init, each with STARTUP_TIMEOUT; any failure kills the plugin and fails the command
+        with PLUGIN_ERROR "<path>: <why it was killed>", and the node carries on."""
         try:
             await p.getmanifest(prefix)
             clash = self._method_clash(p)
             if clash:
-                raise PluginFailed(f"method '{clash}' already registered")
+                raise PluginFailed(clash)
             if not p.dynamic:
                 raise PluginFailed("Not a dynamic plugin")
             await p.init()
-        except RpcError as exc:
-            await p.kill(exc.message)
-            raise
         except PluginFailed as exc:
-            await p.kill(str(exc))
-            raise RpcError(-3, str(exc)) from exc
+            level = "unusual" if isinstance(exc, PluginTimeout) or str(exc).startswith(("Could not", "unknown")) \
+                else "info"
+            await p.kill(str(exc), level)
+            raise RpcError(PLUGIN_ERROR, f"{p.path}: {exc}") from exc
         self.log("debug", f"plugin-{p.name}: init complete")
         self.notify("plugin_started", self._plugin_event(p))
 
     async def stop_plugin(self, ident: str) -> str:
         p = self.find_plugin(ident)
         if p is None:
-            raise RpcError(-3, f"Could not find plugin {ident}")
+            raise RpcError(INVALID_PARAMS, f"Could not find plugin {ident}")
         if not p.dynamic:
-            raise RpcError(-3, f"{p.name} cannot be managed when lightningd is up")
+            raise RpcError(INVALID_PARAMS, f"{ident} cannot be managed when lightningd is up")
         await p.shutdown()
         return f"Successfully stopped {p.name}."
 
@@ -176,26 +214,52 @@ class Node:
                 return p
         return None
 
-    def on_plugin_exit(self, p: PluginProcess, reason: str, was_active: bool) -> None:
-        if self.running:
-            self.log("info" if reason == "exited" else "broken", f"plugin-{p.name}: Killing plugin: {reason}")
+    def on_plugin_exit(self, p: PluginProcess) -> None:
+        """Whatever the reason (and whatever its state), the others hear plugin_stopped, unless we shut down."""
         if p in self.plugins:
             self.plugins.remove(p)
-        if was_active and self.running:
+        if not self.stopping:
             self.notify("plugin_stopped", self._plugin_event(p))
 
     async def stop(self, grace: float = 30.0) -> None:
-        """Node shutdown: every plugin gets 'shutdown' (if subscribed) and ``grace`` s before it is killed."""
+        """lightningd's shutdown: stop accepting RPC connections, then every init-complete plugin subscribed to
+        'shutdown' gets it and ``grace`` s to exit (the rest are killed at once), then RPC connections close."""
         self.running = False
-        await asyncio.gather(*(p.shutdown(grace) for p in list(self.plugins)), return_exceptions=True)
+        self.stopping = True
         if self._server:
             self._server.close()
-            await self._server.wait_closed()
+        await asyncio.gather(*(p.shutdown(grace) for p in list(self.plugins)), return_exceptions=True)
+        self._close()
+
+    def _close(self) -> None:
+        for writer in list(self._clients):
+            writer.close()
         try:
             self.rpc_path.unlink()
         except FileNotFoundError:
             pass
         self._log_file.close()
+
+    async def fatal(self, message: str) -> None:
+        """lightningd's fatal(): log it and exit.  Plugins lose their stdin (here: are killed, without
+        'shutdown'), RPC connections drop, peers see the connection close.  Raises NodeFatal."""
+        if not self.stopping:
+            self.log("broken", message)
+            self.running = False
+            self.stopping = True
+            # its own task: the link task that noticed (e.g. a custommsg hook) is cancelled by the disconnect
+            await asyncio.shield(asyncio.ensure_future(self._crash()))
+        raise NodeFatal(message)
+
+    async def _crash(self) -> None:
+        if self._server:
+            self._server.close()
+        for writer in list(self._clients):
+            writer.close()
+        await asyncio.gather(*(p.kill("lightningd exited", "debug") for p in list(self.plugins)),
+                             return_exceptions=True)
+        await self.network.drop_links(self.node_id)
+        self._close()
 
     # ---- notifications ----------------------------------------------------------------------------
     def active_plugins(self) -> list[PluginProcess]:
@@ -214,8 +278,12 @@ class Node:
                 p.send_notification(topic, params, origin=emitter.name)
 
     # ---- hooks ------------------------------------------------------------------------------------
+    def registered_plugins(self) -> list[PluginProcess]:
+        """Plugins whose manifest was accepted: their methods and hooks are registered even while in init."""
+        return [p for p in self.plugins if p.registered]
+
     def hook_chain(self, hook: str) -> list[PluginProcess]:
-        regs = [(p, h) for p in self.active_plugins() for h in p.hooks if h.get("name") == hook]
+        regs = [(p, h) for p in self.registered_plugins() for h in p.hooks if h.get("name") == hook]
         order = [p for p, _ in regs]
         for p, h in regs:                                   # honour before/after where both are present
             for other in order[:]:
@@ -229,7 +297,8 @@ class Node:
 
     async def call_hook(self, hook: str, payload: dict[str, Any], prefix: str | None = None,
                         msgtype: int | None = None) -> dict[str, Any]:
-        """Run a chained hook; stop at the first plugin whose result is not 'continue'."""
+        """Run a chained hook; stop at the first plugin whose result is not 'continue'.  A response lightningd
+        cannot use is fatal(), as in lightningd: the node exits (NodeFatal)."""
         for p in self.hook_chain(hook):
             spec = next(h for h in p.hooks if h.get("name") == hook)
             if msgtype is not None and spec.get("filters") and msgtype not in spec["filters"]:
@@ -238,12 +307,17 @@ class Node:
                 resp = await p.request(hook, payload, prefix=prefix)
             except PluginFailed:
                 continue                                    # a dead plugin is skipped, like lightningd
-            result = resp.get("result")
-            if not isinstance(result, dict) or "result" not in result:
-                self.log("broken", f"plugin-{p.name}: invalid response to {hook} hook: {resp}")
-                await p.kill(f"invalid response to {hook} hook")
-                continue
-            if result["result"] != "continue":
+            if "result" not in resp:
+                if isinstance(resp.get("error"), dict) and resp["error"].get("code") == PLUGIN_TERMINATED:
+                    continue
+                await self.fatal(f"Plugin {p.name} for {hook} returned non-result response "
+                                 f"{json.dumps(resp, separators=(',', ':'))}")
+            result = resp["result"]
+            verdict = result.get("result") if isinstance(result, dict) else None
+            if verdict not in HOOK_RESULTS.get(hook, ("continue",)):
+                await self.fatal(f"Plugin returned an invalid response to the {hook} hook: "
+                                 f"{json.dumps(resp, separators=(',', ':'))}")
+            if verdict != "continue":
                 return result
         return {"result": "continue"}
 
@@ -260,11 +334,16 @@ class Node:
         lock = asyncio.Lock()
 
         async def answer(req: Any) -> None:
-            resp = await self.handle_request(req)
+            try:
+                resp = await self.handle_request(req)
+            except NodeFatal:
+                return                                      # lightningd is gone: no answer
             async with lock:
-                writer.write(frame(resp))
-                await writer.drain()
+                if not writer.is_closing():
+                    writer.write(frame(resp))
+                    await writer.drain()
 
+        self._clients.add(writer)
         try:
             while chunk := await reader.read(65536):
                 for req in stream.feed(chunk):
@@ -272,21 +351,38 @@ class Node:
                     tasks.add(t)
                     t.add_done_callback(tasks.discard)
         except (FrameError, ConnectionResetError) as exc:
-            writer.write(frame({"jsonrpc": "2.0", "id": None,
-                                "error": {"code": INVALID_REQUEST, "message": f"Invalid JSON: {exc}"}}))
+            if not writer.is_closing():
+                writer.write(frame({"jsonrpc": "2.0", "id": None,
+                                    "error": {"code": INVALID_REQUEST, "message": f"Invalid JSON: {exc}"}}))
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+        self._clients.discard(writer)
         writer.close()
 
     async def handle_request(self, req: Any) -> dict[str, Any]:
-        rid = req.get("id") if isinstance(req, dict) else None
+        malformed = None                                    # lightningd's parse_request(): answered with id null
+        if not isinstance(req, dict):
+            malformed = "Expected {} for json command"
+        elif "id" not in req:
+            malformed = "No id"
+        elif isinstance(req["id"], (dict, list)):
+            malformed = "Expected string/primitive for id"
+        elif req.get("jsonrpc") != "2.0":
+            malformed = 'jsonrpc: "2.0" must be specified in the request'
+        if malformed:
+            return {"jsonrpc": "2.0", "id": None, "error": {"code": INVALID_REQUEST, "message": malformed}}
+        rid = req["id"]
         try:
-            if not isinstance(req, dict) or not isinstance(req.get("method"), str):
-                raise RpcError(INVALID_REQUEST, "Expected method to be a string")
-            result = await self.call(req["method"], req.get("params", {}), str(rid) if rid is not None else None)
+            if "method" not in req or "params" not in req:
+                raise RpcError(INVALID_REQUEST, "No params" if "method" in req else "No method")
+            if not isinstance(req["method"], str):
+                raise RpcError(INVALID_REQUEST, "Expected string for method")
+            result = await self.call(req["method"], req["params"], str(rid) if rid is not None else None)
             return {"jsonrpc": "2.0", "id": rid, "result": result}
         except RpcError as exc:
             return {"jsonrpc": "2.0", "id": rid, "error": exc.to_json()}
+        except NodeFatal:
+            raise
         except Exception as exc:  # a devnet bug must not look like a lightningd answer
             self.log("broken", f"devnet internal error in {req!r}: {exc!r}")
             return {"jsonrpc": "2.0", "id": rid, "error": {"code": -1, "message": f"devnet internal error: {exc!r}"}}
@@ -303,7 +399,7 @@ class Node:
         if method in ledger.METHODS:
             named = name_params(method, params, ledger.METHODS[method])
             return await asyncio.get_running_loop().run_in_executor(None, ledger.call, self.node_id, method, named)
-        for p in self.active_plugins():
+        for p in self.registered_plugins():                # registered at manifest time; served after init
             if method in p.methods:
                 return await self._call_plugin(p, method, params, rid)
         raise RpcError(METHOD_NOT_FOUND, f"Unknown command '{method}'")
@@ -314,8 +410,7 @@ class Node:
         except PluginFailed as exc:
             raise RpcError(PLUGIN_TERMINATED, "Plugin terminated before replying to RPC call.") from exc
         if "error" in resp:
-            err = resp["error"]
-            raise RpcError(err.get("code", -1), err.get("message", ""), err.get("data"))
+            raise PluginError(resp["error"] if isinstance(resp["error"], dict) else {"code": -1, "message": ""})
         return resp.get("result")
 
     def run_coroutine(self, coro: Awaitable[Any]) -> Any:

@@ -3,20 +3,21 @@
 lightningd starts the plugin with cwd = ``<lightning-dir>/<network>`` and ``LIGHTNINGD_PLUGIN=1``, sends
 ``getmanifest``, later ``init``, then method calls, hook calls and notifications as compact JSON frames
 separated by a blank line.  The plugin answers with result/error frames and emits ``log`` and custom
-notifications.  A plugin that exits or breaks the protocol is killed and reported; the node keeps running.
+notifications.  A plugin that exits or breaks the protocol is killed and reported with lightningd's
+"Killing plugin: <reason>" line; the node keeps running.
 """
 from __future__ import annotations
 
 import asyncio
 import enum
 import itertools
+import json
 import os
 import signal
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import RpcError
 from .jsonstream import FrameError, JsonStream, frame
 
 if TYPE_CHECKING:
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 
 PLUGIN_TERMINATED = -4      # lightningd: "Plugin terminated before replying to RPC call."
 LIGHTNINGD_VERSION = "v26.06.6"
-STARTUP_TIMEOUT = 60.0      # lightningd's getmanifest and init timeouts
+STARTUP_TIMEOUT = 60.0      # lightningd's PLUGIN_STARTUP_TIMEOUT: for getmanifest, then again for init (tests lower it)
 SHUTDOWN_GRACE = 30.0       # a plugin subscribed to "shutdown" gets this long to exit by itself
 OPTION_TYPES = {"string", "int", "bool", "flag", "string-conceal"}
 
@@ -37,7 +38,11 @@ class State(enum.Enum):
 
 
 class PluginFailed(Exception):
-    """The plugin broke the protocol, timed out or exited; the message says which."""
+    """The plugin broke the protocol, timed out or exited; the message is lightningd's "Killing plugin: ..." reason."""
+
+
+class PluginTimeout(PluginFailed):
+    """No answer to getmanifest or init within STARTUP_TIMEOUT (fatal for lightningd at startup)."""
 
 
 class PluginProcess:
@@ -53,6 +58,9 @@ class PluginProcess:
         self.pid: int | None = None
         self.spawned_at = 0.0
         self.init_done_at: float | None = None
+        self.init_sent = False
+        self.init_params_options: dict[str, Any] = {}
+        self.killed = False                 # the exit was ours: already logged as "Killing plugin: <reason>"
         self._pending: dict[str, asyncio.Future] = {}
         self._ids = itertools.count(1)
         self._reader_task: asyncio.Task | None = None
@@ -77,7 +85,20 @@ class PluginProcess:
 
     @property
     def dynamic(self) -> bool:
-        return bool(self.manifest.get("dynamic", True))
+        return bool(self.manifest.get("dynamic", False))     # lightningd's default when the manifest omits it
+
+    @property
+    def registered(self) -> bool:
+        """Its manifest was accepted: its methods and hooks are live (init may still be running)."""
+        return self.state in (State.AWAITING_INIT, State.INIT_COMPLETE)
+
+    def state_desc(self) -> str:
+        """lightningd's state_desc(), used in "exited ..." and "timed out ..." kill reasons."""
+        if self.state is State.SPAWNED:
+            return "before replying to getmanifest"
+        if self.state is State.AWAITING_INIT:
+            return "before replying to init" if self.init_sent else "before we sent init"
+        return "during normal operation"
 
     @property
     def active(self) -> bool:
@@ -107,19 +128,26 @@ class PluginProcess:
     async def _read_loop(self) -> None:
         assert self.proc and self.proc.stdout
         stream = JsonStream()
-        reason = "exited"
+        chunk = b""
         try:
             while True:
                 chunk = await self.proc.stdout.read(65536)
                 if not chunk:
                     break
                 for msg in stream.feed(chunk):
+                    if not isinstance(msg, dict) or "jsonrpc" not in msg:
+                        raise FrameError(f'JSON-RPC message does not contain "jsonrpc" field: '
+                                         f"'{json.dumps(msg, separators=(',', ':'))}'")
                     self._on_frame(msg)
         except FrameError as exc:
-            reason = f"sent a malformed frame ({exc})"
+            message = str(exc) if "jsonrpc" in str(exc) else \
+                f"Failed to parse RPC JSON response '{chunk.decode(errors='replace').strip()}'"
+            self._log_kill("unusual", message)
+            self._kill()
         except Exception as exc:  # pragma: no cover - defensive: never let the reader die silently
-            reason = f"reader failed: {exc!r}"
-        await self._on_exit(reason)
+            self._log_kill("broken", f"devnet reader failed: {exc!r}")
+            self._kill()
+        await self._on_exit()
 
     def _on_frame(self, msg: Any) -> None:
         if not isinstance(msg, dict):
@@ -141,16 +169,21 @@ class PluginProcess:
         elif method in self.topics:
             self.node.deliver_custom_notification(self, method, params)
         else:
-            self.node.log("unusual", f"plugin-{self.name}: topic '{method}' is not a known notification topic"
-                          " (hasn't declared in its manifest)")
+            self.node.log("unusual", f"plugin-{self.name}: Plugin attempted to send a notification to topic "
+                          f"\"{method}\" it hasn't declared in its manifest, not forwarding to subscribers.")
 
-    async def _on_exit(self, reason: str) -> None:
-        was_active = self.state is State.INIT_COMPLETE
+    def _log_kill(self, level: str, reason: str) -> None:
+        """lightningd's plugin_kill() log line; at most one per plugin."""
+        if not self.killed:
+            self.killed = True
+            self.node.log(level, f"plugin-{self.name}: Killing plugin: {reason}")
+
+    async def _on_exit(self) -> None:
+        """lightningd's destroy_plugin(): out of the plugin list, the others told, pending requests failed."""
+        reason = f"exited {self.state_desc()}"
+        self._log_kill("debug" if self.node.stopping else "info", reason)   # unless we killed it ourselves
         self.state = State.DEAD
-        for fut in self._pending.values():
-            if not fut.done():
-                fut.set_exception(PluginFailed(f"{self.name} {reason}"))
-        self._pending.clear()
+        self.node.on_plugin_exit(self)
         if self.proc and self.proc.returncode is None:
             self._kill()
         if self.proc:
@@ -158,8 +191,11 @@ class PluginProcess:
                 await asyncio.wait_for(self.proc.wait(), 5)
             except asyncio.TimeoutError:  # pragma: no cover
                 pass
+        for fut in self._pending.values():
+            if not fut.done():
+                fut.set_exception(PluginFailed(reason))
+        self._pending.clear()
         self._exited.set()
-        self.node.on_plugin_exit(self, reason, was_active)
 
     def _kill(self) -> None:
         if self.proc and self.proc.returncode is None:
@@ -168,8 +204,8 @@ class PluginProcess:
             except ProcessLookupError:
                 pass
 
-    async def kill(self, reason: str) -> None:
-        self.node.log("info", f"plugin-{self.name}: Killing plugin: {reason}")
+    async def kill(self, reason: str, level: str = "info") -> None:
+        self._log_kill(level, reason)
         self._kill()
         await self.wait_exit()
 
@@ -188,7 +224,9 @@ class PluginProcess:
             self.send_notification("shutdown", {"shutdown": {}})
             if await self.wait_exit(grace):
                 return
-        await self.kill("shut down")
+            if not self.node.stopping:
+                self.node.log("unusual", f"plugin-{self.name}: Timeout on shutdown: killing anyway")
+        await self.kill("stopped by lightningd via RPC", "debug" if self.node.stopping else "info")
 
     # ---- frames to the plugin ---------------------------------------------------------------------
     def _write(self, obj: dict[str, Any]) -> None:
@@ -230,43 +268,47 @@ class PluginProcess:
             resp = await self.request("getmanifest", {"allow-deprecated-apis": False}, prefix=prefix,
                                       timeout=STARTUP_TIMEOUT)
         except asyncio.TimeoutError as exc:
-            raise PluginFailed(f"{self.name}: timed out answering getmanifest") from exc
+            raise PluginTimeout(f"timed out {self.state_desc()}") from exc
         if "error" in resp or not isinstance(resp.get("result"), dict):
-            raise PluginFailed(f"{self.name}: bad getmanifest response: {resp.get('error')}")
+            raise PluginFailed(f"bad getmanifest response: {resp.get('error')}")
         manifest = resp["result"]
         if manifest.get("disable"):
-            raise PluginFailed(f"{self.name}: disabled itself: {manifest['disable']}")
+            raise PluginFailed(f"disabled itself: {manifest['disable']}")
         for opt in manifest.get("options", []):
             if opt.get("type") not in OPTION_TYPES:
-                raise PluginFailed(f"{self.name}: option {opt.get('name')} has unknown type {opt.get('type')}")
+                raise PluginFailed(f"option {opt.get('name')} has unknown type {opt.get('type')}")
         self.manifest = manifest
+        self.init_params_options = self.init_options()
         self.state = State.AWAITING_INIT
 
     def init_options(self) -> dict[str, Any]:
-        """Typed option values as lightningd puts them in init: unset options without default are omitted."""
+        """Typed option values as lightningd puts them in init: unset options without default are omitted,
+        a multi option's default is a one-element list, defaults are typed like given values."""
         specs = {o["name"]: o for o in self.manifest.get("options", [])}
-        unknown = set(self.given_options) - set(specs)
-        if unknown:
-            raise RpcError(-32602, f"unknown option(s) for {self.name}: {', '.join(sorted(unknown))}")
+        for name in self.given_options:
+            if name not in specs:
+                raise PluginFailed(f"unknown parameter {name}")
         out: dict[str, Any] = {}
         for name, spec in specs.items():
             if name in self.given_options:
                 out[name] = coerce_option(spec, self.given_options[name])
-            elif "default" in spec and spec.get("type") != "flag" and spec["default"] is not None:
-                out[name] = spec["default"] if not spec.get("multi") else spec["default"]
+            elif spec.get("default") is not None and spec.get("type") != "flag":
+                default = spec["default"]
+                out[name] = coerce_option(spec, default if isinstance(default, str) else json.dumps(default))
+                if spec.get("multi") and not isinstance(out[name], list):
+                    out[name] = [out[name]]
         return out
 
     async def init(self) -> None:
-        params = {"options": self.init_options(), "configuration": self.node.init_configuration(self.startup)}
+        params = {"options": self.init_params_options, "configuration": self.node.init_configuration(self.startup)}
+        self.init_sent = True
         try:
             resp = await self.request("init", params, timeout=STARTUP_TIMEOUT)
         except asyncio.TimeoutError as exc:
-            raise PluginFailed(f"{self.name}: timed out answering init") from exc
-        if "error" in resp:
-            raise PluginFailed(f"{self.name}: init failed: {resp['error']}")
-        result = resp.get("result")
+            raise PluginTimeout(f"timed out {self.state_desc()}") from exc
+        result = resp.get("result")          # an error answer counts as done: lightningd only looks for disable
         if isinstance(result, dict) and result.get("disable"):
-            raise PluginFailed(f"{self.name}: disabled itself: {result['disable']}")
+            raise PluginFailed(f"disabled itself at init: {result['disable']}")
         self.state = State.INIT_COMPLETE
         self.init_done_at = time.monotonic()
 
@@ -276,16 +318,16 @@ def coerce_option(spec: dict[str, Any], value: Any) -> Any:
     name, kind = spec["name"], spec.get("type", "string")
     values = value if isinstance(value, list) else [value]
     if len(values) > 1 and not spec.get("multi"):
-        raise RpcError(-32602, f"{name}: option given more than once")
+        raise PluginFailed(f"{name}: option given more than once")
     out = []
     for v in values:
         if kind == "int":
             try:
                 out.append(int(v, 10) if isinstance(v, str) else int(v))
             except (TypeError, ValueError) as exc:
-                raise RpcError(-32602, f"{name}: '{v}' is not a number") from exc
+                raise PluginFailed(f"{name}: '{v}' is not a number") from exc
             if isinstance(v, bool):
-                raise RpcError(-32602, f"{name}: '{v}' is not a number")
+                raise PluginFailed(f"{name}: '{v}' is not a number")
         elif kind == "bool":
             if isinstance(v, bool):
                 out.append(v)
@@ -294,9 +336,9 @@ def coerce_option(spec: dict[str, Any], value: Any) -> Any:
             elif str(v).lower() in ("false", "0", "no"):
                 out.append(False)
             else:
-                raise RpcError(-32602, f"{name}: '{v}' is not a bool")
+                raise PluginFailed(f"{name}: '{v}' is not a bool")
         elif kind == "flag":
             out.append(True)
         else:
-            out.append(str(v))
+            out.append(v if isinstance(v, str) else json.dumps(v))
     return out if spec.get("multi") else out[0]

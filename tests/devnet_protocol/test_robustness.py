@@ -1,0 +1,116 @@
+"""Misbehaving plugins get what lightningd v26.06 gives them (lightningd/plugin.c, plugin_hook.c,
+plugin_control.c): killed and reported, the others told plugin_stopped, and fatal() where lightningd dies."""
+from __future__ import annotations
+
+import pytest
+from protocol_kit import TNode, wait_for
+from pyln.client import LightningRpc, RpcError
+
+from hive_devnet import plugin_host
+from hive_devnet.node import NodeFatal
+
+
+@pytest.fixture
+def short_startup_timeout(monkeypatch):
+    """lightningd waits 60 s for getmanifest and for init; call this to wait 1.5 s instead."""
+    assert plugin_host.STARTUP_TIMEOUT == 60.0
+    return lambda: monkeypatch.setattr(plugin_host, "STARTUP_TIMEOUT", 1.5)
+
+
+def stopped_events(node, plugin="rec1.py"):
+    return [f["params"]["plugin_stopped"] for f in node.notifications(plugin, "plugin_stopped")]
+
+
+def test_plugin_start_that_hangs_in_init_times_out(make_node, plugins, short_startup_timeout):
+    n = make_node([(plugins["rec1.py"], {})])
+    short_startup_timeout()
+    with pytest.raises(RpcError) as e:
+        n.rpc.call("plugin", {"subcommand": "start", "plugin": plugins["hang_init.py"]})
+    assert e.value.error == {"code": -3, "message": f"{plugins['hang_init.py']}: timed out before replying to init"}
+    assert n.log(r"plugin-hang_init\.py: Killing plugin: timed out before replying to init")
+    assert "hang_init.py" not in n.plugin_list() and n.rpc.getinfo()["id"] == n.id
+    # lightningd tells the others about every plugin it destroys, whatever state it was in
+    assert stopped_events(n) == [{"plugin_name": "hang_init.py", "plugin_path": plugins["hang_init.py"],
+                                  "methods": ["hang-ping"]}]
+
+
+def test_plugin_that_hangs_in_init_at_startup_is_fatal(net, plugins, short_startup_timeout):
+    short_startup_timeout()
+    with pytest.raises(NodeFatal):
+        TNode(net, [(plugins["hang_init.py"], {})], name="hangs-at-startup")
+    node = net.nodes["hangs-at-startup"]
+    assert node.is_in_log(r"plugin-hang_init\.py: Killing plugin: timed out before replying to init")
+    assert node.is_in_log(r"Can't recover from plugin failure, terminating\.")
+    assert not node.running and not node.rpc_path.exists() and node.plugins == []
+
+
+def test_crash_mid_run(make_node, plugins):
+    n = make_node([(plugins["rec1.py"], {}), (plugins["crasher.py"], {})])
+    assert n.rpc.call("crasher-arm", {"delay": 0.1}) == {"armed": 0.1}
+    n.wait_log(r"plugin-crasher\.py: Killing plugin: exited during normal operation")
+    wait_for(lambda: stopped_events(n), what="plugin_stopped")
+    assert stopped_events(n) == [{"plugin_name": "crasher.py", "plugin_path": plugins["crasher.py"],
+                                  "methods": ["crasher-arm"]}]
+    assert set(n.plugin_list()) == {"rec1.py"} and n.rpc.call("rec1-echo", {"a": 1})["a"] == 1
+    assert n.log(r"plugin-crasher\.py: crasher: boom")                 # pyln turns stderr into log lines
+
+
+def test_garbage_on_stdout_kills_only_that_plugin(make_node, plugins):
+    n = make_node([(plugins["rec1.py"], {}), (plugins["garbage.py"], {})])
+    assert n.rpc.call("garbage-ping") == "pong"
+    with pytest.raises(RpcError) as e:
+        n.rpc.call("garbage-spew")
+    assert e.value.error == {"code": -4, "message": "Plugin terminated before replying to RPC call."}
+    assert n.log(r"plugin-garbage\.py: Killing plugin: Failed to parse RPC JSON response 'this is not json-rpc")
+    assert set(n.plugin_list()) == {"rec1.py"}
+    assert [s["plugin_name"] for s in stopped_events(n)] == ["garbage.py"]
+    assert n.rpc.call("rec1-echo", {"a": 2})["a"] == 2
+
+
+def test_invalid_hook_result_is_fatal(make_node, plugins):
+    """lightningd's custommsg_cb: a result other than "continue" is fatal() - the whole node goes down."""
+    victim = make_node([(plugins["badhook.py"], {}), (plugins["rec1.py"], {})])
+    peer = make_node([(plugins["rec1.py"], {})])
+    peer.connect(victim)
+    assert peer.rpc.call("sendcustommsg", {"node_id": victim.id, "msg": "8001"})["status"]
+    wait_for(lambda: not victim.node.running, what="victim's fatal()")
+    assert victim.log(r'^Plugin returned an invalid response to the custommsg hook: '
+                      r'\{"jsonrpc":"2.0","id":"cln:custommsg#\d+","result":\{"result":"bogus"\}\}$')
+    with pytest.raises(OSError):
+        LightningRpc(str(victim.node.rpc_path)).getinfo()
+    assert peer.wait_frames("rec1.py", "disconnect")[0]["params"] == {"disconnect": {"id": victim.id}}
+    assert peer.peers() == set()
+
+
+def test_method_clashing_with_a_builtin_is_refused(make_node, plugins):
+    n = make_node([(plugins["rec1.py"], {}), (plugins["clash_getinfo.py"], {})])
+    assert n.log(r'plugin-clash_getinfo\.py: Killing plugin: Could not register method "getinfo", a method with '
+                 r'that name is already registered')
+    assert set(n.plugin_list()) == {"rec1.py"}
+    assert n.rpc.getinfo()["id"] == n.id                            # still lightningd's own
+    with pytest.raises(RpcError):
+        n.rpc.call("clash-ok-getinfo")
+
+
+def test_method_clashing_with_another_plugin_is_refused(make_node, plugins):
+    n = make_node([(plugins["rec1.py"], {})])
+    with pytest.raises(RpcError) as e:
+        n.rpc.call("plugin", {"subcommand": "start", "plugin": plugins["clash_rec1-emit.py"]})
+    assert e.value.error == {"code": -3, "message": (
+        f'{plugins["clash_rec1-emit.py"]}: Could not register method "rec1-emit", a method with that name is '
+        f'already registered by plugin {plugins["rec1.py"]}')}
+    assert set(n.plugin_list()) == {"rec1.py"}
+    assert n.rpc.call("rec1-emit", {"tag": "mine"})["emitted"] == "mine"
+
+
+def test_restart_keeps_node_id_and_restarts_plugins(make_node, plugins):
+    n = make_node([(plugins["rec1.py"], {"rec1-int": 3})])
+    node_id, old_pid = n.id, n.pid("rec1.py")
+    n.restart()
+    assert n.rpc.getinfo()["id"] == node_id and n.pid("rec1.py") != old_pid
+    inits = n.frames("rec1.py", "init")
+    assert len(inits) == 2 and all(f["params"]["configuration"]["startup"] is True for f in inits)
+    assert inits[1]["params"]["options"]["rec1-int"] == 3
+    # the old process got "shutdown" and no "disconnect"/"plugin_stopped" on the way out
+    old = [r["frame"].get("method") for r in n.records("rec1.py") if r.get("pid") == old_pid and "frame" in r]
+    assert old[-1] == "shutdown" and "plugin_stopped" not in old

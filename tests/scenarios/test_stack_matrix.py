@@ -101,3 +101,16 @@ def test_bad_rpc_parameters_get_a_code_not_a_traceback(fleet):
             assert err.value.error["code"] == -32602
             assert "traceback" not in err.value.error and "Traceback" not in err.value.error["message"]
         assert node.rpc.call(method)["plugin"]          # still serving
+
+
+def test_plugins_shut_down_cleanly_on_plugin_stop(fleet):
+    """lightningd sends 'shutdown' and kills a plugin that has not exited after 30 s; ours exit by themselves."""
+    stack = ["cl-hive", "cl-hive-comms", "cl-hive-archon"]
+    node = fleet.add_node("n1", plugins=stack)
+    for plugin in stack:
+        node.plugin_stop(plugin)
+        wait_for(lambda: node.log_contains(rf"{plugin}: shut down cleanly"), what=f"{plugin} clean shutdown")
+    assert not node.log_contains("Timeout on shutdown")
+    for plugin in stack:                                   # and the database reopens fine afterwards
+        node.plugin_start(plugin)
+    check_stack(node, stack)

@@ -236,6 +236,7 @@ class HivePlugin:
 
     def _on_shutdown(self, plugin: Plugin, **kwargs: Any) -> None:
         self.stop()
+        self.log.info("%s: shut down cleanly (workers stopped, database closed)", self.name)
         raise SystemExit(0)
 
     def stop(self) -> None:

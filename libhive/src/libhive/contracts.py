@@ -135,6 +135,28 @@ class NostrIdentityResult(Model):
     pubkey: str = Field(pattern=XONLY)
 
 
+DID_CID = r"^did:cid:[a-z2-7]{20,100}$"
+
+
+def nostr_binding_statement(did: str, node_id: str, nostr_pubkey: str) -> str:
+    """The only text comms ever signs with the Nostr key for a binding: fixed, domain-separated, built by comms
+    from its own node id and key plus the DID, so the key never signs what a caller chose.  The BIP-340
+    signature is over sha256(statement utf-8)."""
+    return f"hive-nostr-binding/v1\ndid:{did}\nnode:{node_id}\nnostr:{nostr_pubkey}"
+
+
+class SignBindingParams(Model):
+    """archon -> comms: prove the node's Nostr key controls the binding to this DID."""
+    did: str = Field(pattern=DID_CID)
+
+
+class SignBindingResult(Model):
+    pubkey: str = Field(pattern=XONLY)
+    node_id: str = Field(pattern=NODE_ID)
+    statement: str = Field(max_length=512)
+    signature: str = Field(pattern=r"^[0-9a-f]{128}$")     # BIP-340 over sha256(statement)
+
+
 class MemberChanged(Model):
     """cl-hive -> siblings: membership changed (join, promotion, leave, ban)."""
     node_id: str = Field(pattern=NODE_ID)
@@ -186,6 +208,8 @@ RPC_CONTRACTS: dict[str, RpcContract] = {c.method: c for c in (
                 "queue an opaque payload for a peer on a transport (durable, idempotent by key)"),
     RpcContract("hive-comms-nostr-identity", 1, "cl-hive-comms", ("cl-hive-archon",), Empty, NostrIdentityResult,
                 "the node's Nostr public key"),
+    RpcContract("hive-comms-sign-binding", 1, "cl-hive-comms", ("cl-hive-archon",), SignBindingParams,
+                SignBindingResult, "BIP-340 signature of the fixed Nostr binding statement for a DID"),
     RpcContract("hive-inject-packet", 1, "cl-hive", ("cl-hive-comms",), InjectPacketParams, InjectPacketResult,
                 "hand an authenticated inbound hive packet from another transport to cl-hive"),
     RpcContract("hive-archon-credential-tier", 1, "cl-hive-archon", ("cl-hive",), CredentialTierParams,

@@ -1,12 +1,65 @@
 """cl-hive: the fleet's coordination plugin (membership, signed gossip, intents, governance, settlement)."""
 from __future__ import annotations
 
+from typing import Any
+
+from libhive import contracts
 from libhive.bootstrap import HivePlugin, main_for
 
-from . import __version__
+from . import __version__, handshake, membership
+from .context import Context
+from .ingress import Ingress
+from .members import MemberStore
 from .migrations import migrations
+from .outbox import Outbox
+from .transport import Transport
 
 hive = HivePlugin("cl-hive", __version__, migrations, status_method="hive-status", option_prefix="hive")
+hive.implements("hive_protocol")
+_transport = Transport(hive)
+ctx = Context(hive=hive, members=MemberStore(lambda: hive.db, lambda: ctx.me), ingress=Ingress(hive),
+              outbox=Outbox(hive, _transport), transport=_transport)
+handshakes = handshake.register(ctx)
+members = membership.register(ctx)
+
+
+@hive.plugin.hook("custommsg")
+def on_custommsg(peer_id: str, payload: str, plugin: Any, **kwargs: Any) -> dict[str, str]:
+    return ctx.ingress.on_custommsg(peer_id, payload)
+
+
+@hive.method("hive-inject-packet", "Contract (cl-hive-comms): an authenticated hive packet from another transport.")
+def hive_inject_packet(node_id: str | None = None, nostr_pubkey: str | None = None, transport: str | None = None,
+                       packet_hex: str | None = None, contract_version: int | None = None) -> dict[str, Any]:
+    req = contracts.check_request("hive-inject-packet", {k: v for k, v in dict(
+        node_id=node_id, nostr_pubkey=nostr_pubkey, transport=transport, packet_hex=packet_hex,
+        contract_version=contract_version).items() if v is not None})
+    reason = ctx.ingress.offer(req.node_id, req.packet_hex, req.transport)
+    return {"accepted": reason is None, "reason": reason}
+
+
+def _announce_member_change(node_id: str, old: str | None, new: str | None, event: str) -> None:
+    hive.plugin.notify("hive_member_changed", contracts.emit_payload(
+        "hive_member_changed", node_id=node_id, tier=new or "none", event=event))
+
+
+@hive.on_init
+def _start() -> None:
+    ctx.members.on_change(_announce_member_change)
+    ctx.ingress.start()
+    ctx.outbox.start()
+
+
+@hive.status_extra
+def _hive_fields() -> dict[str, Any]:
+    return {"hive": {"hive_id": ctx.hive_id, "tier": ctx.members.our_tier(),
+                     "members": ctx.members.count(("member",)), "neophytes": ctx.members.count(("neophyte",)),
+                     "outbox": ctx.outbox.summary(), "ingress": dict(ctx.ingress.stats),
+                     "handshakes": handshakes.pending()}}
+
+
+# governance wiring (governance, budget, fee policy, cl-revenue-ops methods register here)
+
 main = main_for(hive)
 
 if __name__ == "__main__":

@@ -139,7 +139,12 @@ class HivePlugin:
 
     def method(self, name: str, description: str | None = None) -> Callable[[Callable], Callable]:
         def register(fn: Callable) -> Callable:
-            self.plugin.add_method(name, fn, background=False, description=description or fn.__doc__)
+            text = description or fn.__doc__
+            if not text:
+                raise ValueError(f"{name}: an RPC method needs a description (lightning-cli help shows it)")
+            target = getattr(fn, "__func__", fn)  # bound methods: set it on the function
+            target.__doc__ = text                 # pyln builds the manifest's usage from the docstring
+            self.plugin.add_method(name, fn, background=False, description=text)
             return fn
         return register
 

@@ -1,0 +1,128 @@
+"""Signing strings and ticket encoding, byte-compatible with the deployed monolith.
+
+Every string here is what a monolith node signs or verifies for that message (so what we send, it accepts),
+plus ``*_v2`` strings for fields the monolith leaves unsigned: we send both signatures and, on receipt, require
+the v2 one whenever the field it protects matters (see docs/protocol.md).
+
+We never sign a string a peer chose.  The only peer-influenced text we sign is a CHALLENGE nonce, and only when
+it is exactly 64 lowercase hex characters and we are in a join we started: such a string cannot be mistaken
+for any other format below (they all start with a fixed prefix or "{").
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from typing import Any
+
+from libhive.wire import canonical_json
+
+HEX64 = re.compile(r"^[0-9a-f]{64}$")
+NODE_ID = re.compile(r"^0[23][0-9a-f]{64}$")
+MAX_TICKET_CHARS = 10 * 1024
+TICKET_FIELDS = ("admin_pubkey", "hive_id", "requirements", "issued_at", "expires_at", "initial_tier")
+
+
+class FormatError(ValueError):
+    pass
+
+
+# ---- handshake ----------------------------------------------------------------------------------------
+def manifest_signing(manifest: dict[str, Any]) -> str:
+    return canonical_json(manifest)
+
+
+def ticket_signing(ticket: dict[str, Any]) -> str:
+    return canonical_json({k: ticket[k] for k in TICKET_FIELDS})
+
+
+def encode_ticket(ticket: dict[str, Any]) -> str:
+    """base64 of the JSON ticket including its signature, as the monolith's Ticket.to_base64."""
+    return base64.b64encode(json.dumps({**{k: ticket[k] for k in TICKET_FIELDS},
+                                        "signature": ticket["signature"]}).encode()).decode()
+
+
+def decode_ticket(text: str) -> dict[str, Any]:
+    """Strict: size first, base64, JSON object with exactly the ticket fields of the right types."""
+    if not isinstance(text, str) or len(text) > MAX_TICKET_CHARS:
+        raise FormatError("ticket too large or not a string")
+    try:
+        data = json.loads(base64.b64decode(text, validate=True))
+    except (binascii.Error, ValueError) as exc:
+        raise FormatError("ticket is not base64 JSON") from exc
+    if not isinstance(data, dict) or set(data) != set(TICKET_FIELDS) | {"signature"}:
+        raise FormatError("ticket has the wrong fields")
+    if not (isinstance(data["admin_pubkey"], str) and NODE_ID.match(data["admin_pubkey"])):
+        raise FormatError("ticket admin_pubkey is not a node id")
+    for key in ("requirements", "issued_at", "expires_at"):
+        if type(data[key]) is not int:
+            raise FormatError(f"ticket {key} must be an integer")
+    if not isinstance(data["hive_id"], str) or not 1 <= len(data["hive_id"]) <= 64:
+        raise FormatError("ticket hive_id is invalid")
+    if data["initial_tier"] != "neophyte":
+        raise FormatError("ticket initial_tier must be neophyte")
+    if not isinstance(data["signature"], str) or len(data["signature"]) > 200:
+        raise FormatError("ticket signature is invalid")
+    return data
+
+
+# ---- membership ---------------------------------------------------------------------------------------
+def vouch_signing(target: str, request_id: str, timestamp: int) -> str:
+    return f"hive:vouch:{target}:{request_id}:{timestamp}"
+
+
+def leave_signing(peer_id: str, timestamp: int, reason: str) -> str:
+    return f"hive:leave:{peer_id}:{timestamp}:{reason}"
+
+
+def ban_proposal_signing(proposal_id: str, target: str, timestamp: int, reason: str) -> str:
+    return f"hive:ban_proposal:{proposal_id}:{target}:{timestamp}:{reason}"
+
+
+def ban_proposal_signing_v2(proposal_id: str, target: str, proposer: str, proposal_type: str, timestamp: int,
+                            reason: str) -> str:
+    """Covers what the monolith leaves out: the proposer and the proposal type (F8)."""
+    return f"hive:ban_proposal:v2:{proposal_id}:{target}:{proposer}:{proposal_type}:{timestamp}:{reason}"
+
+
+def ban_vote_signing(proposal_id: str, vote: str, timestamp: int) -> str:
+    return f"hive:ban_vote:{proposal_id}:{vote}:{timestamp}"
+
+
+def admission_signing(hive_id: str, node_id: str, admitted_by: str, joined_at: int) -> str:
+    """Our certificate that a member admitted ``node_id`` as a neophyte; carried in FULL_SYNC member entries
+    (an extra field the monolith ignores) so other nodes learn of admissions from a signed statement."""
+    return f"hive:admit:v2:{hive_id}:{node_id}:{admitted_by}:{joined_at}"
+
+
+def msg_ack_signing(sender_id: str, ack_msg_id: str, status: str, timestamp: int) -> str:
+    return f"MSG_ACK:{sender_id}:{ack_msg_id}:{status}:{timestamp}"
+
+
+def intent_signing_v2(intent_type: str, target: str, initiator: str, timestamp: int, expires_at: int) -> str:
+    """The monolith's INTENT is unsigned (F11); ours carries this signature too."""
+    return f"hive:intent:v2:{intent_type}:{target}:{initiator}:{timestamp}:{expires_at}"
+
+
+def event_id(type_name: str, payload: dict[str, Any], fields: tuple[str, ...]) -> str | None:
+    """The monolith's event id: sha256 of {_type, identity fields} (canonical JSON), first 32 hex chars.
+
+    Used as the outbox/ack key so monolith acks match; recorded as seen only after verification."""
+    import hashlib
+    identity: dict[str, Any] = {"_type": type_name}
+    for f in fields:
+        if payload.get(f) is None:
+            return None
+        identity[f] = payload[f]
+    return hashlib.sha256(canonical_json(identity).encode()).hexdigest()[:32]
+
+
+EVENT_ID_FIELDS: dict[str, tuple[str, ...]] = {
+    "PROMOTION_REQUEST": ("target_pubkey", "request_id"),
+    "VOUCH": ("target_pubkey", "request_id", "voucher_pubkey"),
+    "PROMOTION": ("target_pubkey", "request_id"),
+    "MEMBER_LEFT": ("peer_id", "timestamp"),
+    "BAN_PROPOSAL": ("proposal_id",),
+    "BAN_VOTE": ("proposal_id", "voter_peer_id"),
+}

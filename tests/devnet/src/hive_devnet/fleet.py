@@ -21,7 +21,11 @@ REAL_NODE_SKIP_REASON = "real-node scenarios need lightningd and bitcoind on PAT
 
 
 def plugin_path(name: str) -> str:
-    """The installed console script of a Hive plugin: what an operator puts on a ``plugin=`` line."""
+    """The installed console script of a Hive plugin: what an operator puts on a ``plugin=`` line.
+
+    A name containing "/" is taken as a path (test plugins)."""
+    if "/" in name:
+        return name
     candidate = Path(sys.executable).parent / name
     found = str(candidate) if candidate.exists() else shutil.which(name)
     if not found:

@@ -134,3 +134,17 @@ def test_f8_ban_proposal_type_cannot_be_flipped(fleet):
     send(b, a, MessageType.BAN_PROPOSAL, {**base, "proposal_type": "settlement_gaming", "signature_v2": v2})
     wait_for(lambda: rejected(a, "BAN_PROPOSAL") >= 2, what="both refused")
     assert a.rpc.call("hive-ban-proposals")["proposals"] == []
+
+
+def test_floods_and_garbage_are_dropped_and_the_node_keeps_serving(fleet, spy_path):
+    victim = fleet.add_node("victim", plugins=["cl-hive"])
+    victim.rpc.call("hive-genesis")
+    attacker = fleet.add_node("attacker", plugins=[spy_path])
+    fleet.connect(attacker, victim)
+    garbage = ["4849" + "ff" * 40, "48494956457b", "4849" + b"IVE{\"type\":1}".hex()]
+    for i in range(400):
+        attacker.rpc.call("sendcustommsg", {"node_id": victim.node_id, "msg": garbage[i % 3]})
+    ingress = wait_for(lambda: (s := status(victim)["ingress"]).get("dropped_rate_limited") and s,
+                       what="rate limit engaged")
+    assert ingress.get("rejected_decode", 0) >= 1
+    assert status(victim)["tier"] == "member"              # still serving, state untouched

@@ -18,6 +18,7 @@ from libhive.wire import MessageType
 from pydantic import Field
 
 from . import formats
+from .credentials import CredentialTiers
 from .context import BadState, Context, check_fresh, check_signature, quorum
 from .ingress import Inbound, Reject
 
@@ -464,9 +465,12 @@ def register(ctx: Context) -> Membership:
     def hive_ban_proposals() -> dict[str, Any]:
         return {"proposals": m.ban_proposals()}
 
+    tiers = CredentialTiers(hive)
+
     @hive.method("hive-members", "The hive's members and neophytes as this node knows them, and bans.")
     def hive_members() -> dict[str, Any]:
-        return {"hive_id": ctx.hive_id, "members": ctx.members.list(), "bans": ctx.members.bans(),
+        """With cl-hive-archon active, each entry also carries its verified credential (or null)."""
+        return {"hive_id": ctx.hive_id, "members": tiers.annotate(ctx.members.list()), "bans": ctx.members.bans(),
                 "quorum": quorum(ctx.members.count(("member",)))}
 
     return m

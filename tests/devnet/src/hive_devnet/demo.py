@@ -96,7 +96,28 @@ def run(base: Path) -> dict[str, Any]:
         show_node(carol, STACKS["carol"])
         summary["checks"].append("runtime sibling stop/start handled")
         say()
-        say("== Done: every plugin started, reported its siblings and features, and survived a sibling restart.")
+        say("== 5. A hive forms: alice starts it, bob and dave join with invitations, alice vouches for bob")
+        dave = nodes["dave"]
+        hive_id = alice.rpc.call("hive-genesis", {"hive_id": "demo-hive"})["hive_id"]
+        for joiner in (bob, dave):
+            fleet.connect(joiner, alice)
+            ticket = alice.rpc.call("hive-invite", {"valid_hours": 1})["ticket"]
+            joiner.rpc.call("hive-join", {"ticket": ticket})
+            wait_for(lambda j=joiner: j.rpc.call("hive-status")["hive"]["tier"] == "neophyte",
+                     what=f"{joiner.name} admitted")
+            say(f"  {joiner.name} joined {hive_id} as a neophyte (ticket checked by alice)")
+        bob.rpc.call("hive-request-promotion")
+        wait_for(lambda: alice.rpc.call("hive-status")["hive"]["ingress"].get("accepted_PROMOTION_REQUEST"),
+                 what="bob's promotion request")
+        alice.rpc.call("hive-vouch", {"peer_id": bob.node_id})
+        wait_for(lambda: bob.rpc.call("hive-status")["hive"]["tier"] == "member", what="bob promoted")
+        for m in alice.rpc.call("hive-members")["members"]:
+            name = next((n for n, x in nodes.items() if x.node_id == m["node_id"]), m["node_id"][:16])
+            say(f"  alice's roster: {name:6} {m['tier']}")
+        summary["hive"] = {"hive_id": hive_id, "members": len(alice.rpc.call("hive-members")["members"])}
+        say()
+        say("== Done: every plugin started, reported its siblings and features, and survived a sibling restart;")
+        say("   a hive formed with checked invitations and a vouched promotion.")
         return summary
     finally:
         fleet.close()

@@ -59,7 +59,19 @@ class Network:
         self.ledger.add_node(node.node_id, node.hsm.node_privkey, name)
         self.nodes[name] = node
         self.run(node.start(list(plugins)))
+        self.run(self._reconnect_channel_peers(node))
         return node
+
+    async def _reconnect_channel_peers(self, node: Node) -> None:
+        """lightningd reconnects at startup to every peer it has an open channel with."""
+        channels = self.ledger.call(node.node_id, "listpeerchannels", {})["channels"]
+        for peer in sorted({c["peer_id"] for c in channels if c.get("state") in ("CHANNELD_NORMAL",
+                                                                                "CHANNELD_AWAITING_LOCKIN")}):
+            if self.node_by_id(peer) is not None:
+                try:
+                    await self.connect(node, peer, None)
+                except RpcError as exc:
+                    node.log("unusual", f"reconnect to {peer} failed: {exc.message}")
 
     def stop_node(self, node: Node, grace: float = 30.0) -> None:
         self.run(self._stop_node(node, grace), timeout=grace + 30)

@@ -151,3 +151,15 @@ def test_slow_sibling_is_a_timeout_error_not_a_hang():
     with pytest.raises(contracts.SiblingUnavailable, match="did not answer within 0.2s"):
         contracts.call(Slow(), "hive-archon-credential-tier", timeout=0.2, node_id=NODE)
     release.set()
+
+
+def test_status_contract_round_trip_validates():
+    """A sibling calls the status contract with contract_version; the provider's answer must validate."""
+    from libhive.bootstrap import HivePlugin
+    from sqlite_utils import Migrations
+    hive = HivePlugin("cl-hive", "0.0.0", Migrations("cl-hive"), status_method="hive-status", option_prefix="hive")
+    hive.db_path = "/tmp/x.sqlite3"
+    answer = hive._status(contract_version=1)
+    contracts.RPC_CONTRACTS["hive-status"].result.model_validate(answer)
+    with pytest.raises(contracts.ContractError):
+        hive._status(contract_version=9)

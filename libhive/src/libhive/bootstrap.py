@@ -264,8 +264,10 @@ class HivePlugin:
                 self.stop()
 
     # ---- status -----------------------------------------------------------------------------------
-    def _status(self) -> dict[str, Any]:
+    def _status(self, contract_version: int | None = None) -> dict[str, Any]:
         """Version, database, detected siblings and gated features."""
+        if contract_version is not None:           # a sibling calling the status contract
+            contracts.check_request(self.status_method, {"contract_version": contract_version})
         gate = self.gate
         result: dict[str, Any] = {
             "plugin": self.name, "version": self.version, "node_id": self.node_id,

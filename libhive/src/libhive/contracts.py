@@ -27,6 +27,7 @@ RESERVED_NOTIFICATION_KEYS = frozenset({"plugin", "request", "origin", "payload"
 NODE_ID = r"^0[23][0-9a-f]{64}$"
 HEX = r"^([0-9a-f]{2})*$"
 XONLY = r"^[0-9a-f]{64}$"
+TRANSPORT = r"^[a-z][a-z0-9_-]{1,31}$"
 
 
 class ContractError(HiveError):
@@ -157,6 +158,33 @@ class SignBindingResult(Model):
     signature: str = Field(pattern=r"^[0-9a-f]{128}$")     # BIP-340 over sha256(statement)
 
 
+class TransportSendParams(Model):
+    """comms -> the transport's provider: send on a registered external transport (archon: Dmail).
+
+    ``hive-comms-send`` with ``transport`` = a registered name ends up here, at the ``send_method`` registered
+    for it, with the same recipient, payload and idempotency key.
+    """
+    recipient: str = Field(min_length=1, max_length=256)
+    payload_hex: str = Field(pattern=HEX, max_length=2 * 65535)
+    idempotency_key: str = Field(min_length=8, max_length=128)
+
+
+class TransportReceiveParams(Model):
+    """archon -> comms: a message that arrived on archon's transport, already authenticated by archon.
+
+    ``sender`` is the sender's DID (the Dmail vault's controller); comms announces it with
+    ``hive_comms_transport_inbound``.  Idempotent by ``message_id``.
+    """
+    transport: str = Field(pattern=TRANSPORT)
+    sender: str = Field(pattern=DID_CID)
+    payload_hex: str = Field(pattern=HEX, max_length=2 * 65535)
+    message_id: str = Field(min_length=1, max_length=128)
+
+
+class TransportReceiveResult(Model):
+    accepted: bool
+
+
 class MemberChanged(Model):
     """cl-hive -> siblings: membership changed (join, promotion, leave, ban)."""
     node_id: str = Field(pattern=NODE_ID)
@@ -214,6 +242,10 @@ RPC_CONTRACTS: dict[str, RpcContract] = {c.method: c for c in (
                 "hand an authenticated inbound hive packet from another transport to cl-hive"),
     RpcContract("hive-archon-credential-tier", 1, "cl-hive-archon", ("cl-hive",), CredentialTierParams,
                 CredentialTierResult, "a member's verified credential tier"),
+    RpcContract("hive-archon-dmail-send", 1, "cl-hive-archon", ("cl-hive-comms",), TransportSendParams,
+                SendResult, "send a payload as Dmail (the send_method archon registers for transport 'dmail')"),
+    RpcContract("hive-comms-transport-receive", 1, "cl-hive-comms", ("cl-hive-archon",), TransportReceiveParams,
+                TransportReceiveResult, "hand comms a message that arrived on an external transport (Dmail)"),
 )}
 
 TOPIC_CONTRACTS: dict[str, TopicContract] = {c.topic: c for c in (

@@ -50,7 +50,8 @@ from libhive.schema import MIGRATIONS_TABLE, TablePolicy, fold, is_bookkeeping, 
 DEFAULT_BUSY_TIMEOUT = 5.0
 FILE_MODE = 0o600
 
-__all__ = ["DEFAULT_BUSY_TIMEOUT", "FILE_MODE", "BackupInfo", "Database", "open_readonly"]
+__all__ = ["DEFAULT_BUSY_TIMEOUT", "FILE_MODE", "BackupInfo", "Database", "backup_readonly", "inspect_backup",
+           "open_readonly"]
 
 
 @dataclass(frozen=True)
@@ -232,6 +233,112 @@ def _fsync_path(path: str, directory: bool = False) -> None:
 def _integrity_problems(conn: sqlite3.Connection) -> list[str]:
     rows = [row[0] for row in conn.execute("PRAGMA integrity_check")]
     return [] if rows == ["ok"] else rows
+
+
+def _copy_snapshot(source_path: str, target_path: str) -> _Contents:
+    """One backup step from a read-only connection (one WAL read snapshot), then a self-contained check."""
+    source = open_readonly(source_path)
+    try:
+        target = sqlite3.connect(target_path, isolation_level=None)
+        try:
+            source.backup(target)  # pages=-1: a single step, one read snapshot
+            target.execute("PRAGMA journal_mode = DELETE")  # no -wal needed beside the copy
+            problems = _integrity_problems(target)
+            if problems:
+                raise BackupError(f"backup copy failed integrity_check: {'; '.join(problems[:5])}")
+            return _contents(target)
+        finally:
+            target.close()
+    finally:
+        source.close()
+
+
+def _write_snapshot(source_path: str, dest: str) -> tuple[_Contents, int, str]:
+    """Snapshot ``source_path`` into a 0600 temporary file next to ``dest``, check it, fsync, rename."""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=os.path.basename(dest) + ".", suffix=".tmp", dir=os.path.dirname(dest))
+    except OSError as exc:
+        raise BackupError(f"cannot write a backup next to {dest}: {exc}") from exc
+    try:
+        try:
+            os.fchmod(fd, FILE_MODE)  # mkstemp already uses 0600; make it explicit
+        finally:
+            os.close(fd)
+        contents = _copy_snapshot(source_path, tmp)
+        _fsync_path(tmp)
+        size, sha256 = _file_digest(tmp)
+        os.replace(tmp, dest)
+        _fsync_path(os.path.dirname(dest), directory=True)
+    except BaseException as exc:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        if isinstance(exc, (sqlite3.Error, OSError)):
+            raise BackupError(f"backup of {source_path} to {dest} failed: {exc}") from exc
+        raise
+    return contents, size, sha256
+
+
+def _single_owner(contents: _Contents, where: str) -> str:
+    owners = sorted(contents.sets)
+    if len(owners) != 1:
+        raise SchemaError(f"{where} is not one plugin's database (migration sets: {', '.join(owners) or 'none'})")
+    return owners[0]
+
+
+def backup_readonly(src_path: str | os.PathLike[str], dest_path: str | os.PathLike[str]) -> BackupInfo:
+    """Back up any plugin's database (a sibling's, typically) without writing it.
+
+    The source is read only through :func:`open_readonly` (``mode=ro``) with the SQLite backup API, so its owner
+    keeps running; the copy is 0600, self-contained and integrity-checked, as with :meth:`Database.backup`.
+    """
+    src = os.path.abspath(os.fspath(src_path))
+    dest = os.path.abspath(os.fspath(dest_path))
+    if not os.path.isfile(src):
+        raise BackupError(f"no database file at {src}")
+    if os.path.exists(dest) and os.path.samefile(src, dest):
+        raise BackupError(f"refusing to back up {src} onto itself")
+    contents, size, sha256 = _write_snapshot(src, dest)
+    try:
+        plugin = _single_owner(contents, src)
+    except SchemaError:
+        os.unlink(dest)
+        raise
+    names = contents.sets[plugin]
+    return BackupInfo(dest, plugin, len(names), names, size, sha256)
+
+
+def inspect_backup(path: str | os.PathLike[str], plugin: str) -> BackupInfo:
+    """Check a backup file of ``plugin`` without changing it: integrity, owner, only the owner's tables.
+
+    Raises :class:`BackupError` (unusable file) or :class:`SchemaError` (another plugin's file, foreign tables).
+    Whether its migrations are known is for the caller to judge (``migration_names``).
+    """
+    src = os.path.abspath(os.fspath(path))
+    if not os.path.isfile(src) or os.path.getsize(src) == 0:
+        raise BackupError(f"no usable backup file at {src}")
+    size, sha256 = _file_digest(src)
+    conn = open_readonly(src)
+    try:
+        try:
+            problems = _integrity_problems(conn)
+            contents = _contents(conn)
+        except sqlite3.DatabaseError as exc:
+            raise BackupError(f"{src} is not a usable SQLite database: {exc}") from exc
+    finally:
+        conn.close()
+    if problems:
+        raise BackupError(f"{src} failed integrity_check: {'; '.join(problems[:5])}")
+    owner = _single_owner(contents, src)
+    if owner != plugin:
+        raise SchemaError(f"{src} belongs to {owner}, not {plugin}")
+    policy = policy_for(plugin)
+    foreign = sorted(t for t in contents.tables if not is_bookkeeping(t) and not policy.allows(t))
+    if foreign:
+        raise SchemaError(f"{src} contains tables {plugin} does not own: {', '.join(foreign)}")
+    names = contents.sets[plugin]
+    return BackupInfo(src, plugin, len(names), names, size, sha256)
 
 
 # --- the database ------------------------------------------------------------
@@ -440,46 +547,9 @@ class Database:
             self._live()
         if self._is_live_file(dest):
             raise BackupError(f"refusing to back up {self._path} onto itself")
-        try:
-            fd, tmp = tempfile.mkstemp(prefix=os.path.basename(dest) + ".", suffix=".tmp", dir=os.path.dirname(dest))
-        except OSError as exc:
-            raise BackupError(f"cannot write a backup next to {dest}: {exc}") from exc
-        try:
-            try:
-                os.fchmod(fd, FILE_MODE)  # mkstemp already uses 0600; make it explicit
-            finally:
-                os.close(fd)
-            contents = self._copy_snapshot(tmp)
-            _fsync_path(tmp)
-            size, sha256 = _file_digest(tmp)
-            os.replace(tmp, dest)
-            _fsync_path(os.path.dirname(dest), directory=True)
-        except BaseException as exc:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            if isinstance(exc, (sqlite3.Error, OSError)):
-                raise BackupError(f"backup of {self._path} to {dest} failed: {exc}") from exc
-            raise
+        contents, size, sha256 = _write_snapshot(self._path, dest)
         names = contents.sets.get(self.plugin, ())
         return BackupInfo(dest, self.plugin, len(names), names, size, sha256)
-
-    def _copy_snapshot(self, target_path: str) -> _Contents:
-        source = open_readonly(self._path)
-        try:
-            target = sqlite3.connect(target_path, isolation_level=None)
-            try:
-                source.backup(target)  # pages=-1: a single step, one read snapshot
-                target.execute("PRAGMA journal_mode = DELETE")  # no -wal needed beside the copy
-                problems = _integrity_problems(target)
-                if problems:
-                    raise BackupError(f"backup copy failed integrity_check: {'; '.join(problems[:5])}")
-                return _contents(target)
-            finally:
-                target.close()
-        finally:
-            source.close()
 
     def restore(self, src_path: str | os.PathLike[str]) -> BackupInfo:
         """Replace the live content with a validated backup; returns what was restored.

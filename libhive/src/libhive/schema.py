@@ -90,7 +90,8 @@ OWNERSHIP: Mapping[str, TablePolicy] = MappingProxyType(
         "cl-hive-comms": TablePolicy(
             plugin="cl-hive-comms",
             tables=frozenset({"nostr_state", "management_receipts"}),
-            prefixes=("marketplace_", "liquidity_"),
+            # comms_: the transport's durable queues and caches (outbox, inbox, replay records, bindings)
+            prefixes=("marketplace_", "liquidity_", "comms_"),
         ),
         "cl-hive-archon": TablePolicy(
             plugin="cl-hive-archon",

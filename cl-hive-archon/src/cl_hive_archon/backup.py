@@ -1,0 +1,354 @@
+"""Encrypted backups of the three plugins' databases, restore, and recovery from hsm_secret.
+
+* **Backup**: archon's own database through ``Database.backup``; the siblings' through
+  ``libhive.db.backup_readonly`` (a ``mode=ro`` connection and the SQLite backup API: archon never writes
+  them).  The snapshots go into one bundle: ``HIVEBAK1\\n`` + header length + header JSON (plugins, schema
+  versions, migrations, sizes, sha256) + AES-256-GCM(tar.gz of the files), the header as associated data.  The
+  key is ``makesecret string=cl-hive-archon/backup/v1``: the bundle opens with the node's hsm_secret and nothing
+  else.  Written 0600 to ``hive-archon-backup-dir``; when networked also uploaded as an Archon vault item, with a
+  pointer ``didDocumentData.hiveBackup`` in the node's DID document.
+* **Restore** checks everything before it replaces anything: the bundle decrypts (so it is ours and intact),
+  every file matches the header's sha256, passes ``integrity_check``, belongs to the plugin and holds only its
+  tables, and is not migrated beyond the live database.  archon's own database is replaced live
+  (``Database.restore``).  A sibling's is replaced only while that sibling is **stopped** (checked with a fresh
+  ``plugin list``); the previous file and its -wal/-shm are kept as ``<db>.pre-restore-<time>``; the sibling
+  migrates forward at its next start.
+* **Recovery**: on a fresh node with the same hsm_secret, the DID is the same (``agent``), so
+  ``hive-archon-recover`` resolves it, follows ``hiveBackup`` to the vault, opens it with the DID key and
+  writes the bundle locally for ``hive-archon-restore``.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import struct
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from libhive import contracts
+from libhive.db import backup_readonly, inspect_backup, open_readonly
+from libhive.errors import HiveError
+from libhive.rpcparams import Params, validate
+from pydantic import Field
+
+from . import agent, publish, vault
+from .codec import is_did
+from .context import Archon
+from .errors import BackupRefused, NotFound
+
+MAGIC = b"HIVEBAK1\n"
+FORMAT = "cl-hive-archon-backup"
+PLUGINS = ("cl-hive-archon", "cl-hive", "cl-hive-comms")
+STATUS_METHOD = {"cl-hive": "hive-status", "cl-hive-comms": "hive-comms-status"}
+ITEM = "hive-backup"
+MAX_BUNDLE = 512 * 1024 * 1024
+
+
+class BackupParams(Params):
+    destination: str | None = Field(default=None, min_length=1, max_length=4096)
+    upload: bool | None = None
+
+
+class RestoreParams(Params):
+    path: str = Field(min_length=1, max_length=4096)
+    plugins: list[str] | None = Field(default=None, min_length=1, max_length=3)
+
+
+class RecoverParams(Params):
+    destination: str | None = Field(default=None, min_length=1, max_length=4096)
+
+
+# ---- the bundle ----------------------------------------------------------------------------------
+def seal(key: bytes, header: dict[str, Any], payload: bytes) -> bytes:
+    header_bytes = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    nonce = os.urandom(12)
+    aad = MAGIC + header_bytes
+    return MAGIC + struct.pack(">I", len(header_bytes)) + header_bytes + nonce + AESGCM(key).encrypt(nonce, payload,
+                                                                                                     aad)
+
+
+def unseal(key: bytes, blob: bytes) -> tuple[dict[str, Any], bytes]:
+    if not blob.startswith(MAGIC) or len(blob) < len(MAGIC) + 4:
+        raise BackupRefused("not a cl-hive-archon backup bundle")
+    (length,) = struct.unpack(">I", blob[len(MAGIC):len(MAGIC) + 4])
+    start = len(MAGIC) + 4
+    header_bytes = blob[start:start + length]
+    nonce, sealed = blob[start + length:start + length + 12], blob[start + length + 12:]
+    try:
+        payload = AESGCM(key).decrypt(nonce, sealed, MAGIC + header_bytes)
+        header = json.loads(header_bytes)
+    except (InvalidTag, ValueError):
+        raise BackupRefused("the bundle does not decrypt with this node's key (another node's hsm_secret, or "
+                            "corrupted)") from None
+    if header.get("format") != FORMAT or header.get("version") != 1:
+        raise BackupRefused("unknown backup bundle format")
+    return header, payload
+
+
+def _tar(files: dict[str, Path]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, path in files.items():
+            tar.add(str(path), arcname=name, recursive=False)
+    return buffer.getvalue()
+
+
+def _untar(payload: bytes, members: list[dict[str, Any]], into: Path) -> dict[str, Path]:
+    """Extract exactly the files the header lists (no other names, no paths) and check their sha256."""
+    out: dict[str, Path] = {}
+    with tarfile.open(fileobj=io.BytesIO(payload), mode="r:gz") as tar:
+        for member in members:
+            name = member["file"]
+            if "/" in name or name.startswith("."):
+                raise BackupRefused(f"bad file name {name!r} in the bundle")
+            try:
+                handle = tar.extractfile(name)
+            except KeyError:
+                handle = None
+            if handle is None:
+                raise BackupRefused(f"{name} is missing from the bundle")
+            data = handle.read()
+            if hashlib.sha256(data).hexdigest() != member["sha256"] or len(data) != member["size"]:
+                raise BackupRefused(f"{name} does not match the bundle's header")
+            path = into / name
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            out[member["plugin"]] = path
+    return out
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+# ---- paths -----------------------------------------------------------------------------------------
+def backup_dir(archon: Archon, override: str | None = None) -> Path:
+    configured = override or archon.hive.option("backup-dir")
+    path = Path(configured) if configured else archon.hive.lightning_dir / "archon-backups"
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
+
+
+def sibling_db_path(archon: Archon, plugin: str) -> Path:
+    """Where a sibling keeps its database: its status says so while it runs; else the default location."""
+    hive = archon.hive
+    if hive.siblings.active(plugin):
+        # the status contract, called without contract_version: libhive's status handler takes no parameters
+        try:
+            status = contracts.StatusResult.model_validate(hive.rpc.call(STATUS_METHOD[plugin]))
+            return Path(status.db_path)
+        except Exception as exc:
+            hive.log.info("%s did not say where its database is (%s); using the default path", plugin, exc)
+    return hive.lightning_dir / f"{plugin}.sqlite3"
+
+
+# ---- backup ----------------------------------------------------------------------------------------
+def make_backup(archon: Archon, destination: str | None, upload: bool | None) -> dict[str, Any]:
+    hive = archon.hive
+    upload = archon.networked() if upload is None else upload
+    if upload:
+        archon.require_network("uploading a backup to an Archon vault")
+    target_dir = backup_dir(archon, destination)
+    members: list[dict[str, Any]] = []
+    absent: list[str] = []
+    with tempfile.TemporaryDirectory(dir=target_dir, prefix=".snapshot-") as tmp:
+        files: dict[str, Path] = {}
+        for plugin in PLUGINS:
+            snapshot = Path(tmp) / f"{plugin}.sqlite3"
+            if plugin == hive.name:
+                info = hive.db.backup(snapshot)
+                source = hive.db.path
+            else:
+                source = str(sibling_db_path(archon, plugin))
+                if not os.path.isfile(source):
+                    absent.append(plugin)
+                    continue
+                info = backup_readonly(source, snapshot)
+                if info.plugin != plugin:
+                    raise BackupRefused(f"{source} holds {info.plugin}'s database, not {plugin}'s")
+            files[snapshot.name] = snapshot
+            members.append({"plugin": plugin, "file": snapshot.name, "source": source,
+                            "schema_version": info.schema_version, "migrations": list(info.migration_names),
+                            "size": info.size, "sha256": info.sha256})
+        header = {"format": FORMAT, "version": 1, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                  "did": archon.did, "node_id": hive.node_id, "members": members, "absent": absent}
+        blob = seal(archon.backup_key(), header, _tar(files))
+    name = f"hive-backup-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{os.urandom(3).hex()}.hbk"
+    path = target_dir / name
+    _write_private(path, blob)
+    digest = hashlib.sha256(blob).hexdigest()
+    with hive.db.write() as conn:
+        conn.execute("INSERT INTO archon_backups (path, sha256, size, manifest, created_at) VALUES (?, ?, ?, ?, ?)",
+                     (str(path), digest, len(blob), json.dumps(header), time.time()))
+    result: dict[str, Any] = {"path": str(path), "sha256": digest, "size": len(blob), "plugins": members,
+                              "absent": absent, "uploaded": False}
+    if upload:
+        entry = vault.queue_vault(archon, f"backup-{digest[:32]}", [],
+                                  {ITEM: {"path": str(path), "type": "application/octet-stream"}},
+                                  purpose="backup")
+        entry = publish.try_now(archon, entry)
+        result.update(upload_status=entry.get("status"), upload_error=entry.get("last_error"),
+                      uploaded=entry.get("status") == "done")
+    return result
+
+
+def on_uploaded(archon: Archon, entry: dict[str, Any], result: Any) -> None:
+    """A backup vault reached the gatekeeper: remember it and point the DID document at it."""
+    payload = entry["payload"]
+    if payload.get("purpose") != "backup":
+        return
+    path = payload["items"][ITEM]["path"]
+    rows = archon.hive.db.query("SELECT sha256, created_at FROM archon_backups WHERE path = ?", (path,))
+    with archon.hive.db.write() as conn:
+        conn.execute("UPDATE archon_backups SET vault_did = ? WHERE path = ?", (result["vault_did"], path))
+    pointer = {"vault": result["vault_did"], "item": ITEM, "sha256": rows[0]["sha256"] if rows else None,
+               "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    publish.queue_update(archon, archon.did, set_={"hiveBackup": pointer})
+    for ref in (payload.get("sealed") or {}).values():        # the sealed copy is on the gatekeeper now
+        if isinstance(ref, dict):
+            Path(ref["file"]).unlink(missing_ok=True)
+
+
+# ---- restore -------------------------------------------------------------------------------------
+def restore(archon: Archon, path: str, plugins: list[str] | None) -> dict[str, Any]:
+    hive = archon.hive
+    bundle = Path(path)
+    if not bundle.is_file():
+        raise NotFound(f"no backup file at {path}")
+    if bundle.stat().st_size > MAX_BUNDLE:
+        raise BackupRefused("the bundle is too large")
+    header, payload = unseal(archon.backup_key(), bundle.read_bytes())
+    members = {m["plugin"]: m for m in header["members"]}
+    wanted = plugins or list(members)
+    unknown = [p for p in wanted if p not in PLUGINS]
+    if unknown:
+        raise BackupRefused(f"unknown plugin(s) {unknown}; choose from {list(PLUGINS)}")
+    missing = [p for p in wanted if p not in members]
+    if missing:
+        raise BackupRefused(f"the bundle holds no database of {', '.join(missing)}")
+    hive.siblings.refresh(hive.rpc)
+    running = [p for p in wanted if p != hive.name and hive.siblings.active(p)]
+    if running:
+        raise BackupRefused(f"stop {', '.join(running)} before restoring its database "
+                            f"(lightning-cli plugin stop {running[0]}); it is still running")
+    report: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(dir=backup_dir(archon), prefix=".restore-") as tmp:
+        files = _untar(payload, [members[p] for p in wanted], Path(tmp))
+        plans = [_check_candidate(archon, plugin, files[plugin], members[plugin]) for plugin in wanted]
+        for plan in plans:                                    # everything checked: now replace
+            report.append(_replace(archon, plan))
+    return {"restored": report, "bundle": {"created": header.get("created"), "did": header.get("did"),
+                                          "node_id": header.get("node_id")}}
+
+
+def _check_candidate(archon: Archon, plugin: str, candidate: Path, member: dict[str, Any]) -> dict[str, Any]:
+    try:
+        info = inspect_backup(candidate, plugin)
+    except HiveError as exc:
+        raise BackupRefused(f"{plugin}: {exc.message}") from None
+    live = Path(archon.hive.db.path) if plugin == archon.hive.name else sibling_db_path(archon, plugin)
+    if plugin != archon.hive.name and live.is_file():
+        conn = open_readonly(live)
+        try:
+            rows = conn.execute("SELECT name FROM _sqlite_migrations WHERE migration_set = ? ORDER BY rowid",
+                                (plugin,)).fetchall()
+        finally:
+            conn.close()
+        live_names = tuple(r[0] for r in rows)
+        if info.migration_names != live_names[:len(info.migration_names)]:
+            raise BackupRefused(f"{plugin}: the backup's schema ({info.schema_version} migrations) is newer than "
+                                f"or different from the live database's ({len(live_names)}); refusing")
+    return {"plugin": plugin, "candidate": candidate, "live": live, "schema_version": info.schema_version}
+
+
+def _replace(archon: Archon, plan: dict[str, Any]) -> dict[str, Any]:
+    plugin, candidate, live = plan["plugin"], plan["candidate"], plan["live"]
+    if plugin == archon.hive.name:
+        try:
+            archon.hive.db.restore(candidate)
+        except HiveError as exc:
+            raise BackupRefused(f"{plugin}: {exc.message}") from None
+        agent.provision(archon)                    # the identity row follows this node's hsm_secret
+        return {"plugin": plugin, "path": str(live), "schema_version": plan["schema_version"], "live": True}
+    archon.hive.siblings.refresh(archon.hive.rpc)
+    if archon.hive.siblings.active(plugin):
+        raise BackupRefused(f"{plugin} started while restoring; nothing of it was replaced")
+    kept = None
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    if live.exists():
+        kept = str(live) + f".pre-restore-{stamp}"
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(str(live) + suffix):
+                os.replace(str(live) + suffix, kept + suffix)
+    tmp = live.with_name(live.name + ".restore-tmp")
+    shutil.copyfile(candidate, tmp)
+    os.chmod(tmp, 0o600)
+    with open(tmp, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(tmp, live)
+    archon.hive.log.info("restored %s's database at %s (previous kept at %s)", plugin, live, kept)
+    return {"plugin": plugin, "path": str(live), "schema_version": plan["schema_version"], "live": False,
+            "previous": kept}
+
+
+# ---- recovery ------------------------------------------------------------------------------------
+def recover(archon: Archon, destination: str | None) -> dict[str, Any]:
+    archon.require_network("recovering a backup from the Archon vault")
+    did = archon.did
+    pointer = (archon.resolve(did).get("didDocumentData") or {}).get("hiveBackup")
+    if not isinstance(pointer, dict) or not is_did(pointer.get("vault")):
+        raise NotFound(f"{did} points at no backup vault")
+    doc = archon.resolve(pointer["vault"])
+    if (doc.get("didDocument") or {}).get("controller") != did:
+        raise BackupRefused("the backup vault is not controlled by this node's DID")
+    vault_key, items = vault.open_vault(archon.key(), did, doc.get("didDocumentData"))
+    blob = vault.read_item(vault_key, items, pointer.get("item") or ITEM, archon.gatekeeper().get_text)
+    header, _ = unseal(archon.backup_key(), blob)
+    path = backup_dir(archon, destination) / f"recovered-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}.hbk"
+    _write_private(path, blob)
+    return {"path": str(path), "did": did, "vault": pointer["vault"], "created": header.get("created"),
+            "plugins": [m["plugin"] for m in header["members"]]}
+
+
+def register(hive: Any, archon: Archon) -> None:
+    archon.outbox.on_done("vault", lambda entry, result: on_uploaded(archon, entry, result))
+
+    @hive.method("hive-archon-backup")
+    def _backup(destination: str | None = None, upload: bool | None = None) -> dict[str, Any]:
+        """Encrypted backup of the three plugins' databases (local file; also an Archon vault when networked)."""
+        p = validate(BackupParams, destination=destination, upload=upload)
+        return make_backup(archon, p.destination, p.upload)
+
+    @hive.method("hive-archon-restore")
+    def _restore(path: str | None = None, plugins: list[str] | None = None) -> dict[str, Any]:
+        """Restore databases from a bundle after checking it all; siblings must be stopped first."""
+        p = validate(RestoreParams, path=path, plugins=plugins)
+        return restore(archon, p.path, p.plugins)
+
+    @hive.method("hive-archon-backups")
+    def _list() -> dict[str, Any]:
+        """Backups made by this node (local path, size, vault DID if uploaded)."""
+        rows = hive.db.query("SELECT id, path, sha256, size, vault_did, created_at FROM archon_backups "
+                             "ORDER BY id DESC LIMIT 100")
+        return {"backups": rows}
+
+    @hive.method("hive-archon-recover")
+    def _recover(destination: str | None = None) -> dict[str, Any]:
+        """From hsm_secret alone: find the node's latest vault backup through its DID and save it locally."""
+        p = validate(RecoverParams, destination=destination)
+        return recover(archon, p.destination)

@@ -126,3 +126,67 @@ EVENT_ID_FIELDS: dict[str, tuple[str, ...]] = {
     "BAN_PROPOSAL": ("proposal_id",),
     "BAN_VOTE": ("proposal_id", "voter_peer_id"),
 }
+
+
+# ---- fleet state: GOSSIP, STATE_HASH, FULL_SYNC (monolith protocol.py / state_manager.py / database.py) ------
+def _sha256_hex(text: str) -> str:
+    import hashlib
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def gossip_data_hash(capacity_sats: Any, available_sats: Any, fee_policy: Any, topology: list[Any]) -> str:
+    """sha256 of the canonical JSON of the gossiped data; the topology is sorted first (compute_gossip_data_hash)."""
+    return _sha256_hex(canonical_json({"capacity_sats": capacity_sats, "available_sats": available_sats,
+                                       "fee_policy": fee_policy, "topology": sorted(topology)}))
+
+
+def gossip_signing(sender_id: str, timestamp: int, version: int, fleet_hash: str, data_hash: str) -> str:
+    """What a GOSSIP's ``signature`` covers.  ``fleet_hash`` is the payload's own ``fleet_hash`` field, which
+    monolith senders never set (they send ``state_hash``), so it is "" in practice."""
+    return canonical_json({"sender_id": sender_id, "timestamp": timestamp, "version": version,
+                           "fleet_hash": fleet_hash, "data_hash": data_hash})
+
+
+def state_hash_signing(sender_id: str, fleet_hash: str, timestamp: int, peer_count: Any) -> str:
+    """STATE_HASH: ``membership_hash`` is not covered (as in the monolith)."""
+    return canonical_json({"sender_id": sender_id, "fleet_hash": fleet_hash, "timestamp": timestamp,
+                           "peer_count": peer_count})
+
+
+def fleet_hash(tuples: list[dict[str, Any]]) -> str:
+    """StateManager.calculate_fleet_hash: sha256 of the sorted {peer_id, version, timestamp} list, "[]" when empty."""
+    return _sha256_hex(canonical_json(sorted(tuples, key=lambda t: t["peer_id"])))
+
+
+def states_hash(states: list[dict[str, Any]]) -> str:
+    """compute_states_hash over FULL_SYNC ``states``: like fleet_hash, with ``last_update`` (else ``timestamp``)
+    as the timestamp, and "" for an empty list.  Entries must be dicts whose ``peer_id`` is a string."""
+    if not states:
+        return ""
+    return fleet_hash([{"peer_id": s.get("peer_id", ""), "version": s.get("version", 0),
+                        "timestamp": s.get("last_update", s.get("timestamp", 0))} for s in states])
+
+
+def members_hash(members: list[dict[str, Any]]) -> str:
+    """compute_members_hash over FULL_SYNC ``members``: {peer_id, tier, joined_at} sorted by peer_id; "" when empty."""
+    if not members:
+        return ""
+    rows = sorted(({"peer_id": m.get("peer_id", ""), "tier": m.get("tier", ""), "joined_at": m.get("joined_at", 0)}
+                   for m in members), key=lambda m: m["peer_id"])
+    return _sha256_hex(canonical_json(rows))
+
+
+def full_sync_signing(sender_id: str, fleet_hash_value: str, members_hash_value: str, timestamp: int) -> str:
+    return canonical_json({"sender_id": sender_id, "fleet_hash": fleet_hash_value,
+                           "members_hash": members_hash_value, "timestamp": timestamp})
+
+
+def membership_hash(rows: list[tuple[str, str]]) -> str:
+    """database.get_membership_hash: sha256 of [[peer_id, tier], ...] ordered by peer_id."""
+    return _sha256_hex(canonical_json([[p, t] for p, t in sorted(rows)]))
+
+
+# ---- intents -----------------------------------------------------------------------------------------------
+def intent_abort_signing(intent_type: str, target: str, initiator: str, timestamp: int, reason: str) -> str:
+    return canonical_json({"intent_type": intent_type, "target": target, "initiator": initiator,
+                           "timestamp": timestamp, "reason": reason})

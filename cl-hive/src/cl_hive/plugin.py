@@ -6,7 +6,7 @@ from typing import Any
 from libhive import contracts
 from libhive.bootstrap import HivePlugin, main_for
 
-from . import __version__, handshake, membership
+from . import __version__, fleet, handshake, intents, membership
 from .context import Context
 from .ingress import Ingress
 from .members import MemberStore
@@ -21,6 +21,8 @@ ctx = Context(hive=hive, members=MemberStore(lambda: hive.db, lambda: ctx.me), i
               outbox=Outbox(hive, _transport), transport=_transport)
 handshakes = handshake.register(ctx)
 members = membership.register(ctx)
+fleet_sync = fleet.register(ctx, members)
+intent_locks = intents.register(ctx)
 
 
 @hive.plugin.hook("custommsg")
@@ -52,13 +54,20 @@ def _start() -> None:
 
 @hive.status_extra
 def _hive_fields() -> dict[str, Any]:
-    return {"hive": {"hive_id": ctx.hive_id, "tier": ctx.members.our_tier(),
+    me = ctx.members.get(ctx.me) or {}
+    return {"membership": {"tier": me.get("tier"), "hive_id": ctx.hive_id, "joined_at": me.get("joined_at"),
+                           "uptime_pct": None, "contribution_ratio": None},   # as cl-revenue-ops reads it
+            "hive": {"hive_id": ctx.hive_id, "tier": ctx.members.our_tier(),
                      "members": ctx.members.count(("member",)), "neophytes": ctx.members.count(("neophyte",)),
                      "outbox": ctx.outbox.summary(), "ingress": dict(ctx.ingress.stats),
                      "handshakes": handshakes.pending()}}
 
 
 # governance wiring (governance, budget, fee policy, cl-revenue-ops methods register here)
+from .governance_wiring import register_all as _register_governance  # noqa: E402
+
+governance = _register_governance(hive, ctx.members)   # governance.governance.propose(...) / .register_executor(...)
+intent_locks.use_governance(governance.governance)   # committed channel_open intents -> propose()
 
 main = main_for(hive)
 

@@ -1,0 +1,353 @@
+"""Intent locks: announce, hold, break ties, then commit and hand the action to governance.
+
+Announce-Wait-Commit around one action on one target (``intent_type``, ``target``):
+
+1. **Announce.**  ``hive-intent-open`` (members only) stores a pending intent and sends INTENT to every
+   reachable hive node: the monolith's fields plus our ``signature`` over ``formats.intent_signing_v2``.  It is
+   refused while another node's live intent for the same action and target is known here (first seen holds).
+2. **Hold** ``hive-intent-hold-seconds``.  Two intents whose announcements crossed conflict: the lowest node id
+   (lexicographic, as the monolith) wins.  The loser aborts its own intent and sends a signed INTENT_ABORT (the
+   monolith's signing payload).  This happens when the winner's INTENT arrives, and again at the end of the hold.
+3. **Commit** when the hold has passed without losing, then **execute**: a ``channel_open`` goes to
+   governance as ``propose("channel_open", {"target", "amount_sats", "intent_id"}, reason)`` — governance
+   queues it (advisor mode) or executes it (failsafe mode).  Until governance is wired in
+   (``use_governance``), a committed intent records that nothing executed it.
+
+Receiving INTENT: the monolith sends it unsigned, so an unsigned INTENT is accepted only when it came directly
+(BOLT 8 custommsg) from its initiator; any other copy must carry our v2 signature, verified offline against
+the initiator (F11).  The initiator must be in the hive and not banned; the intent must be fresh (10 min) and
+its expiry within a day.  INTENT_ABORT must be signed by its initiator (verified offline; relayed copies are
+fine), fresh (10 min, stricter than the monolith, which has no bound), and it cancels only an intent announced
+no later than the abort (an old abort cannot cancel a newer intent).  Remote intents are a cache of at most
+``MAX_REMOTE`` entries; the oldest inserted is evicted first (so crafted timestamps cannot evict recent ones).
+Nothing is recorded as "seen" (F5): intents are keyed by (type, target, initiator) and ordered by timestamp.
+
+The lock assumes an INTENT reaches the other members within the hold period; a node cut off for longer than
+that may commit a conflicting action (as with the monolith).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+import time
+from collections import Counter, OrderedDict
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
+
+from libhive.errors import HiveError
+from libhive.identity import is_node_id
+from libhive.rpcparams import Params, validate
+from libhive.wire import MessageType
+from pydantic import Field
+
+from . import formats
+from . import migrations_fleet  # noqa: F401  (registers the tables)
+from .context import BadState, Context, check_fresh, check_signature
+from .fanout import reachable_members, send_each
+from .ingress import Inbound, Reject
+
+log = logging.getLogger("cl-hive")
+
+INTENT_TYPES = ("channel_open", "rebalance", "ban_peer")
+ABORT_TYPES = ("channel_open", "channel_close", "rebalance")      # what a monolith reader accepts in an abort
+NODE_TARGET_TYPES = ("channel_open", "ban_peer", "channel_close")
+INTENT_MAX_AGE = 600
+MAX_EXPIRY = 86400
+MAX_REMOTE = 200
+STALE_REMOTE = 3600
+DEFAULT_HOLD = 60
+DEFAULT_AMOUNT = 1_000_000
+TICK_SECONDS = 1.0
+TARGET_RE = re.compile(r"^[\x21-\x7e]{1,256}$")
+ABORT_REASON = "tie_breaker_loss"
+
+
+class ActionProposer(Protocol):
+    """What intents need from governance (cl_hive/governance.py): queue or execute a typed action."""
+
+    def propose(self, action_type: str, payload: dict[str, Any], reason: str) -> Any: ...
+
+
+class OpenParams(Params):
+    target: str = Field(pattern=r"^0[23][0-9a-f]{64}$")
+    amount_sats: int | None = Field(None, ge=1, le=21_000_000 * 100_000_000)
+
+
+@dataclass
+class RemoteIntent:
+    intent_type: str
+    target: str
+    initiator: str
+    timestamp: int
+    expires_at: int
+    status: str = "pending"
+    signed: bool = False
+    received_from: str = ""
+    received_at: int = 0
+
+    @property
+    def key(self) -> str:
+        return f"{self.intent_type}:{self.target}:{self.initiator}"
+
+    def live(self, now: float) -> bool:
+        return self.status == "pending" and now <= self.expires_at
+
+
+def _target_ok(intent_type: str, target: Any) -> bool:
+    if intent_type in NODE_TARGET_TYPES:
+        return is_node_id(target)
+    return isinstance(target, str) and TARGET_RE.match(target) is not None
+
+
+class IntentLocks:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.stats: Counter = Counter()
+        self._lock = threading.RLock()
+        self._remote: OrderedDict[str, RemoteIntent] = OrderedDict()
+        self._proposer: ActionProposer | None = None
+
+    def use_governance(self, proposer: ActionProposer) -> None:
+        self._proposer = proposer
+
+    def hold_seconds(self) -> int:
+        try:
+            return max(0, int(self.ctx.hive.option("intent-hold-seconds")))
+        except (TypeError, ValueError):
+            return DEFAULT_HOLD
+
+    def _default_amount(self) -> int:
+        """Without an amount: governance's smallest channel (``hive-min-channel-sats``), else 1,000,000."""
+        try:
+            return max(1, int(self.ctx.hive.option("min-channel-sats")))
+        except (TypeError, ValueError):
+            return DEFAULT_AMOUNT
+
+    @property
+    def db(self) -> Any:
+        return self.ctx.hive.db
+
+    # ---- announce -----------------------------------------------------------------------------------
+    def open(self, target: str, amount_sats: int | None = None) -> dict[str, Any]:
+        p = validate(OpenParams, target=target, amount_sats=amount_sats)
+        self.ctx.require_member("announce an intent")
+        if p.target == self.ctx.me:
+            raise BadState("an intent cannot target this node itself")
+        amount = p.amount_sats or self._default_amount()
+        now = int(time.time())
+        hold = self.hold_seconds()
+        with self._lock:
+            holder = next(iter(self._live_remote("channel_open", p.target, now)), None)
+            if holder is not None:
+                raise BadState(f"{holder.initiator} already holds a channel_open intent for {p.target} "
+                               f"(until {holder.expires_at})")
+            if self._local("channel_open", p.target, ("pending",)):
+                raise BadState(f"this node already has a pending channel_open intent for {p.target}")
+            expires = now + max(2 * hold, hold + 60)
+            sig = self.ctx.sign(formats.intent_signing_v2("channel_open", p.target, self.ctx.me, now, expires))
+            with self.db.write() as conn:
+                cur = conn.execute("INSERT INTO hive_intents (intent_type, target, initiator, timestamp, expires_at, "
+                                   "amount_sats, signature, status) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending')",
+                                   ("channel_open", p.target, self.ctx.me, now, expires, amount, sig))
+                intent_id = cur.lastrowid
+        payload = {"intent_type": "channel_open", "target": p.target, "initiator": self.ctx.me, "timestamp": now,
+                   "expires_at": expires, "signature": sig}
+        sent = send_each(self.ctx, reachable_members(self.ctx), MessageType.INTENT, payload)
+        self.stats["intents_announced"] += 1
+        return {"intent_id": intent_id, "status": "pending", "intent_type": "channel_open", "target": p.target,
+                "amount_sats": amount, "commit_after": now + hold, "expires_at": expires, "sent_to": sent}
+
+    # ---- local rows ---------------------------------------------------------------------------------
+    def _local(self, intent_type: str, target: str, statuses: tuple[str, ...]) -> list[dict[str, Any]]:
+        marks = ", ".join("?" * len(statuses))
+        return self.db.query(f"SELECT * FROM hive_intents WHERE intent_type = ? AND target = ? AND status IN "
+                             f"({marks}) ORDER BY id", (intent_type, target, *statuses))
+
+    def _transition(self, intent_id: int, new: str, reason: str | None = None, outcome: Any = None,
+                    old: str = "pending") -> bool:
+        text = None if outcome is None else json.dumps(outcome, default=str)
+        with self.db.write() as conn:
+            cur = conn.execute("UPDATE hive_intents SET status = ?, reason = ?, outcome = ?, decided_at = ? "
+                               "WHERE id = ? AND status = ?", (new, reason, text, int(time.time()), intent_id, old))
+            return cur.rowcount == 1
+
+    def _live_remote(self, intent_type: str, target: str, now: float) -> list[RemoteIntent]:
+        with self._lock:
+            return sorted((r for r in self._remote.values() if r.intent_type == intent_type and r.target == target
+                           and r.live(now)), key=lambda r: r.initiator)
+
+    # ---- conflicts ----------------------------------------------------------------------------------
+    def _lose(self, row: dict[str, Any], winner: str) -> bool:
+        """Abort our intent ``row`` in favour of ``winner``'s and tell the hive (signed INTENT_ABORT)."""
+        if not self._transition(row["id"], "aborted", ABORT_REASON, {"winner": winner}):
+            return False
+        self.stats["intents_lost"] += 1
+        if row["intent_type"] in ABORT_TYPES:
+            ts = int(time.time())
+            payload = {"intent_type": row["intent_type"], "target": row["target"], "initiator": self.ctx.me,
+                       "timestamp": ts, "reason": ABORT_REASON}
+            payload["signature"] = self.ctx.sign(formats.intent_abort_signing(
+                row["intent_type"], row["target"], self.ctx.me, ts, ABORT_REASON))
+            send_each(self.ctx, reachable_members(self.ctx), MessageType.INTENT_ABORT, payload)
+        log.info("intent %d (%s %s) lost the tie-break to %s; aborted", row["id"], row["intent_type"],
+                 row["target"][:16], winner[:16])
+        return True
+
+    # ---- commit -------------------------------------------------------------------------------------
+    def tick(self) -> None:
+        now = time.time()
+        hold = self.hold_seconds()
+        member = self.ctx.members.our_tier() == "member"
+        for row in self.db.query("SELECT * FROM hive_intents WHERE status = 'pending' ORDER BY id"):
+            if not member:
+                self._transition(row["id"], "aborted", "this node is no longer a hive member")
+                continue
+            if now > row["expires_at"]:
+                self._transition(row["id"], "expired", "not committed before expiry")
+                continue
+            if now < row["timestamp"] + hold:
+                continue
+            winners = [r for r in self._live_remote(row["intent_type"], row["target"], now)
+                       if r.initiator < self.ctx.me]
+            if winners:
+                self._lose(row, winners[0].initiator)
+                continue
+            if self._transition(row["id"], "committed"):
+                self.stats["intents_committed"] += 1
+                self._execute(row)
+        self._forget_stale(now)
+
+    def _execute(self, row: dict[str, Any]) -> None:
+        if row["intent_type"] != "channel_open":
+            return
+        if self._proposer is None:
+            self._transition(row["id"], "committed", None, {"execution": "not executed: governance is not wired "
+                                                            "into this plugin"}, old="committed")
+            return
+        payload = {"target": row["target"], "amount_sats": row["amount_sats"] or DEFAULT_AMOUNT, "intent_id": row["id"]}
+        try:
+            result = self._proposer.propose("channel_open", payload,
+                                            f"intent {row['id']} committed after a {self.hold_seconds()} s hold")
+        except HiveError as exc:
+            self._transition(row["id"], "failed", exc.message, {"error": {"code": exc.code, "message": exc.message}},
+                             old="committed")
+            return
+        except Exception as exc:
+            log.exception("governance refused intent %d", row["id"])
+            self._transition(row["id"], "failed", str(exc)[:200], None, old="committed")
+            return
+        self._transition(row["id"], "committed", None, {"governance": result}, old="committed")
+
+    def _forget_stale(self, now: float) -> None:
+        with self._lock:
+            for key in [k for k, r in self._remote.items() if now > r.expires_at + STALE_REMOTE]:
+                del self._remote[key]
+
+    def run(self) -> None:
+        workers = self.ctx.hive.workers
+        while not workers.stopping.wait(TICK_SECONDS):
+            try:
+                self.tick()
+            except Exception:
+                log.exception("intent round failed")
+
+    # ---- receiving ----------------------------------------------------------------------------------
+    def on_intent(self, msg: Inbound) -> None:
+        p = msg.payload
+        itype, target, initiator = p.get("intent_type"), p.get("target"), p.get("initiator")
+        if itype not in INTENT_TYPES or not _target_ok(itype, target) or not is_node_id(initiator):
+            raise Reject("INTENT with an unknown type, a bad target or a bad initiator")
+        ts = check_fresh(p.get("timestamp"), INTENT_MAX_AGE, "INTENT")
+        expires = p.get("expires_at", ts + DEFAULT_HOLD)
+        if type(expires) is not int or not ts < expires <= ts + MAX_EXPIRY:
+            raise Reject("INTENT expires_at must be an integer within a day after its timestamp")
+        signature = p.get("signature")
+        if signature is not None:
+            check_signature(formats.intent_signing_v2(itype, target, initiator, ts, expires), signature, initiator,
+                            "INTENT")
+        elif msg.via != "custommsg" or msg.peer_id != initiator:
+            raise Reject("unsigned INTENT must come directly from its initiator")
+        if initiator == self.ctx.me:
+            raise Reject("INTENT in our own name")
+        if not self.ctx.members.is_in_hive(initiator) or self.ctx.members.is_banned(initiator):
+            raise Reject("INTENT from a node that is not in the hive here")
+        intent = RemoteIntent(itype, target, initiator, ts, expires, signed=signature is not None,
+                              received_from=msg.peer_id, received_at=int(time.time()))
+        with self._lock:
+            held = self._remote.get(intent.key)
+            if held is not None and (held.timestamp > ts or (held.timestamp == ts and held.status != "pending")):
+                raise Reject("INTENT older than the one we hold")
+            if held is None and len(self._remote) >= MAX_REMOTE:
+                self._remote.popitem(last=False)
+                self.stats["remote_evicted"] += 1
+            self._remote[intent.key] = intent
+        self.stats["remote_intents"] += 1
+        if initiator < self.ctx.me and intent.live(time.time()):
+            for row in self._local(itype, target, ("pending",)):
+                self._lose(row, initiator)
+
+    def on_abort(self, msg: Inbound) -> None:
+        p = msg.payload
+        itype, target, initiator, reason = p.get("intent_type"), p.get("target"), p.get("initiator"), p.get("reason")
+        if itype not in ABORT_TYPES or not is_node_id(target) or not is_node_id(initiator):
+            raise Reject("INTENT_ABORT with an unknown type, a bad target or a bad initiator")
+        if not isinstance(reason, str) or len(reason) > 200:
+            raise Reject("INTENT_ABORT reason must be a short string")
+        ts = check_fresh(p.get("timestamp"), INTENT_MAX_AGE, "INTENT_ABORT")
+        check_signature(formats.intent_abort_signing(itype, target, initiator, ts, reason), p.get("signature"),
+                        initiator, "INTENT_ABORT")
+        if initiator == self.ctx.me:
+            raise Reject("INTENT_ABORT in our own name")
+        if not self.ctx.members.is_in_hive(initiator) or self.ctx.members.is_banned(initiator):
+            raise Reject("INTENT_ABORT from a node that is not in the hive here")
+        with self._lock:
+            held = self._remote.get(f"{itype}:{target}:{initiator}")
+            if held is None or held.timestamp > ts:
+                self.stats["abort_unmatched"] += 1
+                return
+            held.status = "aborted"
+        self.stats["remote_aborted"] += 1
+
+    def forget_node(self, node_id: str) -> None:
+        with self._lock:
+            for key in [k for k, r in self._remote.items() if r.initiator == node_id]:
+                del self._remote[key]
+
+    # ---- status -------------------------------------------------------------------------------------
+    def status(self, limit: int = 50) -> dict[str, Any]:
+        rows = self.db.query("SELECT * FROM hive_intents ORDER BY id DESC LIMIT ?", (limit,))
+        for row in rows:
+            row["outcome"] = json.loads(row["outcome"]) if row["outcome"] else None
+            row["commit_after"] = row["timestamp"] + self.hold_seconds()
+        now = time.time()
+        with self._lock:
+            remote = [{**asdict(r), "live": r.live(now)} for r in self._remote.values()]
+        return {"hold_seconds": self.hold_seconds(), "governance_wired": self._proposer is not None,
+                "local": rows, "remote": remote, "remote_cap": MAX_REMOTE, "counters": dict(self.stats)}
+
+
+def register(ctx: Context) -> IntentLocks:
+    locks = IntentLocks(ctx)
+    hive = ctx.hive
+    hive.add_option("intent-hold-seconds", DEFAULT_HOLD, "Seconds an announced intent is held for conflicting "
+                    "announcements before it commits", opt_type="int")
+    ctx.ingress.register(MessageType.INTENT, locks.on_intent)
+    ctx.ingress.register(MessageType.INTENT_ABORT, locks.on_abort)
+    ctx.members.on_change(lambda node, old, new, event: locks.forget_node(node) if new is None else None)
+
+    @hive.on_init
+    def _start() -> None:
+        hive.workers.spawn(locks.run, "intents")
+
+    @hive.method("hive-intent-open", "Announce a channel_open intent for <target> [amount_sats] (members only); "
+                 "it commits after hive-intent-hold-seconds unless a lower node id announced the same.")
+    def hive_intent_open(target: str, amount_sats: int | None = None) -> dict[str, Any]:
+        return locks.open(target, amount_sats)
+
+    @hive.method("hive-intent-status", "This node's intents and the other nodes' intents it knows of.")
+    def hive_intent_status() -> dict[str, Any]:
+        return locks.status()
+
+    return locks

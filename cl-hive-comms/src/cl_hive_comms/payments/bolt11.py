@@ -1,0 +1,119 @@
+"""Paying invoices through the node: decode (CLN ``decode``), pay (``xpay`` or ``pay``) and look a payment up
+(``listpays``) when its outcome is unknown (a lost connection, a restart in the middle of a payment).
+
+Invoices are decoded by lightningd itself, never by a local parser, so what we check (amount, payment hash,
+expiry, network) is exactly what lightningd will pay.
+"""
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from ..client_errors import PaymentFailed, UnsupportedTarget
+
+
+@dataclass(frozen=True)
+class Invoice:
+    invstring: str
+    kind: str                 # "bolt11" | "bolt12"
+    payment_hash: str
+    amount_msat: int | None
+    destination: str | None
+    expires_at: int | None
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class Paid:
+    preimage: str
+    amount_msat: int
+    amount_sent_msat: int
+
+    @property
+    def fee_msat(self) -> int:
+        return max(0, self.amount_sent_msat - self.amount_msat)
+
+
+class OutcomeUnknown(Exception):
+    """The pay call did not come back with an answer (connection lost, timeout): ask listpays later."""
+
+
+def rpc_error(exc: BaseException) -> dict[str, Any] | None:
+    """The JSON-RPC error object of a pyln RpcError, else None."""
+    error = getattr(exc, "error", None)
+    return error if isinstance(error, dict) else None
+
+
+def decode_invoice(rpc: Any, invstring: str, now: float | None = None) -> Invoice:
+    try:
+        d = rpc.call("decode", {"string": invstring})
+    except Exception as exc:
+        err = rpc_error(exc)
+        raise UnsupportedTarget(f"cannot decode the invoice: {err.get('message') if err else exc}") from None
+    if not d.get("valid"):
+        raise UnsupportedTarget("the invoice is not valid (decode says valid=false)")
+    kind = d.get("type")
+    now = time.time() if now is None else now
+    if kind == "bolt11 invoice":
+        expires = int(d["created_at"]) + int(d.get("expiry", 3600))
+        inv = Invoice(invstring, "bolt11", d["payment_hash"], d.get("amount_msat"), d.get("payee"), expires,
+                      d.get("description"))
+    elif kind == "bolt12 invoice":
+        created = d.get("invoice_created_at")
+        expires = int(created) + int(d.get("invoice_relative_expiry", 7200)) if created is not None else None
+        inv = Invoice(invstring, "bolt12", d["invoice_payment_hash"], d.get("invoice_amount_msat"),
+                      d.get("invoice_node_id"), expires, d.get("offer_description"))
+    else:
+        raise UnsupportedTarget(f"expected an invoice, got a {kind}")
+    if inv.expires_at is not None and inv.expires_at < now:
+        raise UnsupportedTarget(f"the invoice expired {int(now - inv.expires_at)} s ago")
+    return inv
+
+
+def preimage_matches(preimage: str, payment_hash: str) -> bool:
+    try:
+        return hashlib.sha256(bytes.fromhex(preimage)).hexdigest() == payment_hash
+    except (ValueError, TypeError):
+        return False
+
+
+def pay(rpc: Any, inv: Invoice, *, amount_msat: int | None, maxfee_msat: int, command: str,
+        retry_for: int) -> Paid:
+    """Pay through lightningd.  Raises PaymentFailed when lightningd reports a failure and listpays agrees
+    that nothing completed, OutcomeUnknown when there was no answer."""
+    if command == "xpay":
+        params: dict[str, Any] = {"invstring": inv.invstring, "maxfee": maxfee_msat, "retry_for": retry_for}
+    else:
+        params = {"bolt11": inv.invstring, "maxfee": maxfee_msat, "retry_for": retry_for}
+    if amount_msat is not None and inv.amount_msat is None:
+        params["amount_msat"] = amount_msat
+    try:
+        reply = rpc.call(command, params)
+    except Exception as exc:
+        err = rpc_error(exc)
+        if err is None:
+            raise OutcomeUnknown(f"{command} gave no answer: {exc}") from None
+        state = lookup(rpc, inv.payment_hash)
+        if isinstance(state, Paid):
+            return state
+        if state == "pending":
+            raise OutcomeUnknown(f"{command} failed ({err.get('message')}) but a payment is still pending")
+        raise PaymentFailed(f"payment failed: {err.get('message')} (lightningd code {err.get('code')})") from None
+    paid = Paid(reply["payment_preimage"], int(reply["amount_msat"]), int(reply["amount_sent_msat"]))
+    if not preimage_matches(paid.preimage, inv.payment_hash):
+        raise PaymentFailed("lightningd returned a preimage that does not match the payment hash")
+    return paid
+
+
+def lookup(rpc: Any, payment_hash: str) -> Paid | str | None:
+    """What lightningd knows about a payment: Paid, "pending", "failed", or None (never attempted)."""
+    pays = rpc.call("listpays", {"payment_hash": payment_hash}).get("pays", [])
+    done = next((p for p in pays if p.get("status") == "complete"), None)
+    if done is not None:
+        preimage = done.get("preimage") or done.get("payment_preimage")
+        return Paid(preimage, int(done["amount_msat"]), int(done["amount_sent_msat"]))
+    if any(p.get("status") == "pending" for p in pays):
+        return "pending"
+    return "failed" if pays else None

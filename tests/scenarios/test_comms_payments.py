@@ -1,0 +1,183 @@
+"""Payment routing through hive-comms-pay on the devnet: bolt11 (xpay and pay), bolt12 offers, spending limits,
+idempotency across retries and across a restart in the middle of a payment, and clear errors for bad input."""
+from __future__ import annotations
+
+import sqlite3
+import time
+
+import pytest
+from pyln.client import RpcError
+
+from cl_hive_comms.payments.ledger import PayRequest
+from hive_devnet.fleet import wait_for
+
+LIMIT_SATS = 50_000
+
+
+def comms_db(node):
+    return node.lightning_dir / "cl-hive-comms.sqlite3"
+
+
+def pair(fleet, options=None):
+    a = fleet.add_node("a", plugins=["cl-hive-comms"], options={"hive-comms-daily-spend-limit-sats": LIMIT_SATS,
+                                                                **(options or {})})
+    b = fleet.add_node("b", plugins=[])
+    fleet.connect(a, b)
+    fleet.open_channel(a, b, 2_000_000)
+    return a, b
+
+
+def invoice(node, msat, label=None):
+    return node.rpc.call("invoice", {"amount_msat": msat, "label": label or f"inv-{time.time_ns()}",
+                                     "description": "test"})
+
+
+def error_of(call):
+    with pytest.raises(RpcError) as info:
+        call()
+    return info.value.error
+
+
+def outbound_msat(node, peer):
+    ch = node.rpc.call("listpeerchannels", {"id": peer.node_id})["channels"][0]
+    return ch["spendable_msat"] if "spendable_msat" in ch else ch["to_us_msat"]
+
+
+@pytest.mark.parametrize("command", ["xpay", "pay"])
+def test_bolt11_pays_once_and_a_retry_returns_the_first_result(fleet, command):
+    a, b = pair(fleet, {"hive-comms-pay-command": command})
+    inv = invoice(b, 1_000_000)
+    before = outbound_msat(a, b)
+    first = a.rpc.call("hive-comms-pay", {"target": inv["bolt11"], "idempotency_key": "order-0001"})
+    assert first["status"] == "complete" and first["replayed"] is False
+    assert first["payment_hash"] == inv["payment_hash"] and len(first["preimage"]) == 64
+    again = a.rpc.call("hive-comms-pay", {"target": inv["bolt11"], "idempotency_key": "order-0001"})
+    assert again["replayed"] is True and again["preimage"] == first["preimage"]
+    assert before - outbound_msat(a, b) == 1_000_000                 # the money moved exactly once
+    assert [i["status"] for i in b.rpc.call("listinvoices", {"payment_hash": inv["payment_hash"]})["invoices"]] \
+        == ["paid"]
+    summary = a.rpc.call("hive-client-payments", {"action": "summary"})
+    assert summary["global"]["spent_or_reserved_msat"] == 1_000_000
+    assert a.rpc.call("hive-client-payments", {"action": "get", "idempotency_key": "order-0001"})["status"] == \
+        "complete"
+
+
+def test_same_key_for_another_payment_is_refused(fleet):
+    a, b = pair(fleet)
+    a.rpc.call("hive-comms-pay", {"target": invoice(b, 10_000)["bolt11"], "idempotency_key": "order-0002"})
+    err = error_of(lambda: a.rpc.call("hive-comms-pay", {"target": invoice(b, 20_000)["bolt11"],
+                                                        "idempotency_key": "order-0002"}))
+    assert err["code"] == 1962
+
+
+def test_bolt12_offer_is_fetched_once_and_paid_once(fleet):
+    a, b = pair(fleet)
+    offer = b.rpc.call("offer", {"amount": "25000msat", "description": "coffee"})
+    first = a.rpc.call("hive-comms-pay", {"target": offer["bolt12"], "idempotency_key": "offer-0001"})
+    assert first["kind"] == "bolt12" and first["status"] == "complete" and first["amount_msat"] == 25_000
+    assert first["fetched_invoice"].startswith("lni1")
+    again = a.rpc.call("hive-comms-pay", {"target": offer["bolt12"], "idempotency_key": "offer-0001"})
+    assert again["replayed"] and again["payment_hash"] == first["payment_hash"]
+    paid = [i for i in b.rpc.call("listinvoices", {})["invoices"] if i.get("local_offer_id") == offer["offer_id"]]
+    assert [i["status"] for i in paid] == ["paid"]                    # one invoice fetched, paid once
+    any_amount = b.rpc.call("offer", {"amount": "any", "description": "tip"})
+    tip = a.rpc.call("hive-comms-pay", {"target": any_amount["bolt12"], "idempotency_key": "offer-0002",
+                                        "amount_msat": 7_000})
+    assert tip["amount_msat"] == 7_000 and tip["status"] == "complete"
+
+
+def test_daily_limit_refuses_and_pays_nothing(fleet):
+    a, b = pair(fleet)
+    big = invoice(b, (LIMIT_SATS + 1) * 1000)
+    before = outbound_msat(a, b)
+    err = error_of(lambda: a.rpc.call("hive-comms-pay", {"target": big["bolt11"], "idempotency_key": "big-0001"}))
+    assert err["code"] == 1961 and "daily spending limit" in err["message"]
+    assert outbound_msat(a, b) == before
+    # the refusal is not sticky: once the limit allows it, the same key pays
+    ok = a.rpc.call("hive-comms-pay", {"target": invoice(b, 5_000_000)["bolt11"], "idempotency_key": "small-001"})
+    assert ok["status"] == "complete"
+    # what is spent or reserved counts: 5 000 sat + fee reserve spent, 46 000 sat would now exceed 50 000
+    err = error_of(lambda: a.rpc.call("hive-comms-pay", {"target": invoice(b, 46_000_000)["bolt11"],
+                                                        "idempotency_key": "small-002"}))
+    assert err["code"] == 1961
+
+
+def test_bad_targets_and_params_get_clear_errors(fleet):
+    a, b = pair(fleet)
+    assert error_of(lambda: a.rpc.call("hive-comms-pay", {"target": "hello", "idempotency_key": "bad-00001"}))[
+        "code"] == 1964
+    assert error_of(lambda: a.rpc.call("hive-comms-pay", {"target": "lnbcrt1garbage", "idempotency_key":
+                                                          "bad-00002"}))["code"] == 1964
+    assert error_of(lambda: a.rpc.call("hive-comms-pay", {"target": "x", "idempotency_key": "short"}))["code"] == \
+        -32602
+    assert error_of(lambda: a.rpc.call("hive-comms-pay", {"target": invoice(b, 1000)["bolt11"],
+                                                          "idempotency_key": "bad-00003", "amount_msat": -5}))[
+        "code"] == -32602
+    no_amount = b.rpc.call("invoice", {"amount_msat": "any", "label": "any-1", "description": "d"})["bolt11"]
+    assert error_of(lambda: a.rpc.call("hive-comms-pay", {"target": no_amount, "idempotency_key":
+                                                          "bad-00004"}))["code"] == 1964
+    # a payment lightningd cannot make fails clearly, and a retry returns that same failure
+    unreachable = fleet.add_node("c", plugins=[])
+    inv = invoice(unreachable, 1000)
+    first = error_of(lambda: a.rpc.call("hive-comms-pay", {"target": inv["bolt11"], "idempotency_key": "fail-001"}))
+    assert first["code"] == 1960
+    again = error_of(lambda: a.rpc.call("hive-comms-pay", {"target": inv["bolt11"], "idempotency_key": "fail-001"}))
+    assert again["code"] == 1960 and "first attempt" in again["message"]
+    assert a.rpc.call("hive-comms-status")["client"]["payments_pending"] == 0     # the plugin is fine
+
+
+def _insert_pending(node, key, kind, target, payment_hash, amount_msat):
+    conn = sqlite3.connect(comms_db(node))
+    now = int(time.time())
+    with conn:
+        conn.execute("INSERT INTO comms_payments (idempotency_key, request_hash, kind, target, amount_msat, "
+                     "reserved_msat, state, day, payment_hash, invoice, created_at, updated_at) "
+                     "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                     (key, PayRequest(kind=kind, target=target, idempotency_key=key).request_hash, kind, target, amount_msat, amount_msat + 5000, "pending", now // 86400,
+                      payment_hash, target, now, now))
+    conn.close()
+
+
+def test_restart_in_the_middle_of_a_payment_never_pays_twice(fleet):
+    """The intent is recorded before paying.  Two crashes are simulated by leaving a pending row behind while the
+    plugin is stopped: one after lightningd paid (reconciled from listpays: complete, with the preimage) and one
+    before the payment reached lightningd (failed: nothing was paid, the money did not move)."""
+    a, b = pair(fleet)
+    paid_inv = invoice(b, 30_000)
+    a.rpc.call("pay", {"bolt11": paid_inv["bolt11"]})            # lightningd paid; comms "crashed" before recording
+    lost_inv = invoice(b, 40_000)
+    a.plugin_stop("cl-hive-comms")
+    _insert_pending(a, "crash-0001", "bolt11", paid_inv["bolt11"], paid_inv["payment_hash"], 30_000)
+    _insert_pending(a, "crash-0002", "bolt11", lost_inv["bolt11"], lost_inv["payment_hash"], 40_000)
+    a.plugin_start("cl-hive-comms")
+    done = wait_for(lambda: (r := a.rpc.call("hive-client-payments", {"action": "get",
+                                                                      "idempotency_key": "crash-0001"}))
+                    ["status"] == "complete" and r, what="reconciled payment")
+    assert done["preimage"] and done["reconciled"]
+    lost = wait_for(lambda: (r := a.rpc.call("hive-client-payments", {"action": "get",
+                                                                      "idempotency_key": "crash-0002"}))
+                    ["status"] == "failed" and r, what="interrupted payment")
+    assert "nothing was paid" in lost["error"]["message"]
+    before = outbound_msat(a, b)
+    # a retry of the first returns it; the interrupted one is not paid behind the caller's back
+    assert a.rpc.call("hive-comms-pay", {"target": paid_inv["bolt11"], "idempotency_key": "crash-0001"})[
+        "replayed"] is True
+    assert outbound_msat(a, b) == before
+    assert len(a.rpc.call("listpays", {"payment_hash": paid_inv["payment_hash"]})["pays"]) == 1
+    assert b.rpc.call("listinvoices", {"payment_hash": lost_inv["payment_hash"]})["invoices"][0]["status"] == \
+        "unpaid"
+    # a new key pays the interrupted invoice, once
+    a.rpc.call("hive-comms-pay", {"target": lost_inv["bolt11"], "idempotency_key": "crash-0003"})
+    assert before - outbound_msat(a, b) == 40_000
+
+
+def test_payments_survive_a_node_restart(fleet):
+    a, b = pair(fleet)
+    inv = invoice(b, 12_000)
+    first = a.rpc.call("hive-comms-pay", {"target": inv["bolt11"], "idempotency_key": "persist-01"})
+    a.restart()
+    wait_for(lambda: a.rpc.call("hive-comms-status")["client"] is not None, what="comms up")
+    again = a.rpc.call("hive-comms-pay", {"target": inv["bolt11"], "idempotency_key": "persist-01"})
+    assert again["replayed"] and again["preimage"] == first["preimage"]
+    history = a.rpc.call("hive-client-payments", {"action": "history"})["payments"]
+    assert [p["idempotency_key"] for p in history] == ["persist-01"]

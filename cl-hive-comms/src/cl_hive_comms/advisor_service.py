@@ -38,7 +38,7 @@ from .payments.ledger import PayRequest
 from .policy import Decision, PolicyEngine
 from .ratelimit import RateLimiter
 from .receipts import ReceiptChain
-from .timeouts import run_with_timeout
+from libhive.timeouts import run_with_timeout
 from .transport_api import InboundDM, TransportProvider
 
 log = logging.getLogger("cl-hive-comms.advisors")

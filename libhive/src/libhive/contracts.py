@@ -15,13 +15,13 @@ Rules of the road:
 """
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import HiveError
+from .timeouts import run_with_timeout
 
 RESERVED_NOTIFICATION_KEYS = frozenset({"plugin", "request", "origin", "payload"})
 NODE_ID = r"^0[23][0-9a-f]{64}$"
@@ -289,28 +289,6 @@ def check_request(method: str, params: dict[str, Any]) -> Model:
 DEFAULT_TIMEOUT = 30.0
 
 
-def _call_with_timeout(rpc: Any, method: str, request: dict[str, Any], timeout: float) -> Any:
-    """pyln's LightningRpc has no timeout; wait for the call on a daemon thread so a slow sibling is an error
-    to our caller instead of a hang.  The thread finishes by itself when the sibling answers or lightningd
-    reports it dead."""
-    outcome: dict[str, Any] = {}
-    done = threading.Event()
-
-    def run() -> None:
-        try:
-            outcome["result"] = rpc.call(method, request)
-        except BaseException as exc:  # handed to the waiting caller
-            outcome["error"] = exc
-        done.set()
-
-    threading.Thread(target=run, name=f"contract-{method}", daemon=True).start()
-    if not done.wait(timeout):
-        raise SiblingUnavailable(f"{method} did not answer within {timeout:g}s")
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["result"]
-
-
 def call(rpc: Any, method: str, *, timeout: float = DEFAULT_TIMEOUT, **params: Any) -> Model:
     """Consumer side: validate, call the sibling through lightningd (from a worker thread, never from pyln's
     I/O thread), validate the answer.  Raises ContractError or SiblingUnavailable."""
@@ -318,9 +296,9 @@ def call(rpc: Any, method: str, *, timeout: float = DEFAULT_TIMEOUT, **params: A
     request = _validate(contract.params, params, f"{method} params").model_dump(mode="json")
     request["contract_version"] = contract.version
     try:
-        result = _call_with_timeout(rpc, method, request, timeout)
-    except SiblingUnavailable:
-        raise
+        result = run_with_timeout(lambda: rpc.call(method, request), timeout, method)
+    except TimeoutError:
+        raise SiblingUnavailable(f"{method} did not answer within {timeout:g}s") from None
     except Exception as exc:
         error = getattr(exc, "error", None)
         if isinstance(error, dict) and error.get("code") == -32601:

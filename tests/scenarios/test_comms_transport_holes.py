@@ -76,6 +76,17 @@ def test_f1_relay_io_is_real_and_status_tells_the_truth(fleet, relay):
     assert not status(lonely)["nostr"]["relays"][0]["connected"]
 
 
+def test_f3_only_transports_that_really_exist_are_offered(fleet, relay):
+    """Upstream advertised a "REST transport" that was only an RPC method with no HTTP listener."""
+    a = fleet.add_node("a", plugins=["cl-hive-comms"], options=comms_options(relay.url))
+    wait_connected(a)
+    names = {t["name"] for t in a.rpc.call("hive-comms-transports")["transports"]}
+    assert names == {"nostr", "nostr_events"}               # dmail appears only once archon registers it
+    err = rpc_error(a.rpc.call, "hive-comms-send", {"transport": "rest", "recipient": a.node_id,
+                                                    "payload_hex": "00", "idempotency_key": "rest-0001"})
+    assert err["code"] != -32603 and "rest" in err["message"]
+
+
 def test_f2_dms_are_nip17_gift_wraps_not_base64(fleet, relay):
     a = fleet.add_node("a", plugins=["cl-hive-comms"], options=comms_options(relay.url))
     b = fleet.add_node("b", plugins=["cl-hive-comms"], options=comms_options(relay.url))

@@ -15,7 +15,7 @@ from .outbox import Outbox
 from .transport import Transport
 
 hive = HivePlugin("cl-hive", __version__, migrations, status_method="hive-status", option_prefix="hive")
-hive.implements("hive_protocol")
+hive.implements("hive_protocol", "nostr_transport", "did_credentials")
 _transport = Transport(hive)
 ctx = Context(hive=hive, members=MemberStore(lambda: hive.db, lambda: ctx.me), ingress=Ingress(hive),
               outbox=Outbox(hive, _transport), transport=_transport)

@@ -9,8 +9,13 @@ PYTHON="${PYTHON:-python3}"
 bootstrap_uv() {
     if [ ! -x .tools/bin/uv ] || ! .tools/bin/uv --version 2>/dev/null | grep -q "$UV_VERSION"; then
         echo "==> installing uv $UV_VERSION into .tools/" >&2
-        "$PYTHON" -m venv .tools
-        .tools/bin/python -m pip install --quiet "uv==$UV_VERSION"
+        if [ -z "${HIVE_UV_FROM_WHEEL:-}" ] && "$PYTHON" -m venv .tools 2>/dev/null \
+                && .tools/bin/python -m pip install --quiet "uv==$UV_VERSION"; then
+            :
+        else   # no venv/pip (Debian's python3-venv, python3-pip): fetch the wheel with the stdlib
+            rm -rf .tools && mkdir -p .tools/bin
+            "$PYTHON" scripts/bootstrap-uv.py "$UV_VERSION" .tools/bin
+        fi
     fi
 }
 

@@ -1,8 +1,8 @@
 """A real Cashu mint for the tests: nutshell with its FakeWallet Lightning backend, on 127.0.0.1.
 
 nutshell's pins (httpx<0.26, websockets<13, coincurve<21) clash with the plugin environment, so it lives in its
-own virtualenv under ``.tools/cashu-venv`` (ignored by git), created on first use with ``python -m venv`` and
-pip.  If that fails the tests fail loudly, unless ``HIVE_SKIP_CASHU=1`` is set, in which case they are skipped
+own virtualenv under ``.tools/cashu-venv`` (ignored by git), created on first use with the uv that ./dev.sh
+installs (so Debian's separate python3-venv/python3-pip packages are not needed), or ``python -m venv`` and pip.  If that fails the tests fail loudly, unless ``HIVE_SKIP_CASHU=1`` is set, in which case they are skipped
 with the reason.  The plugin itself talks to the mint only over HTTP (the NUT APIs).
 """
 from __future__ import annotations
@@ -45,8 +45,13 @@ def ensure_mint_executable() -> Path:
         if mint.exists() and marker.exists() and marker.read_text() == wanted:
             return mint
         base = getattr(sys, "_base_executable", sys.executable)
-        steps = ([base, "-m", "venv", "--clear", str(VENV)],
-                 [str(VENV / "bin" / "python"), "-m", "pip", "install", "--quiet", *CASHU_PINS])
+        uv = REPO / ".tools" / "bin" / "uv"          # installed by ./dev.sh; needs neither venv nor pip modules
+        if uv.exists():
+            steps = ([str(uv), "venv", "--quiet", "--clear", "--python", base, str(VENV)],
+                     [str(uv), "pip", "install", "--quiet", "--python", str(VENV / "bin" / "python"), *CASHU_PINS])
+        else:
+            steps = ([base, "-m", "venv", "--clear", str(VENV)],
+                     [str(VENV / "bin" / "python"), "-m", "pip", "install", "--quiet", *CASHU_PINS])
         for cmd in steps:
             try:
                 done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)

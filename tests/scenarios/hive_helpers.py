@@ -23,19 +23,18 @@ def join(fleet, joiner, admin, **invite) -> str:
     return ticket
 
 
+def requests_seen(node) -> int:
+    """How many promotion requests ``node`` has accepted so far."""
+    return status(node)["ingress"].get("accepted_PROMOTION_REQUEST", 0)
+
+
 def promote(joiner, *vouchers) -> None:
+    before = {v.name: requests_seen(v) for v in vouchers}
     joiner.rpc.call("hive-request-promotion")
     for v in vouchers:
-        wait_for(lambda: v.rpc.call("hive-members") and _requested(v, joiner), what="promotion request arrives")
+        wait_for(lambda v=v: requests_seen(v) > before[v.name], what=f"{v.name} got the promotion request")
         v.rpc.call("hive-vouch", {"peer_id": joiner.node_id})
     wait_for(lambda: status(joiner)["tier"] == "member", what=f"{joiner.name} promoted")
-
-
-def _requested(voucher, joiner) -> bool:
-    try:
-        return bool(voucher.rpc.call("hive-status")["hive"]["ingress"].get("accepted_PROMOTION_REQUEST"))
-    except Exception:
-        return False
 
 
 def rejected(node, name: str) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from hive_devnet.fleet import wait_for
 
-from .hive_helpers import join, status, tier_of
+from .hive_helpers import join, requests_seen, status, tier_of
 
 
 def fees(node, peer) -> set[tuple[int, int]]:
@@ -13,10 +13,16 @@ def fees(node, peer) -> set[tuple[int, int]]:
             for c in node.rpc.call("listpeerchannels", {"id": peer.node_id})["channels"]}
 
 
-def vouch_when_requested(voucher, target) -> None:
+def request_promotion(target, *vouchers) -> dict:
+    """Ask for promotion; returns, per voucher, how many requests it had seen before this one."""
+    before = {v.name: requests_seen(v) for v in vouchers}
+    target.rpc.call("hive-request-promotion")
+    return before
+
+
+def vouch_when_requested(voucher, target, before: dict) -> None:
     wait_for(lambda: tier_of(voucher, target) == "neophyte", what=f"{voucher.name} knows {target.name}")
-    wait_for(lambda: voucher.rpc.call("hive-status")["hive"]["ingress"].get("accepted_PROMOTION_REQUEST", 0) >= 1,
-             what="promotion request arrived")
+    wait_for(lambda: requests_seen(voucher) > before[voucher.name], what="promotion request arrived")
     voucher.rpc.call("hive-vouch", {"peer_id": target.node_id})
 
 
@@ -30,14 +36,14 @@ def test_hive_forms_promotes_and_bans_by_vote(fleet):
     for node in (b, c, d):                         # every node learns every admission from signed certificates
         wait_for(lambda n=node: len(n.rpc.call("hive-members")["members"]) == 4, what=f"{node.name} sees 4")
 
-    b.rpc.call("hive-request-promotion")
-    vouch_when_requested(a, b)                      # one member: quorum 1
+    seen = request_promotion(b, a)
+    vouch_when_requested(a, b, seen)                      # one member: quorum 1
     wait_for(lambda: all(tier_of(n, b) == "member" for n in (a, c, d)), what="b promoted everywhere")
 
-    d.rpc.call("hive-request-promotion")
-    vouch_when_requested(a, d)
+    seen = request_promotion(d, a, b)
+    vouch_when_requested(a, d, seen)
     assert status(d)["tier"] == "neophyte"          # two members now: one vouch is not enough
-    vouch_when_requested(b, d)
+    vouch_when_requested(b, d, seen)
     wait_for(lambda: all(tier_of(n, d) == "member" for n in (a, b, c)), what="d promoted by two vouches")
     wait_for(lambda: fees(a, d) == {(0, 0)}, what="a-d channel at the hive policy")
 

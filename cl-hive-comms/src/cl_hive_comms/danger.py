@@ -27,9 +27,9 @@ _FORBIDDEN_NAMES = frozenset({
     "injectonionmessage", "injectpaymentonion", "check", "help", "batching", "developer", "newaddr",
     "hive-inject-packet",
 })
-_FORBIDDEN_PREFIXES = ("hive-comms-", "hive-client-", "dev-", "dev_", "commando-", "hive-archon-vault",
-                       "hive-archon-backup", "hive-archon-restore")
-_FORBIDDEN_WORDS = re.compile(r"secret|export|backup|rune|sign|private|seed|mnemonic|hsm|nsec|restore")
+# the identity plugin's operations (DID, bindings, credentials, vault, recovery) are the operator's alone
+_FORBIDDEN_PREFIXES = ("hive-comms-", "hive-client-", "hive-archon-", "dev-", "dev_", "commando-")
+_FORBIDDEN_WORDS = re.compile(r"secret|export|backup|rune|sign|private|seed|mnemonic|hsm|nsec|restore|recover")
 
 
 def is_forbidden(method: str) -> bool:
@@ -114,7 +114,6 @@ ALLOWLIST: dict[str, MethodRule] = {r.method: r for r in (
     _rule("decode", "monitor", "string", fixed(1)),
     _rule("getroute", "monitor", "id amount_msat riskfactor cltv fromid fuzzpercent exclude maxhops", fixed(1)),
     _rule("hive-status", "hive", "", fixed(1)),
-    _rule("hive-archon-status", "hive", "", fixed(1)),
     _rule("setchannel", "fees", "id feebase feeppm htlcmin htlcmax enforcedelay ignorefeelimits",
           setchannel_danger),
     _rule("invoice", "invoices", "amount_msat label description expiry deschashonly", fixed(2)),

@@ -49,7 +49,11 @@ SYNC_MAX_AGE = 3600
 MAX_STATES = 500             # the monolith's validate_full_sync bound
 MAX_MEMBERS = 1000
 MAX_PEER_COUNT = 100_000
-CHUNK_BYTES = MAX_MESSAGE_BYTES - 4096     # room for the envelope, sender, signature and hashes
+# Each chunk must also fit the largest hive packet cl-hive-comms carries over Nostr (30 000 bytes in a NIP-17
+# wrap), so a member reachable only over Nostr still gets every chunk; 4 KiB stays free for the envelope,
+# sender, signature and hashes.
+NOSTR_PACKET_BYTES = 30_000
+CHUNK_BYTES = min(MAX_MESSAGE_BYTES, NOSTR_PACKET_BYTES) - 4096
 
 
 def _compact(value: Any) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from fleet_testkit import SimNet, form_hive
+from fleet_testkit import form_hive
 
 from cl_hive import formats
 from cl_hive.context import BadState, NotAllowed
@@ -19,13 +19,6 @@ TARGET = "03" + "44" * 32
 
 class Refused(HiveError):
     code = 2999
-
-
-@pytest.fixture
-def net(tmp_path):
-    n = SimNet(tmp_path)
-    yield n
-    n.close()
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from fleet_testkit import SimNet, form_hive, signed_gossip
+from fleet_testkit import form_hive, signed_gossip
 
 from cl_hive import gossip as gossip_mod
 from cl_hive.fleet_state import MAX_VERSION_JUMP
@@ -12,13 +12,6 @@ from cl_hive.ingress import Reject
 from libhive.wire import MessageType
 
 EXTERNAL = "02" + "11" * 32
-
-
-@pytest.fixture
-def net(tmp_path):
-    n = SimNet(tmp_path)
-    yield n
-    n.close()
 
 
 @pytest.fixture

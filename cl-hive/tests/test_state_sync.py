@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from fleet_testkit import SimNet, form_hive, signed_gossip
+from fleet_testkit import form_hive, signed_gossip
 
 from cl_hive import formats
 from cl_hive.gossip import read_snapshot
@@ -12,13 +12,6 @@ from cl_hive.ingress import Reject
 from libhive.wire import MessageType
 
 FAKE = "03" + "77" * 32
-
-
-@pytest.fixture
-def net(tmp_path):
-    n = SimNet(tmp_path)
-    yield n
-    n.close()
 
 
 def hashes(nodes):

@@ -93,8 +93,8 @@ def test_advisor_offers_discovery_and_a_trial_over_dms(fleet, relay, peers):
     assert ask()["status"] == "ok"
     a.rpc.call("hive-client-trial", {"action": "stop", "contract_id": contract["id"]})
     assert error_of(ask)["code"] == 1954
-    assert any(m[1].get("type") == "hive-market/contract-end" for m in wait_for(lambda: advisor.dms(),
-                                                                                  what="end notice"))
+    wait_for(lambda: any(m[1].get("type") == "hive-market/contract-end" for m in advisor.dms()),
+             what="the advisor gets the contract-end notice")
 
 
 def test_node_as_advisor_accepts_a_proposal(fleet, relay):

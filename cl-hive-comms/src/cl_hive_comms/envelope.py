@@ -21,6 +21,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from libhive.rpcparams import describe
+
 from . import schnorr
 from .canonical import StrictJSONError, canonical, check_value, loads_strict
 from .client_errors import AuthenticationFailed
@@ -76,9 +78,7 @@ def decode(raw: str | bytes | dict[str, Any]) -> Envelope:
     try:
         return Envelope.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(envelope)'}: {e['msg']}"
-                             for e in exc.errors()[:5])
-        raise AuthenticationFailed(f"malformed request: {problems}") from None
+        raise AuthenticationFailed(f"malformed request: {describe(exc, '(envelope)', 5)}") from None
 
 
 def authenticate(raw: str | bytes | dict[str, Any], *, transport: str, our_ids: set[str],

@@ -15,6 +15,7 @@ from typing import Any, Callable, TypeVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from libhive.db import Database
+from libhive.rpcparams import describe
 
 from .canonical import StrictJSONError, loads_strict
 from .client_errors import MarketplaceError, TransportUnavailable
@@ -55,9 +56,7 @@ def parse_json(text: str, model: type[M]) -> M:
     except StrictJSONError as exc:
         raise MarketplaceError(f"content is not strict JSON: {exc}") from None
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(content)'}: {e['msg']}"
-                             for e in exc.errors()[:4])
-        raise MarketplaceError(f"content does not match its schema: {problems}") from None
+        raise MarketplaceError(f"content does not match its schema: {describe(exc, '(content)', 4)}") from None
 
 
 def parse_coordinate(text: str, kind: int) -> tuple[str, str]:

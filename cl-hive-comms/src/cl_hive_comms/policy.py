@@ -22,7 +22,7 @@ from typing import Any, Callable, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from libhive.db import Database
-from libhive.rpcparams import InvalidParams
+from libhive.rpcparams import InvalidParams, describe
 
 from . import danger
 from .danger import MethodRule
@@ -59,9 +59,7 @@ def parse_overrides(data: Any) -> Overrides:
     try:
         ov = Overrides.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(overrides)'}: {e['msg']}"
-                             for e in exc.errors()[:5])
-        raise InvalidParams(f"invalid policy overrides: {problems}") from None
+        raise InvalidParams(f"invalid policy overrides: {describe(exc, '(overrides)', 5)}") from None
     for name in [*ov.blocked_methods, *ov.danger, *ov.extra_methods]:
         if not re.fullmatch(METHOD, name):
             raise InvalidParams(f"invalid policy overrides: {name!r} is not a method name")

@@ -10,6 +10,8 @@ from typing import Any, Callable
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from libhive.rpcparams import describe
+
 from .budget import Budget
 from .governance import Governance
 from .governance_common import (
@@ -74,10 +76,8 @@ def _validator(model: type[_Payload], check: Callable[[_Payload], None] | None =
         try:
             parsed = model.model_validate(payload)
         except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(payload)'}: {e['msg']}"
-                                 for e in exc.errors())
             raise InvalidAction(f"invalid {model.__name__.removesuffix('Payload').lower()} payload: "
-                                f"{problems}") from None
+                                f"{describe(exc, '(payload)')}") from None
         if check:
             check(parsed)
         return parsed.model_dump(exclude_none=True)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from .rpcparams import describe
 
 from .errors import HiveError
 from .timeouts import run_with_timeout
@@ -271,8 +272,7 @@ def _validate(model: type[Model], data: Any, what: str) -> Model:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in exc.errors())
-        raise ContractError(f"{what}: {problems}") from None
+        raise ContractError(f"{what}: {describe(exc, '(root)')}") from None
 
 
 def check_request(method: str, params: dict[str, Any]) -> Model:

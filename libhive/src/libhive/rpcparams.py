@@ -22,12 +22,17 @@ class Params(BaseModel):
 P = TypeVar("P", bound=BaseModel)
 
 
+def describe(exc: ValidationError, root: str = "(params)", limit: int | None = None) -> str:
+    """pydantic's errors as one line a caller can act on: ``field.path: message; ...`` (``root`` names a
+    problem with the whole object; ``limit`` keeps untrusted input from producing an endless message)."""
+    errors = exc.errors()[:limit] if limit else exc.errors()
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or root}: {e['msg']}" for e in errors)
+
+
 def validate(model: type[P], **params: Any) -> P:
     """Build ``model`` from handler arguments; ``None`` means "not given" and takes the model's default."""
     given = {k: v for k, v in params.items() if v is not None}
     try:
         return model.model_validate(given)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(params)'}: {e['msg']}"
-                             for e in exc.errors())
-        raise InvalidParams(f"invalid parameters: {problems}") from None
+        raise InvalidParams(f"invalid parameters: {describe(exc)}") from None

@@ -211,3 +211,36 @@ def test_makesecret(make_node, transcript):
         with pytest.raises(RpcError) as e:
             a.rpc.call("makesecret", params)
         assert e.value.error == {"code": -32602, "message": message}
+
+
+def test_lone_surrogate_escapes_in_params_pass_through(node):
+    """lightningd hands a plugin the params' JSON text as it came, lone surrogate escapes included (verified on
+    v26.06.6: the plugin decodes "\\ud800" to a lone surrogate); the devnet answered -1 instead."""
+    out = raw_call(node, b'{"jsonrpc":"2.0","id":"s1","method":"rec1-codepoints","params":{"text":"\\ud800x"}}')
+    assert out == {"jsonrpc": "2.0", "id": "s1", "result": {"codepoints": [0xD800, ord("x")]}}
+    frame = next(r for r in reversed(node.records("rec1.py"))
+                 if r.get("frame", {}).get("method") == "rec1-codepoints")
+    assert '"text":"\\ud800x"' in frame["raw"]                          # forwarded as the escape it was
+    pair = raw_call(node, b'{"jsonrpc":"2.0","id":"s2","method":"rec1-codepoints","params":["\\ud83d\\ude00"]}')
+    assert pair["result"] == {"codepoints": [0x1F600]}                    # a valid pair is one character
+    key = raw_call(node, b'{"jsonrpc":"2.0","id":"s3","method":"rec1-codepoints","params":{"text":"a",'
+                         b'"\\udc00":1}}')
+    assert "unexpected keyword argument" in key["error"]["message"]      # pyln's own answer, not the devnet's
+
+
+def test_rpc_command_hook_continue_return_error_replace(make_node, plugins):
+    """lightningd runs the rpc_command hook on every command before dispatching it: the whole request under
+    ``rpc_command``; ``continue``, ``return`` (a result or an error in the command's place) or ``replace``."""
+    n = make_node([(plugins["rec1.py"], {}), (plugins["rpcguard.py"], {})])
+    assert n.rpc.call("rpcguard-target", {"mode": "plain"}) == {"ran_with": "plain"}
+    assert n.rpc.call("rpcguard-target", {"mode": "return"}) == {"intercepted": True}
+    with pytest.raises(RpcError) as e:
+        n.rpc.call("rpcguard-target", {"mode": "error"})
+    assert e.value.error == {"code": 1234, "message": "refused by rpcguard"}
+    assert n.rpc.call("rpcguard-target", {"mode": "replace"}) == {"ran_with": "replaced"}
+    assert n.rpc.getinfo()["id"] == n.id                                  # built-ins go through it too
+    with open(n.dir / "rpcguard.jsonl") as f:
+        seen = [json.loads(line) for line in f]
+    assert {"jsonrpc", "id", "method", "params"} <= set(seen[0])
+    assert [s["method"] for s in seen if s["method"] in ("rpcguard-target", "getinfo")] == \
+        ["rpcguard-target"] * 4 + ["getinfo"]

@@ -7,8 +7,10 @@ PATH (the test is skipped with that reason otherwise).
 """
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -72,6 +74,16 @@ class FleetNode:
     def restart(self) -> None:
         raise NotImplementedError
 
+    def plugin_pid(self, plugin: str) -> int:
+        """The process id of a running plugin (by executable basename)."""
+        raise NotImplementedError
+
+    def kill_plugin(self, plugin: str) -> None:
+        """kill -9 a plugin's process (a crash, as far as lightningd and the plugin can tell)."""
+        os.kill(self.plugin_pid(plugin), signal.SIGKILL)
+        listed = lambda: {Path(p["name"]).name for p in self.rpc.call("plugin", {"subcommand": "list"})["plugins"]}
+        wait_for(lambda: plugin not in listed(), what=f"{plugin} gone after kill -9")
+
     def log_lines(self) -> list[str]:
         raise NotImplementedError
 
@@ -116,6 +128,12 @@ class DevnetNode(FleetNode):
 
     def stop(self) -> None:
         self.fleet.network.stop_node(self.node)
+
+    def plugin_pid(self, plugin: str) -> int:
+        for p in list(self.node.plugins):
+            if Path(p.path).name == plugin and p.pid is not None:
+                return p.pid
+        raise LookupError(f"{plugin} is not running on {self.name}")
 
     def log_lines(self) -> list[str]:
         return [line for _, _, line in list(self.node.logs)]
@@ -170,7 +188,22 @@ class RealNode(FleetNode):
     def stop(self) -> None:
         self.ln.stop()
 
+    def plugin_pid(self, plugin: str) -> int:
+        parent = self.ln.daemon.proc.pid
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+            except (OSError, IndexError, ValueError):
+                continue
+            if ppid == parent and any(Path(a.decode(errors="replace")).name == plugin for a in argv if a):
+                return int(entry.name)
+        raise LookupError(f"{plugin} is not running on {self.name}")
+
     def log_lines(self) -> list[str]:
+        self.ln.daemon.logs_catchup()             # pyln-testing reads the log file only when asked
         return list(self.ln.daemon.logs)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import codecs
 import json
+import re
 from typing import Any
 
 MAX_FRAME_BYTES = 64 * 1024 * 1024
@@ -70,6 +71,16 @@ class JsonStream:
         return out
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def frame(obj: Any) -> bytes:
-    """lightningd's outgoing framing: compact JSON followed by a blank line."""
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode() + b"\n\n"
+    """lightningd's outgoing framing: compact JSON followed by a blank line.
+
+    lightningd forwards a request's params (and a plugin's result) as the JSON text it received, so a lone
+    surrogate escape such as ``"\\ud800"`` reaches the other side as that escape.  Python decodes it to a lone
+    surrogate, which UTF-8 cannot carry: it is written back as the same ``\\uXXXX`` escape (a valid pair was
+    already combined into one character by the decoder, so every surrogate left here is a lone one)."""
+    text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    text = _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    return text.encode() + b"\n\n"

@@ -321,6 +321,37 @@ class Node:
                 return result
         return {"result": "continue"}
 
+    async def rpc_command_hook(self, req: dict[str, Any]) -> dict[str, Any] | None:
+        """lightningd's ``rpc_command`` hook, run on every command before it is dispatched: the whole request
+        under ``rpc_command``; ``continue``, ``replace`` (a new request, checked the same way; it keeps the
+        caller's id) or ``return`` (``{"result": ...}`` or ``{"error": ...}``, answered as is).  Mutates ``req``
+        on ``replace``; returns the answer to send on ``return``, else None."""
+        for p in self.hook_chain("rpc_command"):
+            try:
+                resp = await p.request("rpc_command", {"rpc_command": dict(req)},
+                                       prefix=str(req["id"]) if req.get("id") is not None else None)
+            except PluginFailed:
+                continue
+            result = resp.get("result")
+            if not isinstance(result, dict):
+                await self.fatal(f"Plugin {p.name} for rpc_command returned non-result response "
+                                 f"{json.dumps(resp, separators=(',', ':'))}")
+            if result.get("result") == "continue":
+                continue
+            if isinstance(result.get("replace"), dict):
+                new = result["replace"]
+                if not isinstance(new.get("method"), str) or "params" not in new:
+                    await self.fatal(f"Plugin {p.name} returned an invalid replace for rpc_command: "
+                                     f"{json.dumps(result, separators=(',', ':'))}")
+                req.update(method=new["method"], params=new["params"])
+                continue
+            answer = result.get("return")
+            if isinstance(answer, dict) and ("result" in answer or "error" in answer):
+                return {"error": answer["error"]} if "error" in answer else {"result": answer["result"]}
+            await self.fatal(f"Plugin returned an invalid response to the rpc_command hook: "
+                             f"{json.dumps(resp, separators=(',', ':'))}")
+        return None
+
     # ---- JSON-RPC ---------------------------------------------------------------------------------
     async def _start_rpc_server(self) -> None:
         if len(str(self.rpc_path)) > 100:
@@ -377,6 +408,9 @@ class Node:
                 raise RpcError(INVALID_REQUEST, "No params" if "method" in req else "No method")
             if not isinstance(req["method"], str):
                 raise RpcError(INVALID_REQUEST, "Expected string for method")
+            hooked = await self.rpc_command_hook(req)
+            if hooked is not None:
+                return {"jsonrpc": "2.0", "id": rid, **hooked}
             result = await self.call(req["method"], req["params"], str(rid) if rid is not None else None)
             return {"jsonrpc": "2.0", "id": rid, "result": result}
         except RpcError as exc:

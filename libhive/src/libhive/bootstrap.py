@@ -8,6 +8,8 @@ errors with a code and a message, never a traceback.
 """
 from __future__ import annotations
 
+import functools
+import inspect
 import io
 import logging
 import os
@@ -23,7 +25,8 @@ from sqlite_utils import Migrations
 
 from . import contracts, gating
 from .db import Database
-from .errors import HiveError
+from .errors import HiveError, cap_message
+from .rpcparams import screen
 from .siblings import RECHECK_DELAYS, SiblingTracker
 from .workers import Workers
 
@@ -45,8 +48,28 @@ def protect_stdout() -> io.TextIOWrapper:
 def _fail(request: Request, code: int, message: str) -> None:
     if request.state is not RequestState.PENDING:
         return
-    request._write_result({"jsonrpc": "2.0", "id": request.id, "error": {"code": code, "message": message}})
+    request._write_result({"jsonrpc": "2.0", "id": request.id,
+                           "error": {"code": code, "message": cap_message(message)}})
     request.state = RequestState.FAILED
+
+
+def plain_function(fn: Callable) -> Callable:
+    """``fn`` as a plain function whose signature lists only the RPC parameters.
+
+    pyln builds a method's manifest usage (what ``lightning-cli help`` shows) with ``getfullargspec``, which
+    keeps a bound method's ``self``: registered as is, ``hive-status`` would show a required ``self`` parameter
+    nobody can pass.  Every method goes through here, so none can leak it."""
+    if not inspect.ismethod(fn) and not isinstance(fn, functools.partial):
+        return fn
+    signature = inspect.signature(fn)                 # without self (or the partial's bound arguments)
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return fn(*args, **kwargs)
+
+    call.__signature__ = signature                    # type: ignore[attr-defined]
+    call.__name__ = getattr(fn, "__name__", "method")
+    call.__doc__ = fn.__doc__
+    return call
 
 
 class _Plugin(Plugin):
@@ -59,6 +82,10 @@ class _Plugin(Plugin):
         if method is None or method.mtype is not MethodType.RPCMETHOD or request.method in (
                 "getmanifest", "init", "setconfig"):
             return super()._dispatch_request(request)
+        problem = screen(request.params)
+        if problem is not None:
+            _fail(request, INVALID_PARAMS, f"invalid parameters: {problem}")
+            return
         try:
             if isinstance(request.params, list):
                 bound = self._bind_pos(method.func, request.params, request)
@@ -142,9 +169,9 @@ class HivePlugin:
             text = description or fn.__doc__
             if not text:
                 raise ValueError(f"{name}: an RPC method needs a description (lightning-cli help shows it)")
-            target = getattr(fn, "__func__", fn)  # bound methods: set it on the function
-            target.__doc__ = text                 # pyln builds the manifest's usage from the docstring
-            self.plugin.add_method(name, fn, background=False, description=text)
+            handler = plain_function(fn)
+            handler.__doc__ = text                # pyln builds the manifest's usage from the docstring
+            self.plugin.add_method(name, handler, background=False, description=text)
             return fn
         return register
 
@@ -188,14 +215,33 @@ class HivePlugin:
         try:
             self.db = Database.open(self.db_path, plugin=self.name, migrations=self.migrations)
         except HiveError as exc:
-            return {"disable": f"{self.name}: cannot open {self.db_path}: {exc.message}"}
+            return self._disable(f"cannot use {self.db_path}: {exc.message}")
+        except Exception as exc:                    # OSError, sqlite3.Error: a plugin that cannot open its
+            return self._disable(f"cannot use {self.db_path}: {exc}")   # database must not stay "active"
         self.gate = gating.decide(self.name, {}, self.options)   # announced once siblings are known
         for hook in self._init_hooks:
-            hook()
+            try:
+                hook()
+            except HiveError as exc:                # an unusable option, found at init: say so and step aside
+                return self._disable(exc.message)
+            except Exception as exc:
+                self.log.exception("init of %s failed", self.name)
+                return self._disable(f"init failed: {type(exc).__name__}: {exc}")
         self.workers.spawn(self._after_init, "after-init")
         self.log.info("%s %s started (database %s, schema version %d)", self.name, self.version, self.db_path,
                       self.db.schema_version)
         return None
+
+    def _disable(self, reason: str) -> dict[str, str]:
+        """lightningd's way for a plugin to refuse to run: it is stopped, its siblings see it gone, and the
+        reason is in the node's log ("disabled itself at init: ...")."""
+        if self.db is not None:
+            self.db.close()
+            self.db = None
+        self.workers.stop()
+        reason = cap_message(f"{self.name}: {reason}")
+        self.log.error("disabled: %s", reason)
+        return {"disable": reason}
 
     def _after_init(self) -> None:
         """Runs once our init has returned: learn the node id, then look for siblings a few times."""

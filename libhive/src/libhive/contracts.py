@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from .rpcparams import describe
 
-from .errors import HiveError
+from .errors import HiveError, quote
+from .rpcparams import describe
 from .timeouts import run_with_timeout
 
 RESERVED_NOTIFICATION_KEYS = frozenset({"plugin", "request", "origin", "payload"})
@@ -280,9 +280,12 @@ def check_request(method: str, params: dict[str, Any]) -> Model:
     contract = RPC_CONTRACTS[method]
     params = dict(params)
     version = params.pop("contract_version", None)
-    if version is not None and version != contract.version:
-        raise ContractError(f"{method}: contract version {version} is not supported (this side speaks "
-                            f"{contract.version})")
+    if version is not None:
+        if type(version) is not int:          # JSON true is not version 1 (True == 1 in Python)
+            raise ContractError(f"{method}: contract_version must be an integer, not {quote(version)}")
+        if version != contract.version:
+            raise ContractError(f"{method}: contract version {quote(version)} is not supported (this side "
+                                f"speaks {contract.version})")
     return _validate(contract.params, params, f"{method} params")
 
 
@@ -317,8 +320,8 @@ def notification_payload(topic: str, kwargs: dict[str, Any]) -> Model:
         raw = {k: v for k, v in kwargs.items() if k not in RESERVED_NOTIFICATION_KEYS and k != topic}
     data = dict(raw)
     version = data.pop("contract_version", contract.version)
-    if version != contract.version:
-        raise ContractError(f"{topic}: contract version {version} is not supported")
+    if type(version) is not int or version != contract.version:
+        raise ContractError(f"{topic}: contract version {quote(version)} is not supported")
     return _validate(contract.payload, data, f"{topic} payload")
 
 

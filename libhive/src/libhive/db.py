@@ -33,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+import stat
 import tempfile
 import threading
 import urllib.parse
@@ -51,7 +52,7 @@ DEFAULT_BUSY_TIMEOUT = 5.0
 FILE_MODE = 0o600
 
 __all__ = ["DEFAULT_BUSY_TIMEOUT", "FILE_MODE", "BackupInfo", "Database", "backup_readonly", "inspect_backup",
-           "open_readonly"]
+           "open_readonly", "vet_database_path"]
 
 
 @dataclass(frozen=True)
@@ -186,6 +187,62 @@ def _known_migrations(migrations: Migrations) -> list[Any]:
         return migrations.pending(scratch)
     finally:
         scratch.close()
+
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def vet_database_path(path: str, plugin: str, known: Sequence[str]) -> None:
+    """Refuse a path that is not ``plugin``'s own database **before anything touches it**.
+
+    Opening a database chmods it to 0600, switches it to WAL and runs migrations, so a ``<prefix>-db-path``
+    pointed at another file must be refused first, reading it only: a directory, a symlink (the file or its
+    -wal/-shm), a missing parent directory, a file that is not SQLite, a SQLite file that holds tables but none
+    of ``plugin``'s migrations (``lightningd.sqlite3``, a sibling's database...), one with tables ``plugin``
+    does not own, or one migrated by a newer version.  A missing or empty file is a new database."""
+    parent = os.path.dirname(path)
+    if not os.path.isdir(parent):
+        raise StorageError(f"the directory {parent} does not exist")
+    for candidate in (path, path + "-wal", path + "-shm"):
+        try:
+            mode = os.lstat(candidate).st_mode
+        except FileNotFoundError:
+            continue
+        if stat.S_ISLNK(mode):
+            raise StorageError(f"{candidate} is a symbolic link; give the real path of the database")
+        if stat.S_ISDIR(mode):
+            raise StorageError(f"{candidate} is a directory, not a database file")
+        if not stat.S_ISREG(mode):
+            raise StorageError(f"{candidate} is not a regular file")
+    if not os.path.exists(path):
+        return
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        header = os.read(fd, len(SQLITE_HEADER))
+    finally:
+        os.close(fd)
+    if not header:
+        return                                           # an empty file: a new database
+    if header != SQLITE_HEADER:
+        raise StorageError(f"{path} is not a SQLite database; refusing to touch it")
+    try:
+        conn = open_readonly(path)
+        try:
+            contents = _contents(conn)
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        raise StorageError(f"{path} cannot be read as a SQLite database ({exc}); refusing to touch it") from exc
+    _check_identity(contents, plugin, known, path)
+    if plugin not in contents.sets and any(not is_bookkeeping(t) for t in contents.tables):
+        shown = sorted(t for t in contents.tables if not is_bookkeeping(t))
+        raise SchemaError(f"{path} is a SQLite database that is not {plugin}'s (it holds "
+                          f"{', '.join(shown[:5])}{', ...' if len(shown) > 5 else ''}); refusing to touch it")
+    policy = policy_for(plugin)
+    foreign = sorted(t for t in contents.tables if not is_bookkeeping(t) and not policy.allows(t))
+    if foreign:
+        raise SchemaError(f"{path} holds tables {plugin} does not own ({', '.join(foreign[:5])}); refusing to "
+                          "touch it")
 
 
 def _create_private_file(path: str) -> None:
@@ -386,6 +443,7 @@ class Database:
         if migrations.name != plugin:
             raise ValueError(f"migration set {migrations.name!r} must be named after its plugin {plugin!r}")
         absolute = os.path.abspath(os.fspath(path))
+        vet_database_path(absolute, plugin, [m.name for m in _known_migrations(migrations)])
         _create_private_file(absolute)
         _tighten_sidecars(absolute)
         conn = sqlite3.connect(absolute, timeout=busy_timeout, check_same_thread=False, isolation_level=None)

@@ -38,6 +38,34 @@ Code ranges (keep this table current when adding a family):
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
+MAX_MESSAGE_CHARS = 2000      # an error message never grows past this, whatever input it describes
+MAX_QUOTE_CHARS = 80          # how much of one input value an error message may quote
+
+
+def quote(value: Any, limit: int = MAX_QUOTE_CHARS) -> str:
+    """``value`` as an error message may show it: JSON-like, at most ``limit`` characters of it, with how much
+    was left out.  Every message that repeats caller input goes through here (a 1 MB parameter must not come
+    back as a 1 MB error)."""
+    if isinstance(value, str):
+        text = json.dumps(value, ensure_ascii=True)[1:-1]
+        return f'"{text[:limit]}"' + (f"... ({len(value)} chars)" if len(text) > limit else "")
+    try:
+        text = json.dumps(value, ensure_ascii=True, default=str)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text[:limit] + (f"... ({len(text)} chars)" if len(text) > limit else "")
+
+
+def cap_message(message: str) -> str:
+    """The one length limit on what an error message may carry (the backstop behind ``quote``)."""
+    message = str(message)
+    if len(message) <= MAX_MESSAGE_CHARS:
+        return message
+    return message[:MAX_MESSAGE_CHARS] + f"... (message cut, {len(message)} chars)"
+
 
 class HiveError(Exception):
     """Base of every error a Hive plugin may report to an RPC caller."""
@@ -45,10 +73,19 @@ class HiveError(Exception):
     code: int = -32603  # JSON-RPC "internal error" until a subclass says more
 
     def __init__(self, message: str, *, code: int | None = None) -> None:
+        message = cap_message(message)
         super().__init__(message)
         self.message = message
         if code is not None:
             self.code = code
+
+    @property
+    def message(self) -> str:
+        return self._message
+
+    @message.setter
+    def message(self, text: str) -> None:        # a handler may add context later: the cap still holds
+        self._message = cap_message(text)
 
     def to_rpc_error(self) -> dict[str, object]:
         """The JSON-RPC ``error`` object, so handlers need no per-class code."""

@@ -21,9 +21,10 @@ from typing import Any, Callable
 
 from pydantic import Field
 
+from libhive.amounts import AmountError, parse_msat
 from libhive.db import Database
 from libhive.errors import HiveError
-from libhive.rpcparams import Params, validate
+from libhive.rpcparams import InvalidParams, Params, validate
 
 from . import envelope
 from .advisors import AdvisorRegistry
@@ -216,8 +217,11 @@ class AdvisorService:
             amount = bolt12.offer_amount(rpc, target)
         else:
             amount = bolt11.decode_invoice(rpc, target).amount_msat
-        given = params.get("amount_msat") if isinstance(params.get("amount_msat"), int) else 0
-        return {"amount_msat": max(amount or 0, given or 0)}
+        try:
+            given = parse_msat(params["amount_msat"]) if "amount_msat" in params else 0
+        except AmountError:
+            return {}                        # the policy reads the advisor's amount itself and refuses it
+        return {"amount_msat": max(amount or 0, int(given))}
 
     def _remember_nonce(self, pubkey: str, nonce: str) -> None:
         with self._db().write() as conn:
@@ -263,7 +267,14 @@ class AdvisorService:
             raise ExecutionFailed(f"{rule.method} failed: {type(exc).__name__}") from None
 
     def _advisor_pay(self, sender: str, request_id: str, params: dict[str, Any]) -> Any:
-        p = validate(AdvisorPayParams, **params)
+        amounts = {}
+        for key in ("amount_msat", "maxfee_msat"):      # pay's amounts in any form lightningd takes
+            if key in params:
+                try:
+                    amounts[key] = parse_msat(params[key])
+                except AmountError as exc:
+                    raise InvalidParams(f"invalid parameters: {key}: {exc}") from None
+        p = validate(AdvisorPayParams, **{**params, **amounts})
         kind = detect_kind(p.target, "lightning")       # advisors pay bolt11/bolt12 only (no URLs, no ecash)
         key = f"adv-{sender}-{p.idempotency_key or request_id[:32]}"
         return self._engine().pay(PayRequest(kind=kind, target=p.target.strip(), idempotency_key=key,

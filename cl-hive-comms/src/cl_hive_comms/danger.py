@@ -7,14 +7,24 @@ advisor's permissions.  ``is_forbidden`` is checked first and cannot be overridd
 backups, plugin control and on-chain withdrawals.  Parameters that would send funds to a place the advisor
 chooses (``close`` ``destination``, ``fundchannel`` ``close_to``/``push_msat``) are simply not allowed.
 
+Methods that move the node's funds (``moves_funds``) are reachable only through this module's own rules: ``pay``
+through comms' payment engine (the advisor's daily limit, the amount as lightningd decodes it), ``fundchannel``
+and ``close`` with their amounts read and scored.  No override can add another one (``xpay``, ``keysend``,
+``sendpay``, ``withdraw``, ``splice_*``...), and an override can raise their danger but never lower it.
+
 Danger scores run from 1 (read-only) to 10 and depend on the parameters where it matters (amounts, "all
-channels"); the policy compares them with its thresholds.
+channels"); the policy compares them with its thresholds.  Amounts are read with ``libhive.amounts``, which
+knows every form lightningd accepts; an amount it cannot read raises ``Unreadable`` and the request is denied
+(an unreadable amount is never a small one).
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 from typing import Any, Callable
+
+from libhive.amounts import ALL, AmountError, parse_msat
+from libhive.errors import quote
 
 GROUPS = ("monitor", "fees", "invoices", "peers", "channels", "payments", "hive")
 
@@ -38,6 +48,27 @@ def is_forbidden(method: str) -> bool:
     return m in _FORBIDDEN_NAMES or m.startswith(_FORBIDDEN_PREFIXES) or bool(_FORBIDDEN_WORDS.search(m))
 
 
+# lightningd's (and cl-hive's) methods that pay, open, fund, splice, close or withdraw
+_FUNDS_NAMES = frozenset({
+    "pay", "xpay", "keysend", "sendpay", "sendonion", "renepay", "injectpaymentonion", "sendamount",
+    "fundchannel", "fundchannel_start", "fundchannel_complete", "fundchannel_cancel", "multifundchannel",
+    "close", "withdraw", "multiwithdraw", "txprepare", "txsend", "txdiscard", "sendpsbt", "fundpsbt", "utxopsbt",
+    "addpsbtoutput", "addpsbtinput", "upgradewallet", "funderupdate", "emergencyrecover", "recoverchannel",
+    "hive-approve-action", "hive-intent-open",
+})
+_FUNDS_PREFIXES = ("splice", "dev-splice", "openchannel_", "fundchannel", "multifund", "xpay", "renepay", "pay-")
+
+
+def moves_funds(method: str) -> bool:
+    """Whether ``method`` can move the node's money (see the module docstring for what that means here)."""
+    m = method.lower()
+    return m in _FUNDS_NAMES or m.startswith(_FUNDS_PREFIXES)
+
+
+class Unreadable(ValueError):
+    """A parameter the danger score depends on cannot be read: the request is denied."""
+
+
 @dataclass(frozen=True)
 class MethodRule:
     method: str
@@ -51,23 +82,28 @@ def fixed(score: int) -> Callable[[dict[str, Any]], int]:
     return lambda params: score
 
 
-def _msat(params: dict[str, Any], key: str, native: str) -> int:
-    """An amount parameter in msat; a bare number is in the parameter's ``native`` unit (msat or sat)."""
-    value = params.get(key)
-    if isinstance(value, bool):
+def _amount(params: dict[str, Any], key: str, unit: str, words: tuple[str, ...] = ()) -> int | str:
+    """An amount parameter in msat (0 if absent), read as lightningd reads it; Unreadable otherwise."""
+    if key not in params:
         return 0
-    if isinstance(value, int):
-        return value * (1000 if native == "sat" else 1)
-    if isinstance(value, str):
-        m = re.fullmatch(r"(\d{1,20})(msat|sat)?", value)
-        if m:
-            unit = m.group(2) or native
-            return int(m.group(1)) * (1000 if unit == "sat" else 1)
-    return 0
+    try:
+        return parse_msat(params[key], unit=unit, words=words)  # type: ignore[arg-type]
+    except AmountError as exc:
+        raise Unreadable(f"{key}: {exc}") from None
+
+
+def _u32(params: dict[str, Any], key: str) -> int:
+    """A plain number parameter (lightningd's param_number): an integer or a string of digits."""
+    value = params.get(key, 0)
+    if isinstance(value, str) and re.fullmatch(r"[0-9]{1,10}", value):
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2 ** 32:
+        raise Unreadable(f"{key}: not a number lightningd reads: {quote(value, 40)}")
+    return value
 
 
 def pay_danger(params: dict[str, Any]) -> int:
-    sats = _msat(params, "amount_msat", "msat") // 1000
+    sats = int(_amount(params, "amount_msat", "msat")) // 1000
     if sats >= 1_000_000:
         return 8
     if sats >= 100_000:
@@ -79,15 +115,18 @@ def pay_danger(params: dict[str, Any]) -> int:
 
 def setchannel_danger(params: dict[str, Any]) -> int:
     score = 5 if params.get("id") == "all" else 3
-    if _msat(params, "feeppm", "msat") > 5000 or _msat(params, "feebase", "msat") > 10_000:
+    _amount(params, "htlcmin", "msat")                        # read, so an unreadable one is refused
+    _amount(params, "htlcmax", "msat")
+    if _u32(params, "feeppm") > 5000 or int(_amount(params, "feebase", "msat")) > 10_000:
         score += 1
     return score
 
 
 def fundchannel_danger(params: dict[str, Any]) -> int:
-    if params.get("amount") == "all":
+    amount = _amount(params, "amount", "sat", words=(ALL,))
+    if amount == ALL:
         return 9
-    return 8 if _msat(params, "amount", "sat") >= 5_000_000_000 else 7
+    return 8 if int(amount) >= 5_000_000_000 else 7
 
 
 def close_danger(params: dict[str, Any]) -> int:

@@ -66,6 +66,12 @@ def parse_overrides(data: Any) -> Overrides:
     bad = [m for m in ov.extra_methods if danger.is_forbidden(m)]
     if bad:
         raise InvalidParams(f"invalid policy overrides: {', '.join(sorted(bad))} can never be opened to advisors")
+    funds = [m for m in ov.extra_methods if danger.moves_funds(m)]
+    if funds:
+        raise InvalidParams(f"invalid policy overrides: {', '.join(sorted(funds))} move(s) funds: an advisor "
+                            "pays only through comms' payment engine (method pay, within its daily limit) and "
+                            "opens or closes channels only through the built-in rules; no override can add "
+                            "another way")
     if any(not 1 <= v <= 10 for v in ov.danger.values()):
         raise InvalidParams("invalid policy overrides: danger scores run from 1 to 10")
     return ov
@@ -123,6 +129,8 @@ class PolicyEngine:
     def _rules(ov: Overrides) -> dict[str, MethodRule]:
         rules = dict(danger.ALLOWLIST)
         for name, extra in ov.extra_methods.items():
+            if danger.is_forbidden(name) or danger.moves_funds(name):
+                continue                     # stored by an older version: never replaces a built-in rule
             rules[name] = MethodRule(name, extra.group, frozenset(extra.params), danger.fixed(extra.danger))
         return rules
 
@@ -144,7 +152,14 @@ class PolicyEngine:
         unknown = sorted(set(params) - rule.params)
         if unknown:
             return Decision("deny", 10, f"{method}: parameters not allowed for advisors: {', '.join(unknown)}", rule)
-        score = ov.danger.get(method, rule.danger({**params, **(facts or {})}))
+        try:
+            computed = rule.danger({**params, **(facts or {})})
+        except danger.Unreadable as exc:
+            return Decision("deny", 10, f"{method}: {exc}; an amount or number the policy cannot read is refused",
+                            rule)
+        score = ov.danger.get(method, computed)
+        if danger.moves_funds(method):
+            score = max(score, computed)     # an override may raise the danger of moving funds, never lower it
         if score > max_danger:
             return Decision("deny", score, f"danger {score} is above the policy's maximum {max_danger}", rule)
         if score > confirm_above:

@@ -7,7 +7,7 @@ from typing import Any, Callable, Literal
 
 from pydantic import Field
 
-from libhive.rpcparams import InvalidParams, Params, validate
+from libhive.rpcparams import ActionParams, InvalidParams, Params, uses, validate
 
 from .advisor_service import AdvisorService
 from .advisors import parse_permissions, parse_pubkey
@@ -35,13 +35,15 @@ class ListParams(Params):
     limit: int = Field(default=100, ge=1, le=1000)
 
 
-class AliasParams(Params):
+class AliasParams(ActionParams):
+    USES = uses(list="", get="alias", set="alias advisor", remove="advisor")
     action: Literal["list", "get", "set", "remove"] = "list"
     alias: str | None = Field(default=None, max_length=64)
     advisor: str | None = Field(default=None, max_length=128)
 
 
-class PolicyParams(Params):
+class PolicyParams(ActionParams):
+    USES = uses(get="", set_preset="preset", set_overrides="overrides", reset="")
     action: Literal["get", "set-preset", "set-overrides", "reset"] = "get"
     preset: str | None = Field(default=None, max_length=32)
     overrides: dict[str, Any] | str | None = None

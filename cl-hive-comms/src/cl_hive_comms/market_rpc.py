@@ -5,7 +5,7 @@ from typing import Any, Callable, Literal
 
 from pydantic import Field
 
-from libhive.rpcparams import InvalidParams, Params, validate
+from libhive.rpcparams import ActionParams, InvalidParams, Params, uses, validate
 
 from .liquidity import LiquidityMarket, LiquidityOffer, LiquidityRequest
 from .market_events import LIQUIDITY_OFFER, LIQUIDITY_REQUEST
@@ -32,7 +32,9 @@ class DiscoverParams(Params):
     refresh: bool = True
 
 
-class ContractParams(Params):
+class ContractParams(ActionParams):
+    USES = uses(list="status limit", propose="target days permissions", accept="contract_id",
+                end="contract_id reason")
     action: Literal["list", "propose", "accept", "end"] = "list"
     target: str | None = Field(default=None, max_length=140)
     contract_id: str | None = Field(default=None, pattern=r"^[0-9a-f]{16,64}$")
@@ -43,7 +45,8 @@ class ContractParams(Params):
     limit: int = Field(default=100, ge=1, le=1000)
 
 
-class TrialParams(Params):
+class TrialParams(ActionParams):
+    USES = uses(list="limit", start="advisor days permissions", stop="contract_id")
     action: Literal["list", "start", "stop"] = "list"
     advisor: str | None = Field(default=None, max_length=140)
     contract_id: str | None = Field(default=None, pattern=r"^[0-9a-f]{16,64}$")

@@ -23,7 +23,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from libhive.bootstrap import HivePlugin
-from libhive.rpcparams import InvalidParams, Params, validate
+from libhive.rpcparams import ActionParams, InvalidParams, Params, one_message_or_a_listing, uses, validate
 
 from .service import NostrService, service_of
 from .transport_errors import BindingUnavailable, NotReady
@@ -31,12 +31,14 @@ from .transport_errors import BindingUnavailable, NotReady
 NODE_ID = r"^0[23][0-9a-f]{64}$"
 
 
-class IdentityParams(Params):
+class IdentityParams(ActionParams):
+    USES = uses(get="", rotate="", import_="secret")
     action: Literal["get", "rotate", "import"] = "get"
     secret: str | None = Field(default=None, min_length=1, max_length=200)
 
 
-class RelaysParams(Params):
+class RelaysParams(ActionParams):
+    USES = uses(list="", add="url", remove="url")
     action: Literal["list", "add", "remove"] = "list"
     url: str | None = Field(default=None, min_length=6, max_length=512)
 
@@ -51,6 +53,7 @@ class OutboxParams(Params):
     message_id: str | None = Field(default=None, pattern=r"^[0-9a-f]{32}$")
     state: Literal["pending", "sent", "expired", "failed"] | None = None
     limit: int = Field(default=50, ge=1, le=1000)
+    _only_one_message = one_message_or_a_listing("state", "limit")
 
 
 class InboxParams(Params):
@@ -58,6 +61,7 @@ class InboxParams(Params):
     kind: Literal["text", "payload", "hive_packet"] | None = None
     transport: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_-]{1,31}$")
     limit: int = Field(default=50, ge=1, le=1000)
+    _only_one_message = one_message_or_a_listing("kind", "limit")
 
 
 class BindingsParams(Params):
@@ -83,8 +87,6 @@ class OperatorRpcs:
                 raise InvalidParams("invalid parameters: secret: required for action=import")
             keys.import_secret(p.secret)
         else:
-            if p.secret:
-                raise InvalidParams("invalid parameters: secret: only for action=import")
             keys.rotate()
         self.hive.log.info("Nostr key %s: now %s", "imported" if p.action == "import" else "rotated",
                            keys.identity.npub)

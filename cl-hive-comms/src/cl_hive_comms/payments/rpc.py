@@ -6,7 +6,7 @@ from typing import Any, Callable, Literal
 
 from pydantic import Field
 
-from libhive.rpcparams import Params, validate
+from libhive.rpcparams import ActionParams, Params, uses, validate
 
 from ..client_errors import NotFound
 from .engine import PaymentEngine, detect_kind
@@ -29,7 +29,8 @@ class PayParams(Params):
     memo: str | None = Field(default=None, max_length=256)
 
 
-class PaymentsParams(Params):
+class PaymentsParams(ActionParams):
+    USES = uses(summary="advisor", history="advisor limit", get="idempotency_key")
     action: Literal["summary", "history", "get"] = "summary"
     advisor: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
     idempotency_key: str | None = Field(default=None, max_length=128)

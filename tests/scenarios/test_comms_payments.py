@@ -3,7 +3,10 @@ idempotency across retries and across a restart in the middle of a payment, and 
 from __future__ import annotations
 
 import sqlite3
+import sys
+import threading
 import time
+from pathlib import Path
 
 import pytest
 from pyln.client import RpcError
@@ -126,29 +129,31 @@ def test_bad_targets_and_params_get_clear_errors(fleet):
     assert a.rpc.call("hive-comms-status")["client"]["payments_pending"] == 0     # the plugin is fine
 
 
-def _insert_pending(node, key, kind, target, payment_hash, amount_msat):
+def _insert_pending(node, key, kind, target, payment_hash, amount_msat, age=0):
     conn = sqlite3.connect(comms_db(node))
     now = int(time.time())
     with conn:
         conn.execute("INSERT INTO comms_payments (idempotency_key, request_hash, kind, target, amount_msat, "
                      "reserved_msat, state, day, payment_hash, invoice, created_at, updated_at) "
                      "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                     (key, PayRequest(kind=kind, target=target, idempotency_key=key).request_hash, kind, target, amount_msat, amount_msat + 5000, "pending", now // 86400,
-                      payment_hash, target, now, now))
+                     (key, PayRequest(kind=kind, target=target, idempotency_key=key).request_hash, kind, target,
+                      amount_msat, amount_msat + 5000, "pending", now // 86400, payment_hash, target, now - age,
+                      now - age))
     conn.close()
 
 
 def test_restart_in_the_middle_of_a_payment_never_pays_twice(fleet):
     """The intent is recorded before paying.  Two crashes are simulated by leaving a pending row behind while the
     plugin is stopped: one after lightningd paid (reconciled from listpays: complete, with the preimage) and one
-    before the payment reached lightningd (failed: nothing was paid, the money did not move)."""
+    that lightningd has no record of, handed over longer ago than a pay command can run (failed: nothing was
+    paid, the money did not move)."""
     a, b = pair(fleet)
     paid_inv = invoice(b, 30_000)
     a.rpc.call("pay", {"bolt11": paid_inv["bolt11"]})            # lightningd paid; comms "crashed" before recording
     lost_inv = invoice(b, 40_000)
     a.plugin_stop("cl-hive-comms")
     _insert_pending(a, "crash-0001", "bolt11", paid_inv["bolt11"], paid_inv["payment_hash"], 30_000)
-    _insert_pending(a, "crash-0002", "bolt11", lost_inv["bolt11"], lost_inv["payment_hash"], 40_000)
+    _insert_pending(a, "crash-0002", "bolt11", lost_inv["bolt11"], lost_inv["payment_hash"], 40_000, age=3600)
     a.plugin_start("cl-hive-comms")
     done = wait_for(lambda: (r := a.rpc.call("hive-client-payments", {"action": "get",
                                                                       "idempotency_key": "crash-0001"}))
@@ -181,3 +186,76 @@ def test_payments_survive_a_node_restart(fleet):
     assert again["replayed"] and again["preimage"] == first["preimage"]
     history = a.rpc.call("hive-client-payments", {"action": "history"})["payments"]
     assert [p["idempotency_key"] for p in history] == ["persist-01"]
+
+
+SLOW_PAY = Path(__file__).parent / "plugins" / "slow_pay.py"
+
+
+@pytest.fixture
+def slow_pay(tmp_path) -> str:
+    """A plugin that holds every pay/xpay command for a few seconds (lightningd's rpc_command hook)."""
+    path = tmp_path / "slow-pay"
+    path.write_text(f"#!{sys.executable}\n" + SLOW_PAY.read_text())
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_kill_9_while_lightningd_still_pays_is_never_recorded_as_unpaid(fleet, slow_pay):
+    """Issue 10, finding 2.  comms hands a payment to lightningd and is killed (-9) while lightningd still holds
+    the pay command; at restart lightningd has no record of the payment yet.  It must stay pending, its amount
+    reserved, until lightningd says how it ended, then be recorded as paid, once."""
+    limit = {"hive-comms-daily-spend-limit-sats": LIMIT_SATS}
+    a = fleet.add_node("a", plugins=["cl-hive-comms", slow_pay], options=limit)
+    b = fleet.add_node("b", plugins=[])
+    fleet.connect(a, b)
+    fleet.open_channel(a, b, 2_000_000)
+    inv = invoice(b, 30_000_000)
+    before = to_us_msat(a, b)
+    answer: dict = {}
+
+    def pay() -> None:
+        try:
+            answer["result"] = a.rpc.call("hive-comms-pay", {"target": inv["bolt11"], "idempotency_key": "held-0001"})
+        except RpcError as exc:
+            answer["error"] = exc.error
+
+    caller = threading.Thread(target=pay)
+    caller.start()
+    wait_for(lambda: sqlite3.connect(comms_db(a)).execute(
+        "SELECT state FROM comms_payments WHERE idempotency_key='held-0001'").fetchone() == ("pending",),
+        what="payment handed over")
+    a.kill_plugin("cl-hive-comms")
+    caller.join(30)
+    assert "result" not in answer                               # the caller never heard how it ended
+    assert a.rpc.call("listpays", {"payment_hash": inv["payment_hash"]})["pays"] == []
+    a.plugin_start("cl-hive-comms", **limit)
+    wait_for(lambda: a.log_contains(r"payment 1: lightningd has no record of it yet"), what="startup reconcile")
+    row = a.rpc.call("hive-client-payments", {"action": "get", "idempotency_key": "held-0001"})
+    assert row["status"] == "pending"                            # unknown, not "nothing was paid"
+    reserved = a.rpc.call("hive-client-payments", {"action": "summary"})["global"]["spent_or_reserved_msat"]
+    assert reserved >= 30_000_000                                # and its amount still counts against the limit
+    err = error_of(lambda: a.rpc.call("hive-comms-pay", {"target": inv["bolt11"], "idempotency_key": "held-0001"}))
+    assert err["code"] == 1963                                   # a retry neither pays again nor says "unpaid"
+    # lightningd releases the command and pays; the record follows what lightningd did
+    wait_for(lambda: b.rpc.call("listinvoices", {"payment_hash": inv["payment_hash"]})["invoices"][0]["status"]
+             == "paid", timeout=60, what="lightningd paid")
+    done = wait_for(lambda: _retry(a, inv, "held-0001"), timeout=60, what="reconciled as paid")
+    assert done["status"] == "complete" and done["replayed"] is True and done["reconciled"] is True
+    assert done["preimage"] and done["amount_msat"] == 30_000_000
+    assert a.rpc.call("hive-client-payments", {"action": "summary"})["global"]["spent_or_reserved_msat"] == \
+        30_000_000 + done["fee_msat"]
+    assert before - to_us_msat(a, b) == 30_000_000 + done["fee_msat"]               # paid once
+    assert len(a.rpc.call("listpays", {"payment_hash": inv["payment_hash"]})["pays"]) == 1
+
+
+def to_us_msat(node, peer):
+    return node.rpc.call("listpeerchannels", {"id": peer.node_id})["channels"][0]["to_us_msat"]
+
+
+def _retry(node, inv, key):
+    try:
+        return node.rpc.call("hive-comms-pay", {"target": inv["bolt11"], "idempotency_key": key})
+    except RpcError as exc:
+        if exc.error["code"] == 1963:
+            return None
+        raise

@@ -1,5 +1,11 @@
 """Paying invoices through the node: decode (CLN ``decode``), pay (``xpay`` or ``pay``) and look a payment up
-(``listpays``) when its outcome is unknown (a lost connection, a restart in the middle of a payment).
+by payment hash (``listpays``, then ``listsendpays`` part by part) when its outcome is unknown (a lost
+connection, a restart in the middle of a payment).
+
+What lightningd's records say is conclusive only one way: a completed part means paid, a pending part means
+in flight.  "No record" or "every part failed" is not proof that nothing will be paid while a pay command may
+still be running (its first attempt not yet sent, or a retry about to start); the engine decides when that can
+no longer be the case (see engine.PaymentEngine.reconcile).
 
 Invoices are decoded by lightningd itself, never by a local parser, so what we check (amount, payment hash,
 expiry, network) is exactly what lightningd will pay.
@@ -10,6 +16,8 @@ import hashlib
 import time
 from dataclasses import dataclass
 from typing import Any
+
+from libhive.amounts import msat_or_zero as msat
 
 from ..client_errors import PaymentFailed, UnsupportedTarget
 
@@ -101,19 +109,26 @@ def pay(rpc: Any, inv: Invoice, *, amount_msat: int | None, maxfee_msat: int, co
         if state == "pending":
             raise OutcomeUnknown(f"{command} failed ({err.get('message')}) but a payment is still pending")
         raise PaymentFailed(f"payment failed: {err.get('message')} (lightningd code {err.get('code')})") from None
-    paid = Paid(reply["payment_preimage"], int(reply["amount_msat"]), int(reply["amount_sent_msat"]))
+    paid = Paid(reply["payment_preimage"], msat(reply["amount_msat"]), msat(reply["amount_sent_msat"]))
     if not preimage_matches(paid.preimage, inv.payment_hash):
         raise PaymentFailed("lightningd returned a preimage that does not match the payment hash")
     return paid
 
 
 def lookup(rpc: Any, payment_hash: str) -> Paid | str | None:
-    """What lightningd knows about a payment: Paid, "pending", "failed", or None (never attempted)."""
+    """What lightningd's records say about a payment: Paid, "pending" (a part in flight), "failed" (attempts,
+    all failed), or None (no record).  See the module docstring for what the last two do not prove."""
     pays = rpc.call("listpays", {"payment_hash": payment_hash}).get("pays", [])
     done = next((p for p in pays if p.get("status") == "complete"), None)
     if done is not None:
         preimage = done.get("preimage") or done.get("payment_preimage")
-        return Paid(preimage, int(done["amount_msat"]), int(done["amount_sent_msat"]))
-    if any(p.get("status") == "pending" for p in pays):
+        return Paid(preimage, msat(done["amount_msat"]), msat(done["amount_sent_msat"]))
+    parts = rpc.call("listsendpays", {"payment_hash": payment_hash}).get("payments", [])
+    complete = [p for p in parts if p.get("status") == "complete"]
+    if complete:                               # listpays missed it (another payer plugin): sum the parts
+        preimage = next(p.get("payment_preimage") for p in complete if p.get("payment_preimage"))
+        return Paid(preimage, sum(msat(p.get("amount_msat")) for p in complete),
+                    sum(msat(p.get("amount_sent_msat")) for p in complete))
+    if any(p.get("status") == "pending" for p in [*pays, *parts]):
         return "pending"
-    return "failed" if pays else None
+    return "failed" if pays or parts else None

@@ -7,9 +7,17 @@ Every payment follows the same steps (see ledger.py for the states):
 2. prepare: decode/fetch what is to be paid, learn the amount (nothing is paid; an error releases the key);
 3. reserve amount + max fee against the global and the advisor's daily limit, and record the intent with the
    payment hash/invoice/quote BEFORE paying;
-4. pay; an answer that never came (lost connection, timeout, restart) leaves the row pending, and
-   ``reconcile`` later settles it from lightningd's ``listpays`` or the mint (NUT-07/09);
+4. pay: the moment the payment is handed to lightningd is recorded first; an answer that never came (lost
+   connection, timeout, kill -9, restart) leaves the row pending, its amount still reserved, and ``reconcile``
+   later settles it from lightningd's records by payment hash (``listpays``, ``listsendpays``) or the mint
+   (NUT-07/09);
 5. complete (or fail, which releases the reservation).
+
+An interrupted payment is unknown until lightningd says otherwise.  lightningd keeps running a pay command whose
+caller died, and records nothing until its first attempt goes out, so "no record" (or "every attempt failed")
+settles a row as failed only once the pay command cannot be running any more: ``retry_for`` seconds (what we
+asked lightningd to spend) plus ``HANDOVER_GRACE`` after the hand-over.  Until then the row stays pending and a
+retry with the same key answers 1963.
 """
 from __future__ import annotations
 
@@ -17,6 +25,7 @@ import contextlib
 import json
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
@@ -32,6 +41,7 @@ from .ledger import Limits, PaymentLedger, PayRequest, public_view
 
 log = logging.getLogger("cl-hive-comms.payments")
 KINDS = ("bolt11", "bolt12", "l402", "cashu_melt", "cashu_send")
+HANDOVER_GRACE = 60       # s beyond retry_for that a pay command may still be starting (routes, plugin queue)
 
 
 @dataclass(frozen=True)
@@ -89,8 +99,10 @@ def detect_kind(target: str, method: str) -> str:
 
 class PaymentEngine:
     def __init__(self, *, ledger: PaymentLedger, rpc: Callable[[], Any], settings: Callable[[], PaySettings],
-                 wallet: CashuWallet, l402: L402Client, advisor_limit: Callable[[str], int]) -> None:
+                 wallet: CashuWallet, l402: L402Client, advisor_limit: Callable[[str], int],
+                 clock: Callable[[], float] = time.time) -> None:
         self.ledger = ledger
+        self._clock = clock
         self._rpc = rpc
         self._settings = settings
         self.wallet = wallet
@@ -178,14 +190,33 @@ class PaymentEngine:
             state = bolt11.lookup(self._rpc(), row["payment_hash"])
             if isinstance(state, Paid):
                 self._complete_lightning(row, state)
+            elif state == "pending":
+                pass                                   # a part is in flight: lightningd will settle it
+            elif self._command_may_run(row):
+                log.info("payment %s: lightningd has %s yet; its pay command may still be running, so it stays "
+                         "pending (amount reserved)", rid, "no record of it" if state is None else "only failures")
             elif state == "failed":
-                self.ledger.fail(rid, PaymentFailed.code, "lightningd reports the payment failed")
-            elif state is None:
-                self.ledger.fail(rid, PaymentFailed.code, "the payment was interrupted before it reached "
-                                                          "lightningd; nothing was paid")
+                self.ledger.fail(rid, PaymentFailed.code, "lightningd reports that every attempt failed")
+            else:
+                self.ledger.fail(rid, PaymentFailed.code, "lightningd has no record of this payment, and the pay "
+                                                          "command cannot be running any more; nothing was paid")
         else:
             self.ledger.fail(rid, PaymentFailed.code, "the payment was interrupted before it was sent")
         return self.ledger.by_id(rid)
+
+    def _hand_over(self, rid: int) -> int:
+        """Record, before lightningd is asked to pay, when and for how long its pay command may run."""
+        retry_for = self._settings().retry_for
+        self.ledger.annotate(rid, detail={"_handed_over_at": int(self._clock()), "_retry_for": retry_for})
+        return retry_for
+
+    def _command_may_run(self, row: dict[str, Any]) -> bool:
+        """Whether a pay command for this row may still be running in lightningd (see the module docstring).
+        A row without a hand-over record (interrupted just before it) counts from its last update."""
+        detail = json.loads(row.get("detail") or "{}")
+        since = int(detail.get("_handed_over_at", row["updated_at"]))
+        window = int(detail.get("_retry_for", self._settings().retry_for)) + HANDOVER_GRACE
+        return self._clock() < since + window
 
     def _complete_lightning(self, row: dict[str, Any], paid: Paid) -> None:
         detail: dict[str, Any] = {"reconciled": True}
@@ -274,9 +305,9 @@ class PaymentEngine:
 
     def _execute_invoice(self, req: PayRequest, rid: int, plan: Plan) -> Done:
         assert plan.invoice is not None
-        s = self._settings()
+        retry_for = self._hand_over(rid)
         paid = bolt11.pay(self._rpc(), plan.invoice, amount_msat=plan.amount_msat, maxfee_msat=plan.maxfee_msat,
-                          command=s.pay_command, retry_for=s.retry_for)
+                          command=self._settings().pay_command, retry_for=retry_for)
         return Done(paid.preimage, paid.amount_msat, paid.fee_msat)
 
     # ---- L402 ---------------------------------------------------------------------------------------
@@ -308,9 +339,9 @@ class PaymentEngine:
         if "response" in plan.context:
             return Done(None, 0, 0, response_view(plan.context["response"]))
         assert plan.invoice is not None
-        s = self._settings()
+        retry_for = self._hand_over(rid)
         paid = bolt11.pay(self._rpc(), plan.invoice, amount_msat=None, maxfee_msat=plan.maxfee_msat,
-                          command=s.pay_command, retry_for=s.retry_for)
+                          command=self._settings().pay_command, retry_for=retry_for)
         token = Token(plan.detail["_macaroon"], paid.preimage)
         self.l402.remember(plan.detail["origin"], token, plan.invoice.payment_hash)
         try:

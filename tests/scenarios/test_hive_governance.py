@@ -120,5 +120,7 @@ def test_reject_and_bad_input(fleet):
                                                 "payload": {"target": "x", "amount_sats": 1}})["code"] == 2105
     assert rpc_error(a, "hive-propose-action", {"action_type": "nope", "payload": {}})["code"] == 2104
     assert rpc_error(a, "hive-audit-log", {"limit": 0})["code"] == -32602
-    assert a.rpc.call("hive-reject-action", {})["status"] == "no_actions"
+    assert rpc_error(a, "hive-reject-action", {})["code"] == -32602                  # "all" must be asked for
+    assert a.rpc.call("hive-reject-action", {"action_id": "all"}) == {"status": "no_actions",
+                                                                       "message": "no pending actions to reject"}
     assert a.rpc.call("hive-status")["governance"]["pending_actions"] == 0      # still running fine

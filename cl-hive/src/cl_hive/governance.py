@@ -20,7 +20,7 @@ from typing import Any, Callable
 from pydantic import Field
 
 from libhive.db import Database
-from libhive.errors import HiveError
+from libhive.errors import HiveError, quote
 from libhive.rpcparams import InvalidParams, Params, validate
 
 from . import migrations_governance  # noqa: F401  (registers the tables)
@@ -209,7 +209,7 @@ class Governance:
         return self._run(action, amount_sats, actor)
 
     def approve_all(self, actor: str) -> dict[str, Any]:
-        return self._bulk(lambda a: self.approve(a["id"], None, actor), "approved")
+        return self._bulk(lambda a: self.approve(a["id"], None, actor), "approved", "approve")
 
     def reject(self, action_id: int, reason: str | None, actor: str) -> dict[str, Any]:
         action = self._close(action_id, "rejected", actor, reason)
@@ -217,7 +217,7 @@ class Governance:
         return out | ({"reason": reason} if reason else {})
 
     def reject_all(self, reason: str | None, actor: str) -> dict[str, Any]:
-        return self._bulk(lambda a: self.reject(a["id"], reason, actor), "rejected")
+        return self._bulk(lambda a: self.reject(a["id"], reason, actor), "rejected", "reject")
 
     def expire_due(self) -> int:
         due = self._db().query("SELECT id FROM hive_pending_actions WHERE status = 'pending' AND expires_at <= ?",
@@ -334,10 +334,10 @@ class Governance:
                     self._log.exception("on_discard of %s failed", action["action_type"])
         return action
 
-    def _bulk(self, one: Callable[[dict[str, Any]], dict[str, Any]], verb: str) -> dict[str, Any]:
+    def _bulk(self, one: Callable[[dict[str, Any]], dict[str, Any]], verb: str, infinitive: str) -> dict[str, Any]:
         actions = self.pending()
         if not actions:
-            return {"status": "no_actions", "message": f"no pending actions to {verb[:-1]}"}
+            return {"status": "no_actions", "message": f"no pending actions to {infinitive}"}
         done, errors = [], []
         for action in actions[:MAX_BULK]:
             try:
@@ -411,12 +411,12 @@ def _action(row: dict[str, Any]) -> dict[str, Any]:
 
 # ---- RPC ----------------------------------------------------------------------------------------------
 class ApproveParams(Params):
-    action_id: int | str = "all"
+    action_id: int | str                 # an id, or "all" asked for explicitly (issue 10, finding 5)
     amount_sats: int | None = Field(None, ge=1)
 
 
 class RejectParams(Params):
-    action_id: int | str = "all"
+    action_id: int | str
     reason: str | None = Field(None, max_length=500)
 
 
@@ -446,7 +446,7 @@ def action_target(value: int | str) -> int | str:
         return "all"
     if text.isdigit() and int(text) > 0:
         return int(text)
-    raise InvalidParams(f"invalid parameters: action_id: must be a positive integer or \"all\" (got {value!r})")
+    raise InvalidParams(f"invalid parameters: action_id: must be a positive integer or \"all\" (got {quote(value)})")
 
 
 def require_member(members: Any, what: str) -> None:
@@ -523,9 +523,10 @@ def register(hive: Any, members: Any, audit: AuditLog, budget: Budget) -> Govern
         config()
         return gov.propose(p.action_type, p.payload, p.reason, source="rpc:hive-propose-action")
 
-    @hive.method("hive-approve-action", "Approve and execute a pending action (id or \"all\") [amount_sats] "
-                                        "(members only).")
-    def hive_approve_action(action_id: int | str | None = None, amount_sats: int | None = None) -> dict[str, Any]:
+    # action_id is required: acting on every pending action must be asked for with "all" (issue 10, finding 5)
+    @hive.method("hive-approve-action", "Approve and execute a pending action: action_id (an id, or \"all\" for "
+                                        "every pending action) [amount_sats] (members only).")
+    def hive_approve_action(action_id: int | str, amount_sats: int | None = None) -> dict[str, Any]:
         p = validate(ApproveParams, action_id=action_id, amount_sats=amount_sats)
         target = action_target(p.action_id)
         config()
@@ -536,8 +537,9 @@ def register(hive: Any, members: Any, audit: AuditLog, budget: Budget) -> Govern
             return gov.approve_all("rpc:hive-approve-action")
         return gov.approve(target, p.amount_sats, "rpc:hive-approve-action")
 
-    @hive.method("hive-reject-action", "Reject a pending action (id or \"all\") [reason] (members only).")
-    def hive_reject_action(action_id: int | str | None = None, reason: str | None = None) -> dict[str, Any]:
+    @hive.method("hive-reject-action", "Reject a pending action: action_id (an id, or \"all\" for every pending "
+                                       "action) [reason] (members only).")
+    def hive_reject_action(action_id: int | str, reason: str | None = None) -> dict[str, Any]:
         p = validate(RejectParams, action_id=action_id, reason=reason)
         target = action_target(p.action_id)
         config()

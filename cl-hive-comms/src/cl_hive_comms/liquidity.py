@@ -23,6 +23,7 @@ from typing import Any, Callable, Literal
 
 from pydantic import Field
 
+from libhive.amounts import msat_or_zero
 from libhive.db import Database
 from libhive.errors import HiveError
 
@@ -274,7 +275,7 @@ class LiquidityMarket:
         ch = next((c for c in channels if c.get("channel_id") == lease["channel_id"]), None)
         active = bool(ch) and ch.get("state") == "CHANNELD_NORMAL" and lease["status"] == "active"
         beat = Heartbeat(v=1, lease_id=lease_id, short_channel_id=lease["short_channel_id"], active=active,
-                         capacity_sat=int((ch or {}).get("total_msat", 0)) // 1000, at=self._now())
+                         capacity_sat=msat_or_zero((ch or {}).get("total_msat")) // 1000, at=self._now())
         out = publish_listing(self._db, self._transport, LIQUIDITY_HEARTBEAT, lease_id, beat,
                               [["t", "hive-liquidity-heartbeat"]])
         self._update(lease_id, last_heartbeat_at=beat.at, last_heartbeat=json.dumps(beat.model_dump()))

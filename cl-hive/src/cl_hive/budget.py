@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 from pydantic import Field
 
+from libhive.amounts import msat_or_zero
 from libhive.db import Database
 from libhive.rpcparams import Params, validate
 
@@ -54,10 +55,9 @@ class BudgetConfig:
 
 
 def msat(value: Any) -> int:
-    """lightningd's msat fields: an int, a pyln Millisatoshi, or an old-style "123msat" string."""
-    if isinstance(value, str):
-        return int(value[:-4]) if value.endswith("msat") else int(value)
-    return int(value or 0)
+    """lightningd's msat fields (an int, a pyln Millisatoshi, an old-style "123msat" string; None is 0), read
+    with libhive's one amount parser."""
+    return msat_or_zero(value)
 
 
 class SummaryParams(Params):

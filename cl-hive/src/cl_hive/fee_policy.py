@@ -22,6 +22,7 @@ from typing import Any, Callable
 
 from pydantic import Field
 
+from libhive.amounts import msat_or_zero
 from libhive.db import Database
 from libhive.rpcparams import Params, validate
 
@@ -118,7 +119,7 @@ class FeePolicy:
             if row:            # closing or closed: nothing left to restore
                 self._forget({channel_id: row})
             return None
-        current = (int(ch.get("fee_base_msat", 0)), int(ch.get("fee_proportional_millionths", 0)))
+        current = (msat_or_zero(ch.get("fee_base_msat")), int(ch.get("fee_proportional_millionths", 0)))
         want = self.desired(peer)
         try:
             if want is not None:

@@ -35,6 +35,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from libhive.amounts import AmountError, msat_or_zero
 from libhive.identity import is_node_id
 from libhive.wire import MessageType
 
@@ -65,12 +66,10 @@ class Snapshot:
 
 
 def _msat(value: Any) -> int:
-    """lightningd amounts: an int of msat (current) or a "<n>msat" string (old versions)."""
-    if isinstance(value, str) and value.endswith("msat"):
-        value = value[:-4]
+    """lightningd amounts (libhive's one parser); an unreadable one counts as 0 in what we gossip."""
     try:
-        return max(0, int(value))
-    except (TypeError, ValueError):
+        return msat_or_zero(value)
+    except AmountError:
         return 0
 
 

@@ -1,7 +1,8 @@
 """A stand-in Archon gatekeeper for tests: a small HTTP server on 127.0.0.1, run in a thread.
 
 It validates operations the way archon-protocol.md (B1-B3) describes, with its own code (it shares nothing with
-cl-hive-archon, so a bug there is not mirrored here): the operation's shape, proof format, strict base64url,
+cl-hive-archon, so a bug there is not mirrored here): the size as the gatekeeper measures it
+(``JSON.stringify(operation).length`` of the signed operation, UTF-16 units), shape, proof format, strict base64url,
 low-S, ECDSA over sha256 of the canonical form, the signer (the agent's own key, or an asset's controller's
 first key at ``proof.created``), and — stricter than the real gatekeeper's ``POST /did`` — that an update or
 delete names the current version as ``previd``.  It serves resolution (``GET /api/v1/did/<did>`` with
@@ -41,6 +42,11 @@ class Invalid(Exception):
 def canonical(value: Any) -> bytes:
     """Canonical JSON for the operations the tests use (no floats): sorted keys, no spaces, UTF-8."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def js_length(text: str) -> int:
+    """A JavaScript string's length: UTF-16 code units (what the gatekeeper compares with maxOpBytes)."""
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def cid(data: bytes, codec: bytes = b"\x80\x04") -> str:
@@ -212,7 +218,7 @@ class StandInGatekeeper:
         """POST /api/v1/did: a create answers the DID, an update/delete true or false; Invalid for bad format."""
         if not isinstance(op, dict):
             raise Invalid("Invalid operation: missing")
-        if len(canonical(op)) > MAX_OP_BYTES:
+        if js_length(canonical(op).decode()) > MAX_OP_BYTES:      # JSON.stringify(operation).length, as upstream
             raise Invalid("Invalid operation: size")
         with self.lock:
             if op.get("type") == "create":

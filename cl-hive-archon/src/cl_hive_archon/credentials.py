@@ -6,6 +6,9 @@
   for the node id the credential names.  Optionally a notice asset tells the subject.
 * **Accept**: the holder decrypts, checks the hash, that it is the subject and the issuer's proof, keeps it
   (``role='held'``) and publishes it in its DID document's ``manifest`` (claims revealed, so others can verify).
+  The manifest lives in the DID document, and every update of it is one operation the gatekeeper takes only up
+  to 64 KiB signed: a credential whose publication would outgrow that is refused before anything is stored
+  (1809); accepted with ``publish=false`` it is kept, verified, without being published.
 * **Verify**: the issuer's proof (issuer key at ``proof.created``), the asset's controller is the issuer, the
   validity window, the subject's node binding, and revocation (the credential DID deactivated).
 * **Revoke**: the issuer deletes the credential DID.
@@ -28,7 +31,7 @@ from pydantic import Field, model_validator
 from . import bindings, jwe, operations, publish
 from .codec import DID_PATTERN, is_did
 from .context import Archon
-from .errors import ArchonError, NotAllowed, NotFound, VerificationFailed
+from .errors import ArchonError, NotAllowed, NotFound, OperationTooLarge, VerificationFailed
 
 CONTEXT = ["https://www.w3.org/ns/credentials/v2", "https://www.w3.org/ns/credentials/examples/v2"]
 TYPES = {"membership": "HiveMembershipCredential", "reputation": "HiveReputationCredential"}
@@ -275,6 +278,8 @@ def accept(archon: Archon, credential_did: str, publish_it: bool) -> dict[str, A
     if kind_of(vc) is None:
         raise VerificationFailed(f"{credential_did} is not a hive membership or reputation credential")
     status = window_status(vc)
+    if publish_it:
+        _check_manifest_fits(archon, credential_did, vc)
     _store(archon, credential_did, "held", vc, status)
     result: dict[str, Any] = {"credential_did": credential_did, "status": status, "kind": kind_of(vc),
                               "issuer": vc.get("issuer"), "claims": claims_of(vc), "published": False}
@@ -283,6 +288,16 @@ def accept(archon: Archon, credential_did: str, publish_it: bool) -> dict[str, A
                                                              merge={"manifest": {credential_did: vc}}))
         result.update(published=entry.get("status") == "done", publish_status=entry.get("status"))
     return result
+
+
+def _check_manifest_fits(archon: Archon, credential_did: str, vc: dict[str, Any]) -> None:
+    try:
+        publish.check_update_fits(archon, archon.did, merge={"manifest": {credential_did: vc}})
+    except OperationTooLarge as exc:
+        held = archon.hive.db.query("SELECT COUNT(*) AS n FROM did_credentials WHERE role = 'held'")[0]["n"]
+        raise OperationTooLarge(f"publishing {credential_did} in this DID's manifest ({held} credential(s) held) "
+                                f"is refused: {exc.message}.  Nothing was stored; accept it with publish=false to "
+                                "keep it without publishing it", size=exc.size) from None
 
 
 def revoke(archon: Archon, credential_did: str) -> dict[str, Any]:

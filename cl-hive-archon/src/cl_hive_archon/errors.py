@@ -51,3 +51,13 @@ class BackupRefused(ArchonError):
 class NotAllowed(ArchonError):
     """The operation is not ours to do (e.g. revoking a credential another DID issued)."""
     code = 1808
+
+
+class OperationTooLarge(ArchonError):
+    """A DID operation would be larger, signed, than the gatekeeper accepts (``JSON.stringify`` length over
+    64 KiB): refused before it is queued or sent."""
+    code = 1809
+
+    def __init__(self, message: str, *, size: int) -> None:
+        super().__init__(message)
+        self.size = size

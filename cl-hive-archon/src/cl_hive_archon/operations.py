@@ -5,6 +5,10 @@ operation.
   in unpadded base64url (``EcdsaSecp256k1Signature2019``).
 * ``did_of(op)`` is ``did:cid:`` + CIDv1(json, sha2-256) of the signed operation in V8's key order; for an update
   or delete that value's suffix is the new ``versionId``.
+* Size: the gatekeeper refuses an operation whose ``JSON.stringify(operation).length`` exceeds ``maxOpBytes``
+  (64 KiB by default) with "Invalid operation: size".  That is the *signed* operation (proof included) and a
+  JavaScript length: UTF-16 code units, not UTF-8 bytes.  ``op_size`` measures exactly that (JCS differs from
+  JSON.stringify only in key order, which does not change the length); builders check it after signing.
 """
 from __future__ import annotations
 
@@ -15,11 +19,12 @@ from typing import Any
 
 from . import jcs
 from .codec import b64url_decode, b64url_encode, did_of_bytes
+from .errors import OperationTooLarge
 from .keys import SigningKey, jwk_to_public_key, verify_compact
 
 PROOF_TYPE = "EcdsaSecp256k1Signature2019"
 EPOCH = "1970-01-01T00:00:00.000Z"     # the fixed creation time of the node's agent DID (recoverable)
-MAX_OP_BYTES = 64 * 1024
+MAX_OP_BYTES = 64 * 1024             # the gatekeeper's maxOpBytes default (a JavaScript string length)
 
 
 def now_iso() -> str:
@@ -97,9 +102,18 @@ def version_id(op: dict[str, Any]) -> str:
     return did_of(op).split(":")[-1]
 
 
-def check_size(op: dict[str, Any]) -> None:
-    if len(jcs.canonical(op)) > MAX_OP_BYTES:
-        raise ValueError(f"operation larger than {MAX_OP_BYTES} bytes")
+def op_size(op: dict[str, Any]) -> int:
+    """The gatekeeper's measure of an operation: ``JSON.stringify(op).length``, in UTF-16 code units."""
+    return len(jcs.canonical_str(op).encode("utf-16-le")) // 2
+
+
+def check_size(signed: dict[str, Any], what: str = "the operation") -> dict[str, Any]:
+    """``signed`` if the gatekeeper will take its size, else OperationTooLarge (1809) saying by how much."""
+    size = op_size(signed)
+    if size > MAX_OP_BYTES:
+        raise OperationTooLarge(f"{what} would be {size} characters signed, over the gatekeeper's limit of "
+                                f"{MAX_OP_BYTES}", size=size)
+    return signed
 
 
 # ---- builders --------------------------------------------------------------------------------------
@@ -119,15 +133,14 @@ def asset_create(key: SigningKey, controller: str, data: Any, registry: str,
         registration["validUntil"] = valid_until
     op = {"type": "create", "created": created, "registration": registration, "controller": controller,
           "data": data}
-    check_size(op)
-    return add_proof(op, key, f"{controller}#key-1", "authentication", created=created)
+    return check_size(add_proof(op, key, f"{controller}#key-1", "authentication", created=created),
+                      "the asset's create operation")
 
 
 def update(key: SigningKey, signer: str, did: str, previd: str, doc: dict[str, Any]) -> dict[str, Any]:
     doc = {k: copy.deepcopy(v) for k, v in doc.items() if k not in ("didDocumentMetadata", "didResolutionMetadata")}
     op = {"type": "update", "did": did, "previd": previd, "doc": doc}
-    check_size(op)
-    return add_proof(op, key, f"{signer}#key-1", "authentication")
+    return check_size(add_proof(op, key, f"{signer}#key-1", "authentication"), f"the update of {did}")
 
 
 def delete(key: SigningKey, signer: str, did: str, previd: str) -> dict[str, Any]:

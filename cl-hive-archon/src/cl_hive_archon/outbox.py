@@ -75,6 +75,12 @@ class Outbox:
             rows = self.hive.db.query("SELECT * FROM archon_outbox ORDER BY id DESC LIMIT ?", (limit,))
         return [_public(r) for r in rows]
 
+    def pending(self, kind: str, did: str) -> list[dict[str, Any]]:
+        """Pending entries of ``kind`` for ``did``, in the order they will be sent."""
+        rows = self.hive.db.query("SELECT * FROM archon_outbox WHERE status = 'pending' AND kind = ? AND did = ? "
+                                  "ORDER BY id", (kind, did))
+        return [_public(r) for r in rows]
+
     def counts(self) -> dict[str, int]:
         rows = self.hive.db.query("SELECT status, COUNT(*) AS n FROM archon_outbox GROUP BY status")
         return {"pending": 0, "done": 0, "failed": 0, **{r["status"]: r["n"] for r in rows}}

@@ -42,6 +42,22 @@ def queue_delete(archon: Archon, did: str) -> dict[str, Any]:
     return archon.outbox.enqueue("delete", {"did": did}, f"delete:{did}", did=did)
 
 
+def check_update_fits(archon: Archon, did: str, set_: dict[str, Any] | None = None,
+                      merge: dict[str, dict[str, Any]] | None = None) -> None:
+    """Refuse (OperationTooLarge, 1809) an update of ``did`` that the gatekeeper would refuse for its size, before
+    it is queued: the document as it will be once the updates already queued for it are sent, plus this one,
+    signed as the outbox will sign it."""
+    if archon.gatekeeper().resolve(did) is None and did == archon.did:    # our DID, its create still queued
+        doc, signer = {"didDocumentMetadata": {"versionId": did.split(":")[-1]}}, did
+    else:
+        doc, signer = _current(archon, did)
+    data = doc.get("didDocumentData") or {}
+    for entry in archon.outbox.pending("update", did):
+        data = merged_data(data, entry["payload"].get("set", {}), entry["payload"].get("merge", {}))
+    data = merged_data(data, set_ or {}, merge or {})
+    operations.update(archon.key(), signer, did, doc["didDocumentMetadata"]["versionId"], {"didDocumentData": data})
+
+
 def try_now(archon: Archon, entry: dict[str, Any]) -> dict[str, Any]:
     """Run the outbox once (when networked) so a fresh entry goes out now; its current state either way."""
     if archon.networked():

@@ -14,7 +14,8 @@ Code ranges (keep this table current when adding a family):
 1700-1799   libhive contracts and siblings (contracts.py)
 1800-1899   cl-hive-archon (cl_hive_archon/errors.py): 1800 general, 1801 identity, 1802 network
             off, 1803 gatekeeper, 1804 not found, 1805 verification failed, 1806 comms
-            unavailable (degraded), 1807 backup/restore refused, 1808 not allowed
+            unavailable (degraded), 1807 backup/restore refused, 1808 not allowed,
+            1809 operation too large for the gatekeeper
 2000-2099   cl-hive membership (cl_hive/context.py, handshake.py): 2001 not allowed for
             this node's tier, 2002 bad state, 2003 hive full, 2004 invalid ticket
 1900-1949   cl-hive-comms transport half (cl_hive_comms/transport_errors.py): 1900 general,

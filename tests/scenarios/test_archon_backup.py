@@ -53,8 +53,8 @@ def test_backup_holds_all_three_databases_encrypted(fleet):
 
 def test_archon_alone_backs_up_its_own_database_and_names_the_absent_siblings(fleet, tmp_path):
     node = start_archon_node(fleet, "n", None)
-    made = node.rpc.call("hive-archon-backup", {"destination": str(tmp_path / "elsewhere")})
-    assert Path(made["path"]).parent == tmp_path / "elsewhere"
+    made = node.rpc.call("hive-archon-backup", {"destination": "elsewhere"})      # inside the backup directory
+    assert Path(made["path"]).parent == node.lightning_dir / "archon-backups" / "elsewhere"
     assert [m["plugin"] for m in made["plugins"]] == ["cl-hive-archon"]
     assert sorted(made["absent"]) == ["cl-hive", "cl-hive-comms"]
     with pytest.raises(RpcError) as err:                               # uploading needs the network

@@ -1,9 +1,14 @@
-"""Issue 10 (outside review), cl-hive-archon: a credential manifest that would outgrow what the gatekeeper takes
-(finding 16)."""
+"""Issue 10 (outside review), cl-hive-archon: restoring a stopped sibling where it reads (finding 6), where backups
+may go (finding 8), and a credential manifest that would outgrow what the gatekeeper takes (finding 16)."""
 from __future__ import annotations
+
+import sqlite3
+import stat
+from pathlib import Path
 
 import pytest
 from archon_gatekeeper.scenario import gatekeeper, start_archon_node  # noqa: F401
+from hive_devnet.fleet import wait_for
 from pyln.client import RpcError
 
 from cl_hive_archon import operations
@@ -65,3 +70,56 @@ def test_f16_a_manifest_that_would_outgrow_the_gatekeeper_is_refused_before_anyt
         "credentials"]] == [vc_did]
     assert "manifest" not in gatekeeper.resolve(holder.did)["didDocumentData"]
     assert len(gatekeeper.operations(holder.did)) == versions
+
+
+def test_f6_restore_writes_a_stopped_sibling_database_where_the_sibling_reads_it(fleet, tmp_path):
+    """Finding 6: ``hive-archon-restore plugins=[cl-hive]`` wrote ``<lightning-dir>/cl-hive.sqlite3`` while
+    cl-hive used its ``hive-db-path``, and reported success.  Restore writes where the sibling will read (the
+    path its status gave while it ran), or refuses when archon never saw it run."""
+    custom = tmp_path / "elsewhere" / "hive.sqlite3"
+    custom.parent.mkdir()
+    node = fleet.add_node("n", plugins=["cl-hive", "cl-hive-comms", "cl-hive-archon"],
+                          options={"hive-db-path": str(custom)})
+    wait_for(lambda: node.rpc.call("hive-status")["db_path"] == str(custom), what="cl-hive on its own path")
+    made = node.rpc.call("hive-archon-backup")
+    assert next(m for m in made["plugins"] if m["plugin"] == "cl-hive")["source"] == str(custom)
+    node.rpc.call("hive-genesis", {})                                   # cl-hive's state after the backup
+    assert node.rpc.call("hive-status")["hive"]["tier"] == "member"
+    node.plugin_stop("cl-hive")
+    out = node.rpc.call("hive-archon-restore", {"path": made["path"], "plugins": ["cl-hive"]})
+    assert [(r["plugin"], r["path"]) for r in out["restored"]] == [("cl-hive", str(custom))]
+    assert not (node.lightning_dir / "cl-hive.sqlite3").exists()        # nothing written where nobody reads
+    node.plugin_start("cl-hive", **{"hive-db-path": str(custom)})
+    status = wait_for(lambda: node.rpc.call("hive-status"), what="cl-hive back")
+    assert status["db_path"] == str(custom) and status["hive"]["tier"] is None     # the backup's state
+    # a sibling archon has no record of: refused, nothing written
+    node.plugin_stop("cl-hive")
+    conn = sqlite3.connect(node.lightning_dir / "cl-hive-archon.sqlite3")
+    with conn:
+        conn.execute("DELETE FROM archon_meta WHERE key = 'sibling-db-path:cl-hive'")
+    conn.close()
+    before = custom.stat().st_mtime_ns
+    err = error_of(lambda: node.rpc.call("hive-archon-restore", {"path": made["path"], "plugins": ["cl-hive"]}))
+    assert err["code"] == 1807 and "never seen it running" in err["message"]
+    assert custom.stat().st_mtime_ns == before
+
+
+@pytest.mark.parametrize("destination", ["../outside", "/tmp/outside", "a/../../b", ".hidden", "a\x00b", "a//b",
+                                         "x" * 65, "a/b/c/d/e"])
+def test_f8_backups_go_only_inside_the_backup_directory(fleet, destination):
+    """Finding 8: ``destination`` took any path (``../``, absolute; a NUL byte gave -32603) and created parents
+    with the umask.  It names a subdirectory of the backup directory; each level is created 0700."""
+    node = start_archon_node(fleet, "n", None)
+    err = error_of(lambda: node.rpc.call("hive-archon-backup", {"destination": destination}))
+    assert err["code"] == -32602 and "subdirectory" in err["message"]
+    assert not (node.lightning_dir.parent / "outside").exists() and not Path("/tmp/outside").exists()
+
+
+def test_f8_a_backup_subdirectory_is_private(fleet):
+    node = start_archon_node(fleet, "n", None)
+    made = node.rpc.call("hive-archon-backup", {"destination": "weekly/2026"})
+    base = node.lightning_dir / "archon-backups"
+    assert Path(made["path"]).parent == base / "weekly" / "2026"
+    for level in (base, base / "weekly", base / "weekly" / "2026"):
+        assert stat.S_IMODE(level.stat().st_mode) == 0o700, level
+    assert stat.S_IMODE(Path(made["path"]).stat().st_mode) == 0o600

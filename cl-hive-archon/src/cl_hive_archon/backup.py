@@ -1,5 +1,13 @@
 """Encrypted backups of the three plugins' databases, restore, and recovery from hsm_secret.
 
+* **Where**: bundles go to ``hive-archon-backup-dir`` (default ``<lightning-dir>/archon-backups``), created 0700;
+  ``destination`` (backup, recover) names a subdirectory *inside* it (``libhive.paths.child_dir``: relative,
+  no ``..``, each level 0700), never an arbitrary path.  A backup-dir option that is a symlink, a file, or under
+  a missing directory disables the plugin at init with the reason.
+* **Siblings' databases**: a sibling says where its database is in its status; archon records that path
+  (``archon_meta``) every time it sees the sibling running, because a stopped sibling's options are gone from
+  ``listconfigs`` and lightningd gives them back only when it starts it again.  A restore writes a stopped
+  sibling's database at that recorded path (where the sibling will read), and refuses if archon never saw it.
 * **Backup**: archon's own database through ``Database.backup``; the siblings' through
   ``libhive.db.backup_readonly`` (a ``mode=ro`` connection and the SQLite backup API: archon never writes
   them).  The snapshots go into one bundle: ``HIVEBAK1\\n`` + header length + header JSON (plugins, schema
@@ -34,8 +42,9 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from libhive import contracts
-from libhive.db import backup_readonly, inspect_backup, open_readonly
-from libhive.errors import HiveError
+from libhive.db import backup_readonly, inspect_backup, open_readonly, vet_database_place
+from libhive.errors import HiveError, StorageError
+from libhive.paths import check_dir_option, child_dir, private_dir
 from libhive.rpcparams import Params, validate
 from pydantic import Field
 
@@ -52,18 +61,21 @@ ITEM = "hive-backup"
 MAX_BUNDLE = 512 * 1024 * 1024
 
 
+SUBDIR = Field(default=None, min_length=1, max_length=300)    # a subdirectory of the backup directory
+
+
 class BackupParams(Params):
-    destination: str | None = Field(default=None, min_length=1, max_length=4096)
+    destination: str | None = SUBDIR
     upload: bool | None = None
 
 
 class RestoreParams(Params):
-    path: str = Field(min_length=1, max_length=4096)
+    path: str = Field(min_length=1, max_length=4096, pattern=r"^[^\x00-\x1f]+$")   # no NUL or control character
     plugins: list[str] | None = Field(default=None, min_length=1, max_length=3)
 
 
 class RecoverParams(Params):
-    destination: str | None = Field(default=None, min_length=1, max_length=4096)
+    destination: str | None = SUBDIR
 
 
 # ---- the bundle ----------------------------------------------------------------------------------
@@ -137,24 +149,61 @@ def _write_private(path: Path, data: bytes) -> None:
 
 
 # ---- paths -----------------------------------------------------------------------------------------
-def backup_dir(archon: Archon, override: str | None = None) -> Path:
-    configured = override or archon.hive.option("backup-dir")
-    path = Path(configured) if configured else archon.hive.lightning_dir / "archon-backups"
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+def configured_backup_dir(archon: Archon) -> Path:
+    configured = archon.hive.option("backup-dir")
+    return archon.hive.lightning_dir / configured if configured else archon.hive.lightning_dir / "archon-backups"
+
+
+def backup_dir(archon: Archon, subdirectory: str | None = None) -> Path:
+    """The backup directory (0700), or a subdirectory of it a caller named (each level 0700)."""
+    base = configured_backup_dir(archon)
+    try:
+        return child_dir(base, subdirectory) if subdirectory else private_dir(base)
+    except StorageError as exc:
+        raise BackupRefused(exc.message) from None
+
+
+def _path_key(plugin: str) -> str:
+    return f"sibling-db-path:{plugin}"
+
+
+def ask_sibling_db_path(archon: Archon, plugin: str) -> Path | None:
+    """A running sibling's database path, from its status (recorded for when it is stopped); None if it does not
+    answer."""
+    hive = archon.hive
+    try:
+        # the status contract, called without contract_version: libhive's status handler takes no parameters
+        status = contracts.StatusResult.model_validate(hive.rpc.call(STATUS_METHOD[plugin]))
+    except Exception as exc:
+        hive.log.info("%s did not say where its database is (%s)", plugin, exc)
+        return None
+    path = Path(status.db_path)
+    with hive.db.write() as conn:
+        conn.execute("INSERT INTO archon_meta (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE "
+                     "SET value = excluded.value, updated_at = excluded.updated_at",
+                     (_path_key(plugin), str(path), int(time.time())))
     return path
 
 
-def sibling_db_path(archon: Archon, plugin: str) -> Path:
-    """Where a sibling keeps its database: its status says so while it runs; else the default location."""
-    hive = archon.hive
-    if hive.siblings.active(plugin):
-        # the status contract, called without contract_version: libhive's status handler takes no parameters
-        try:
-            status = contracts.StatusResult.model_validate(hive.rpc.call(STATUS_METHOD[plugin]))
-            return Path(status.db_path)
-        except Exception as exc:
-            hive.log.info("%s did not say where its database is (%s); using the default path", plugin, exc)
-    return hive.lightning_dir / f"{plugin}.sqlite3"
+def remember_sibling_paths(archon: Archon, snapshot: dict[str, Any]) -> None:
+    """On every change of the siblings: record where each running sibling keeps its database."""
+    if archon.hive.db is None:
+        return
+    for plugin in STATUS_METHOD:
+        info = snapshot.get(plugin)
+        if info is not None and info.active:
+            ask_sibling_db_path(archon, plugin)
+
+
+def sibling_db_path(archon: Archon, plugin: str) -> Path | None:
+    """Where a sibling keeps its database: its status says so while it runs; when it is stopped, what it said
+    the last time archon saw it running; None if archon never did."""
+    if archon.hive.siblings.active(plugin):
+        path = ask_sibling_db_path(archon, plugin)
+        if path is not None:
+            return path
+    rows = archon.hive.db.query("SELECT value FROM archon_meta WHERE key = ?", (_path_key(plugin),))
+    return Path(rows[0]["value"]) if rows else None
 
 
 # ---- backup ----------------------------------------------------------------------------------------
@@ -174,7 +223,8 @@ def make_backup(archon: Archon, destination: str | None, upload: bool | None) ->
                 info = hive.db.backup(snapshot)
                 source = hive.db.path
             else:
-                source = str(sibling_db_path(archon, plugin))
+                known = sibling_db_path(archon, plugin)
+                source = str(known or hive.lightning_dir / f"{plugin}.sqlite3")   # never seen: the default
                 if not os.path.isfile(source):
                     absent.append(plugin)
                     continue
@@ -262,6 +312,15 @@ def _check_candidate(archon: Archon, plugin: str, candidate: Path, member: dict[
     except HiveError as exc:
         raise BackupRefused(f"{plugin}: {exc.message}") from None
     live = Path(archon.hive.db.path) if plugin == archon.hive.name else sibling_db_path(archon, plugin)
+    if live is None:
+        raise BackupRefused(f"{plugin}: archon has never seen it running, so it does not know where {plugin} keeps "
+                            f"its database (its {plugin} option may name any path); start {plugin} once, stop it, "
+                            "then restore")
+    if plugin != archon.hive.name:
+        try:
+            vet_database_place(str(live))               # where the sibling reads: not a symlink, a directory...
+        except HiveError as exc:
+            raise BackupRefused(f"{plugin}: {exc.message}") from None
     if plugin != archon.hive.name and live.is_file():
         conn = open_readonly(live)
         try:
@@ -327,6 +386,11 @@ def recover(archon: Archon, destination: str | None) -> dict[str, Any]:
 
 def register(hive: Any, archon: Archon) -> None:
     archon.outbox.on_done("vault", lambda entry, result: on_uploaded(archon, entry, result))
+    hive.on_siblings(lambda snapshot: remember_sibling_paths(archon, snapshot))
+
+    @hive.option_check
+    def _check_backup_dir() -> None:
+        check_dir_option(configured_backup_dir(archon), "hive-archon-backup-dir")
 
     @hive.method("hive-archon-backup")
     def _backup(destination: str | None = None, upload: bool | None = None) -> dict[str, Any]:

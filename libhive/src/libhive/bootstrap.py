@@ -138,9 +138,11 @@ class HivePlugin:
         self.gate = gating.decide(name, {})
         self.started_at = time.time()
         self._init_hooks: list[Callable[[], None]] = []
+        self._option_checks: list[Callable[[], None]] = []
         self._gate_hooks: list[Callable[[gating.Gate], None]] = []
         self._status_hooks: list[Callable[[], dict[str, Any]]] = []
         self._stop_hooks: list[Callable[[], None]] = []
+        self._sibling_hooks: list[Callable[[dict[str, Any]], None]] = []
         self._gate_lock = threading.Lock()
         self._announced = False
         self.implemented: set[str] = set()   # features whose code exists in this version (see implements())
@@ -187,8 +189,20 @@ class HivePlugin:
         self._init_hooks.append(fn)
         return fn
 
+    def option_check(self, fn: Callable[[], None]) -> Callable[[], None]:
+        """``fn()`` runs at init before anything else (no database, no worker yet); a HiveError it raises
+        disables the plugin with its message, e.g. a path option that cannot be used."""
+        self._option_checks.append(fn)
+        return fn
+
     def on_gate_change(self, fn: Callable[[gating.Gate], None]) -> Callable[[gating.Gate], None]:
         self._gate_hooks.append(fn)
+        return fn
+
+    def on_siblings(self, fn: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any]], None]:
+        """``fn(snapshot)`` on a worker whenever a sibling's presence or activity changes (the first look
+        included), e.g. to ask a sibling that just became active something through its RPC."""
+        self._sibling_hooks.append(fn)
         return fn
 
     def status_extra(self, fn: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
@@ -212,6 +226,11 @@ class HivePlugin:
         self.lightning_dir = Path(configuration["lightning-dir"])
         configured = self.option("db-path")
         self.db_path = Path(configured) if configured else self.lightning_dir / f"{self.name}.sqlite3"
+        for check in self._option_checks:
+            try:
+                check()
+            except HiveError as exc:
+                return self._disable(exc.message)
         try:
             self.db = Database.open(self.db_path, plugin=self.name, migrations=self.migrations)
         except HiveError as exc:
@@ -240,7 +259,7 @@ class HivePlugin:
             self.db = None
         self.workers.stop()
         reason = cap_message(f"{self.name}: {reason}")
-        self.log.error("disabled: %s", reason)
+        self.log.warning("disabled: %s", reason)       # an operator's setting, not a bug of ours
         return {"disable": reason}
 
     def _after_init(self) -> None:
@@ -263,6 +282,17 @@ class HivePlugin:
 
     def _siblings_changed(self, snapshot: dict[str, Any]) -> None:
         self._recompute_gate()
+        for hook in self._sibling_hooks:
+            try:
+                self.workers.submit(self._run_sibling_hook, hook, snapshot)
+            except RuntimeError:                    # stopping
+                return
+
+    def _run_sibling_hook(self, hook: Callable[[dict[str, Any]], None], snapshot: dict[str, Any]) -> None:
+        try:
+            hook(snapshot)
+        except Exception:
+            self.log.exception("sibling change handler failed")
 
     def _recompute_gate(self, initial: bool = False) -> None:
         with self._gate_lock:

@@ -52,7 +52,7 @@ DEFAULT_BUSY_TIMEOUT = 5.0
 FILE_MODE = 0o600
 
 __all__ = ["DEFAULT_BUSY_TIMEOUT", "FILE_MODE", "BackupInfo", "Database", "backup_readonly", "inspect_backup",
-           "open_readonly", "vet_database_path"]
+           "open_readonly", "vet_database_path", "vet_database_place"]
 
 
 @dataclass(frozen=True)
@@ -192,14 +192,9 @@ def _known_migrations(migrations: Migrations) -> list[Any]:
 SQLITE_HEADER = b"SQLite format 3\x00"
 
 
-def vet_database_path(path: str, plugin: str, known: Sequence[str]) -> None:
-    """Refuse a path that is not ``plugin``'s own database **before anything touches it**.
-
-    Opening a database chmods it to 0600, switches it to WAL and runs migrations, so a ``<prefix>-db-path``
-    pointed at another file must be refused first, reading it only: a directory, a symlink (the file or its
-    -wal/-shm), a missing parent directory, a file that is not SQLite, a SQLite file that holds tables but none
-    of ``plugin``'s migrations (``lightningd.sqlite3``, a sibling's database...), one with tables ``plugin``
-    does not own, or one migrated by a newer version.  A missing or empty file is a new database."""
+def vet_database_place(path: str) -> None:
+    """Where a database file may be: in an existing directory, itself (and its -wal/-shm) a regular file or
+    missing; never a symlink or a directory."""
     parent = os.path.dirname(path)
     if not os.path.isdir(parent):
         raise StorageError(f"the directory {parent} does not exist")
@@ -214,6 +209,17 @@ def vet_database_path(path: str, plugin: str, known: Sequence[str]) -> None:
             raise StorageError(f"{candidate} is a directory, not a database file")
         if not stat.S_ISREG(mode):
             raise StorageError(f"{candidate} is not a regular file")
+
+
+def vet_database_path(path: str, plugin: str, known: Sequence[str]) -> None:
+    """Refuse a path that is not ``plugin``'s own database **before anything touches it**.
+
+    Opening a database chmods it to 0600, switches it to WAL and runs migrations, so a ``<prefix>-db-path``
+    pointed at another file must be refused first, reading it only: a directory, a symlink (the file or its
+    -wal/-shm), a missing parent directory, a file that is not SQLite, a SQLite file that holds tables but none
+    of ``plugin``'s migrations (``lightningd.sqlite3``, a sibling's database...), one with tables ``plugin``
+    does not own, or one migrated by a newer version.  A missing or empty file is a new database."""
+    vet_database_place(path)
     if not os.path.exists(path):
         return
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
@@ -225,8 +231,11 @@ def vet_database_path(path: str, plugin: str, known: Sequence[str]) -> None:
         return                                           # an empty file: a new database
     if header != SQLITE_HEADER:
         raise StorageError(f"{path} is not a SQLite database; refusing to touch it")
+    # read-only; without a -wal beside it there is nothing but the file to read, and immutable=1 keeps SQLite
+    # from creating -wal/-shm next to someone else's database
+    uri = "file:" + urllib.parse.quote(path) + "?mode=ro" + ("" if os.path.exists(path + "-wal") else "&immutable=1")
     try:
-        conn = open_readonly(path)
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None)
         try:
             contents = _contents(conn)
         finally:

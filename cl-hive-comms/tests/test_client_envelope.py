@@ -45,7 +45,7 @@ def test_every_field_is_covered_by_the_signature(field, value):
 
 def test_transport_recipient_and_author_bindings():
     env = signed()
-    with pytest.raises(AuthenticationFailed, match="signed for transport 'rpc'"):
+    with pytest.raises(AuthenticationFailed, match='signed for transport "rpc"'):
         envelope.authenticate(env, transport="nostr-dm", our_ids=OUR_IDS)
     with pytest.raises(AuthenticationFailed, match="addressed to another node"):
         envelope.authenticate(env, transport="rpc", our_ids={"03" + "00" * 32})

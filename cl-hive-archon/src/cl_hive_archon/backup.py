@@ -43,7 +43,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from libhive import contracts
 from libhive.db import backup_readonly, inspect_backup, open_readonly, vet_database_place
-from libhive.errors import HiveError, StorageError
+from libhive.errors import HiveError, StorageError, quote
 from libhive.paths import check_dir_option, child_dir, private_dir
 from libhive.rpcparams import Params, validate
 from pydantic import Field
@@ -120,7 +120,7 @@ def _untar(payload: bytes, members: list[dict[str, Any]], into: Path) -> dict[st
         for member in members:
             name = member["file"]
             if "/" in name or name.startswith("."):
-                raise BackupRefused(f"bad file name {name!r} in the bundle")
+                raise BackupRefused(f"bad file name {quote(name)} in the bundle")
             try:
                 handle = tar.extractfile(name)
             except KeyError:

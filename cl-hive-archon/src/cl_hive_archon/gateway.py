@@ -16,6 +16,7 @@ from typing import Any, Callable
 from urllib.parse import quote, urlsplit
 
 import httpx
+from libhive.errors import quote as shown
 
 from .errors import GatewayError
 
@@ -39,13 +40,13 @@ def parse_gateway_url(url: str) -> Target:
         parts = urlsplit(url)
         port = parts.port
     except ValueError as exc:
-        raise GatewayError(f"gateway URL {url!r} is invalid: {exc}", transient=False) from None
+        raise GatewayError(f"gateway URL {shown(url)} is invalid: {exc}", transient=False) from None
     if parts.scheme not in ("http", "https"):
-        raise GatewayError(f"gateway URL {url!r} must be http:// or https://", transient=False)
+        raise GatewayError(f"gateway URL {shown(url)} must be http:// or https://", transient=False)
     if not parts.hostname or parts.username or parts.password:
-        raise GatewayError(f"gateway URL {url!r} needs a host and no credentials", transient=False)
+        raise GatewayError(f"gateway URL {shown(url)} needs a host and no credentials", transient=False)
     if parts.query or parts.fragment:
-        raise GatewayError(f"gateway URL {url!r} must not carry a query or fragment", transient=False)
+        raise GatewayError(f"gateway URL {shown(url)} must not carry a query or fragment", transient=False)
     return Target(parts.scheme, parts.hostname, port or (443 if parts.scheme == "https" else 80),
                   parts.path.rstrip("/"))
 

@@ -14,6 +14,8 @@ import hashlib
 import json
 from typing import Any, Callable
 
+from libhive.errors import quote
+
 from . import operations
 from .context import Archon
 from .errors import GatewayError
@@ -92,10 +94,10 @@ def register(archon: Archon) -> None:
         expected = operations.did_of(op)
         registry = op["registration"]["registry"]
         if registry not in gk.registries():
-            raise GatewayError(f"the gatekeeper does not accept registry {registry!r}", transient=False)
+            raise GatewayError(f"the gatekeeper does not accept registry {quote(registry)}", transient=False)
         answer = gk.post_operation(op)
         if answer != expected:
-            raise GatewayError(f"the gatekeeper answered {str(answer)[:80]!r}, expected {expected}", transient=False)
+            raise GatewayError(f"the gatekeeper answered {quote(answer)}, expected {expected}", transient=False)
         return {"did": expected}
 
     @outbox.handler("create")

@@ -15,6 +15,8 @@ import os
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
+from libhive.errors import quote
+
 from . import jcs, jwe, operations
 from .codec import b64url_encode, did_suffix
 from .errors import GatewayError, NotAllowed, NotFound, VerificationFailed
@@ -85,14 +87,14 @@ def open_vault(key: SigningKey, my_did: str, data: Any) -> tuple[SigningKey, dic
 def read_item(vault_key: SigningKey, items: dict[str, Any], name: str, get_text: Callable[[str], str]) -> bytes:
     entry = items.get(name)
     if not isinstance(entry, dict):
-        raise VerificationFailed(f"the vault has no item {name!r}")
+        raise VerificationFailed(f"the vault has no item {quote(name)}")
     sealed = entry.get("data") or get_text(str(entry.get("cid")))
     try:
         content = jwe.decrypt(vault_key, sealed)
     except jwe.JweError as exc:
-        raise VerificationFailed(f"item {name!r} does not decrypt: {exc}") from None
+        raise VerificationFailed(f"item {quote(name)} does not decrypt: {exc}") from None
     if hashlib.sha256(content).hexdigest() != entry.get("sha256"):
-        raise VerificationFailed(f"item {name!r} does not match its sha256")
+        raise VerificationFailed(f"item {quote(name)} does not match its sha256")
     return content
 
 
@@ -171,7 +173,7 @@ def register(archon: Any) -> None:
         vault_did = operations.did_of(payload["op"])
         answer = gk.post_operation(payload["op"])
         if answer != vault_did:
-            raise GatewayError(f"the gatekeeper answered {str(answer)[:80]!r} for the vault", transient=False)
+            raise GatewayError(f"the gatekeeper answered {quote(answer)} for the vault", transient=False)
         result: dict[str, Any] = {"vault_did": vault_did}
         if payload["notice_to"]:
             if "notice_op" not in payload:

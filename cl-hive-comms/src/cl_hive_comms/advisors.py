@@ -11,6 +11,7 @@ import time
 from typing import Any, Callable
 
 from libhive.db import Database
+from libhive.errors import quote
 from libhive.rpcparams import InvalidParams
 
 from .client_errors import NotAuthorized, NotFound
@@ -59,7 +60,7 @@ class AdvisorRegistry:
             return pubkey
         rows = self._db().query("SELECT pubkey FROM marketplace_advisors WHERE alias = ?", (ref,))
         if not rows:
-            raise NotFound(f"no advisor {ref!r} (give a 64-hex pubkey, an npub or a known alias)")
+            raise NotFound(f"no advisor {quote(ref)} (give a 64-hex pubkey, an npub or a known alias)")
         return rows[0]["pubkey"]
 
     def get(self, pubkey: str) -> dict[str, Any] | None:
@@ -69,7 +70,7 @@ class AdvisorRegistry:
     def require(self, ref: str) -> dict[str, Any]:
         advisor = self.get(self.resolve(ref))
         if advisor is None:
-            raise NotFound(f"no advisor {ref!r}")
+            raise NotFound(f"no advisor {quote(ref)}")
         return advisor
 
     def active(self, pubkey: str) -> dict[str, Any]:
@@ -93,7 +94,7 @@ class AdvisorRegistry:
                 other = conn.execute("SELECT pubkey FROM marketplace_advisors WHERE alias = ? AND pubkey != ?",
                                      (alias, pubkey)).fetchone()
                 if other:
-                    raise InvalidParams(f"alias {alias!r} already names another advisor")
+                    raise InvalidParams(f"alias {quote(alias)} already names another advisor")
             conn.execute(
                 "INSERT INTO marketplace_advisors (pubkey, alias, status, permissions, daily_limit_msat, note, "
                 "expires_at, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(pubkey) DO UPDATE SET "
@@ -122,7 +123,7 @@ class AdvisorRegistry:
         with self._db().write() as conn:
             if alias is not None and conn.execute("SELECT 1 FROM marketplace_advisors WHERE alias=? AND pubkey!=?",
                                                   (alias, pubkey)).fetchone():
-                raise InvalidParams(f"alias {alias!r} already names another advisor")
+                raise InvalidParams(f"alias {quote(alias)} already names another advisor")
             cur = conn.execute("UPDATE marketplace_advisors SET alias=?, updated_at=? WHERE pubkey=?",
                                (alias, self._now(), pubkey))
             if cur.rowcount != 1:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from libhive.errors import quote
+
 MAX_DEPTH = 12
 
 
@@ -21,7 +23,7 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in pairs:
         if key in out:
-            raise StrictJSONError(f"duplicate key {key[:40]!r}")
+            raise StrictJSONError(f"duplicate key {quote(key)}")
         out[key] = value
     return out
 

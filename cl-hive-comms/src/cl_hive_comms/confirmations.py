@@ -9,6 +9,7 @@ import time
 from typing import Any, Callable
 
 from libhive.db import Database
+from libhive.errors import quote
 
 from .client_errors import ConfirmationError, NotFound
 
@@ -35,7 +36,7 @@ class ConfirmationQueue:
     def get(self, cid: str) -> dict[str, Any]:
         rows = self._db().query("SELECT * FROM marketplace_confirmations WHERE id = ?", (cid,))
         if not rows:
-            raise NotFound(f"no confirmation {cid!r}")
+            raise NotFound(f"no confirmation {quote(cid)}")
         return _view(rows[0])
 
     def list(self, status: str | None, limit: int) -> list[dict[str, Any]]:
@@ -54,7 +55,7 @@ class ConfirmationQueue:
             row = conn.execute("SELECT status, expires_at FROM marketplace_confirmations WHERE id = ?",
                                (cid,)).fetchone()
             if row is None:
-                raise NotFound(f"no confirmation {cid!r}")
+                raise NotFound(f"no confirmation {quote(cid)}")
             status, expires_at = row
             if status != "pending":
                 raise ConfirmationError(f"confirmation {cid} was already {status}")

@@ -21,6 +21,7 @@ from typing import Any
 
 from libhive import contracts
 from libhive.bootstrap import HivePlugin
+from libhive.errors import quote
 from libhive.rpcparams import InvalidParams
 
 from . import state
@@ -73,7 +74,7 @@ class ContractRpcs:
         check_send_method(req.send_method)
         existing = self.service.registry.find(req.name)
         if existing is not None and (existing.builtin or getattr(existing, "provider", None) != req.provider):
-            raise TransportConflict(f"transport {req.name!r} is already registered by "
+            raise TransportConflict(f"transport {quote(req.name)} is already registered by "
                                     f"{'comms (built in)' if existing.builtin else existing.provider}")
         record = {"provider": req.provider, "send_method": req.send_method, "registered_at": time.time()}
         with self.service._db().write() as conn:
@@ -123,7 +124,7 @@ class ContractRpcs:
             contract_version=contract_version))
         found = self.service.registry.find(req.transport)
         if found is None or found.builtin:
-            raise UnknownTransport(f"{req.transport!r} is not a registered external transport")
+            raise UnknownTransport(f"{quote(req.transport)} is not a registered external transport")
         message = InboundMessage(req.transport, req.message_id, req.sender, "payload", bytes.fromhex(req.payload_hex),
                                  int(time.time()), None, req.transport)
         if self.service.store_inbound(message, req.payload_hex, "received", time.time(), []):

@@ -32,6 +32,8 @@ from typing import Any
 from nostr_sdk import (Event, EventBuilder, EventId, Keys, Kind, PublicKey, Tag, Timestamp, nip04_decrypt,
                        nip44_decrypt, nip59_make_gift_wrap)
 
+from libhive.errors import quote
+
 from .transport_errors import BadRecipient, InboundRejected, PayloadTooLarge
 
 TEXT_KIND = 14
@@ -82,7 +84,7 @@ def parse_pubkey(recipient: str) -> PublicKey:
             return PublicKey.parse(recipient)
         except Exception:
             pass
-    raise BadRecipient(f"not a Nostr public key (npub1... or 64 lowercase hex): {str(recipient)[:80]!r}")
+    raise BadRecipient(f"not a Nostr public key (npub1... or 64 lowercase hex): {quote(recipient)}")
 
 
 def is_node_id(value: str) -> bool:
@@ -123,7 +125,7 @@ def build_payload_dm(keys: Keys, recipient: PublicKey, payload: bytes, channel: 
                      created_at: int | None = None) -> tuple[Event, str]:
     """An opaque payload (base64 in a kind-``PAYLOAD_KIND`` rumour, tag ``["t", channel]``) -> (wrap, rumour id)."""
     if channel not in CHANNELS:
-        raise ValueError(f"unknown channel {channel!r}")
+        raise ValueError(f"unknown channel {quote(channel)}")
     check_payload_size(payload)
     content = base64.b64encode(payload).decode("ascii")
     return _wrap(keys, recipient, PAYLOAD_KIND, content, [["t", channel]], created_at)
@@ -199,7 +201,7 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in pairs:
         if key in out:
-            raise InboundRejected("malformed_rumor", f"duplicate key {key[:20]!r}")
+            raise InboundRejected("malformed_rumor", f"duplicate key {quote(key)}")
         out[key] = value
     return out
 

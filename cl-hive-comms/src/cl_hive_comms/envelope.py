@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from libhive.errors import quote
 from libhive.rpcparams import describe
 
 from . import schnorr
@@ -87,8 +88,8 @@ def authenticate(raw: str | bytes | dict[str, Any], *, transport: str, our_ids: 
     us, the author binding (for DMs: the Nostr author must be the sender) and the BIP-340 signature."""
     env = decode(raw)
     if env.transport != transport:
-        raise AuthenticationFailed(f"request was signed for transport {env.transport!r}, received over "
-                                   f"{transport!r}")
+        raise AuthenticationFailed(f"request was signed for transport {quote(env.transport)}, received over "
+                                   f"{quote(transport)}")
     if env.recipient not in our_ids:
         raise AuthenticationFailed("request is addressed to another node")
     if author is not None and author != env.sender:

@@ -18,6 +18,7 @@ import time
 from typing import Any, Callable
 
 from libhive.db import Database
+from libhive.errors import quote
 
 from .outbox import backoff
 from .transport_errors import NotFound
@@ -88,7 +89,7 @@ class Inbox:
         else:
             rows = self._db().query("SELECT * FROM comms_inbox WHERE message_id = ?", (message_id,))
         if not rows:
-            raise NotFound(f"no inbound message {message_id[:40]!r}")
+            raise NotFound(f"no inbound message {quote(message_id)}")
         return rows[0]
 
     def listing(self, kind: str | None = None, transport: str | None = None, limit: int = 50) -> list[dict[str, Any]]:

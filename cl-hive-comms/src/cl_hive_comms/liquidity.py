@@ -25,7 +25,7 @@ from pydantic import Field
 
 from libhive.amounts import msat_or_zero
 from libhive.db import Database
-from libhive.errors import HiveError
+from libhive.errors import HiveError, quote
 
 from .client_errors import MarketplaceError, NotFound
 from .market_events import (LIQUIDITY_HEARTBEAT, LIQUIDITY_LEASE, LIQUIDITY_OFFER, LIQUIDITY_REQUEST, Content, need,
@@ -288,7 +288,7 @@ class LiquidityMarket:
     def get(self, lease_id: str) -> dict[str, Any]:
         rows = self._db().query("SELECT * FROM liquidity_leases WHERE id = ?", (lease_id,))
         if not rows:
-            raise NotFound(f"no lease {lease_id!r}")
+            raise NotFound(f"no lease {quote(lease_id)}")
         return rows[0]
 
     def list(self, status: str | None, limit: int) -> list[dict[str, Any]]:

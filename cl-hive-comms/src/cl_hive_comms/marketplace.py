@@ -16,6 +16,7 @@ from typing import Any, Callable, Literal
 from pydantic import Field
 
 from libhive.db import Database
+from libhive.errors import quote
 from libhive.rpcparams import InvalidParams
 
 from .advisors import AdvisorRegistry, parse_pubkey
@@ -141,7 +142,7 @@ class AdvisorMarket:
     def get(self, cid: str) -> dict[str, Any]:
         rows = self._db().query("SELECT * FROM marketplace_contracts WHERE id = ?", (cid,))
         if not rows:
-            raise NotFound(f"no contract {cid!r}")
+            raise NotFound(f"no contract {quote(cid)}")
         return _view(rows[0])
 
     def list(self, *, status: str | None = None, trial: bool | None = None, limit: int = 100) -> list[dict]:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from libhive.db import Database
+from libhive.errors import quote
 
 from .transport_errors import IdempotencyConflict, NotFound
 
@@ -71,7 +72,7 @@ class Outbox:
                                (key,)).fetchone()
             if row is not None:
                 if row[1] != request_hash:
-                    raise IdempotencyConflict(f"idempotency key {key[:40]!r} was used for a different message")
+                    raise IdempotencyConflict(f"idempotency key {quote(key)} was used for a different message")
                 return row[0], False
             conn.execute(
                 "INSERT INTO comms_outbox(message_id, idempotency_key, transport, recipient, kind, body, event_json,"
@@ -137,7 +138,7 @@ class Outbox:
     def get(self, message_id: str) -> dict[str, Any]:
         rows = self._db().query("SELECT * FROM comms_outbox WHERE message_id = ?", (message_id,))
         if not rows:
-            raise NotFound(f"no outbound message {message_id[:40]!r}")
+            raise NotFound(f"no outbound message {quote(message_id)}")
         return self._public(rows[0])
 
     def listing(self, state: str | None = None, limit: int = 50) -> list[dict[str, Any]]:

@@ -22,6 +22,7 @@ from typing import Any, Callable, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from libhive.db import Database
+from libhive.errors import quote
 from libhive.rpcparams import InvalidParams, describe
 
 from . import danger
@@ -62,7 +63,7 @@ def parse_overrides(data: Any) -> Overrides:
         raise InvalidParams(f"invalid policy overrides: {describe(exc, '(overrides)', 5)}") from None
     for name in [*ov.blocked_methods, *ov.danger, *ov.extra_methods]:
         if not re.fullmatch(METHOD, name):
-            raise InvalidParams(f"invalid policy overrides: {name!r} is not a method name")
+            raise InvalidParams(f"invalid policy overrides: {quote(name)} is not a method name")
     bad = [m for m in ov.extra_methods if danger.is_forbidden(m)]
     if bad:
         raise InvalidParams(f"invalid policy overrides: {', '.join(sorted(bad))} can never be opened to advisors")
@@ -114,7 +115,7 @@ class PolicyEngine:
 
     def set_preset(self, preset: str) -> dict[str, Any]:
         if preset not in PRESETS:
-            raise InvalidParams(f"unknown preset {preset!r}; one of {', '.join(PRESETS)}")
+            raise InvalidParams(f"unknown preset {quote(preset)}; one of {', '.join(PRESETS)}")
         return self._save(preset, self._stored()[1])
 
     def set_overrides(self, data: Any) -> dict[str, Any]:

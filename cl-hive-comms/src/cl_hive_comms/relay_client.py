@@ -25,6 +25,8 @@ from typing import Any, Callable, Coroutine
 from nostr_sdk import (Client, ClientBuilder, Event, Filter, RelayLimits, RelayOptions, RelayUrl, ReqExitPolicy,
                        ReqTarget)
 
+from libhive.errors import quote
+
 from .transport_errors import RelayUnavailable, TransportError
 
 log = logging.getLogger("cl-hive-comms")
@@ -36,11 +38,11 @@ MAX_EVENT_BYTES = 128 * 1024
 def normalise_relay_url(url: str) -> str:
     """ws:// or wss:// URL as nostr-sdk spells it; ValueError otherwise."""
     if not isinstance(url, str) or not url.strip().lower().startswith(("ws://", "wss://")):
-        raise ValueError(f"not a ws:// or wss:// relay URL: {str(url)[:100]!r}")
+        raise ValueError(f"not a ws:// or wss:// relay URL: {quote(url)}")
     try:
         return str(RelayUrl.parse(url.strip()))
     except Exception:
-        raise ValueError(f"not a valid relay URL: {url[:100]!r}") from None
+        raise ValueError(f"not a valid relay URL: {quote(url)}") from None
 
 
 @dataclass

@@ -23,6 +23,7 @@ from typing import Any, Callable, Protocol
 
 from libhive import contracts
 from libhive.contracts import ContractError, SiblingUnavailable
+from libhive.errors import quote
 
 from .outbox import OutboxItem
 from .transport_errors import BadRecipient, PayloadTooLarge, TransportConflict, UnknownTransport
@@ -114,7 +115,7 @@ def check_send_method(send_method: str) -> None:
     contract = contracts.RPC_CONTRACTS.get(send_method)
     fields = set(getattr(contract.params, "model_fields", {})) if contract else set()
     if contract is None or not {"recipient", "payload_hex", "idempotency_key"} <= fields:
-        raise TransportConflict(f"send_method {send_method!r} is not a transport-send contract in libhive.contracts")
+        raise TransportConflict(f"send_method {quote(send_method)} is not a transport-send contract in libhive.contracts")
 
 
 class TransportRegistry:
@@ -127,7 +128,7 @@ class TransportRegistry:
         with self._lock:
             old = self._transports.get(transport.name)
             if old is not None and (old.builtin or not replace):
-                raise TransportConflict(f"transport {transport.name!r} is already registered"
+                raise TransportConflict(f"transport {quote(transport.name)} is already registered"
                                         + (" (built in)" if old.builtin else ""))
             self._transports[transport.name] = transport
 
@@ -135,7 +136,7 @@ class TransportRegistry:
         with self._lock:
             transport = self._transports.get(name)
         if transport is None:
-            raise UnknownTransport(f"no transport named {name!r}; registered: {', '.join(self.names())}")
+            raise UnknownTransport(f"no transport named {quote(name)}; registered: {', '.join(self.names())}")
         return transport
 
     def find(self, name: str) -> Transport | None:

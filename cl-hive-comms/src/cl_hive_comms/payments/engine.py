@@ -175,7 +175,7 @@ class PaymentEngine:
             raise HiveError(f"{row['error_message']} (first attempt with this idempotency key)",
                             code=row["error_code"] or PaymentFailed.code)
         if row["state"] == "pending":
-            raise PaymentPending(f"payment {row['idempotency_key']!r} is still pending; retry later")
+            raise PaymentPending(f"payment {quote(row['idempotency_key'])} is still pending; retry later")
         return self._view(row["id"], replayed=True)
 
     def reconcile(self, row: dict[str, Any]) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from libhive.db import Database
+from libhive.errors import quote
 
 from ..canonical import canonical
 from ..client_errors import IdempotencyConflict, NotFound, PaymentPending, SpendLimitExceeded
@@ -107,12 +108,12 @@ class PaymentLedger:
             else:
                 fresh = False
                 if row[1] != req.request_hash:
-                    raise IdempotencyConflict(f"idempotency key {req.idempotency_key!r} was used for a different "
+                    raise IdempotencyConflict(f"idempotency key {quote(req.idempotency_key)} was used for a different "
                                               "payment")
         existing = self.get(req.idempotency_key)
         assert existing is not None
         if not fresh and existing["state"] == "started":
-            raise PaymentPending(f"payment {req.idempotency_key!r} is still being prepared; retry shortly")
+            raise PaymentPending(f"payment {quote(req.idempotency_key)} is still being prepared; retry shortly")
         return fresh, existing
 
     def reserve(self, row_id: int, *, amount_msat: int, maxfee_msat: int, limits: Limits,

@@ -89,7 +89,7 @@ def register(hive: Any, engine: Callable[[], PaymentEngine], trusted_mints: Call
         if p.action == "get":
             row = ledger.get(p.idempotency_key or "")
             if row is None:
-                raise NotFound(f"no payment with idempotency key {p.idempotency_key!r}")
+                raise NotFound(f"no payment with idempotency key {quote(p.idempotency_key)}")
             return public_view(row)
         if p.action == "history":
             return {"payments": [public_view(r) for r in ledger.history(p.advisor, p.limit)]}

@@ -229,7 +229,7 @@ def test_kill_9_while_lightningd_still_pays_is_never_recorded_as_unpaid(fleet, s
     assert "result" not in answer                               # the caller never heard how it ended
     assert a.rpc.call("listpays", {"payment_hash": inv["payment_hash"]})["pays"] == []
     a.plugin_start("cl-hive-comms", **limit)
-    wait_for(lambda: a.log_contains(r"payment 1: lightningd has no record of it yet"), what="startup reconcile")
+    wait_for(lambda: a.log_contains(r"payments reconciled: "), what="the startup reconcile")
     row = a.rpc.call("hive-client-payments", {"action": "get", "idempotency_key": "held-0001"})
     assert row["status"] == "pending"                            # unknown, not "nothing was paid"
     reserved = a.rpc.call("hive-client-payments", {"action": "summary"})["global"]["spent_or_reserved_msat"]

@@ -114,12 +114,6 @@ def echo(plugin, a, b=None):
     return {"a": a, "b": b}
 
 
-def codepoints(plugin, text):
-    """The code points of ``text`` as the plugin decoded it (a lone surrogate cannot be echoed back: pyln
-    writes UTF-8)."""
-    return {"codepoints": [ord(c) for c in text]}
-
-
 def set_behaviour(plugin, peer_connected=None, error_message=None, hook_delay=None):
     """Change what the peer_connected hook answers and how long hooks take."""
     for key, value in (("peer_connected", peer_connected), ("error_message", error_message),
@@ -138,7 +132,7 @@ def sleep(seconds, plugin=None, request=None):
 
 
 for suffix, fn in (("emit", emit), ("record", record_barrier), ("fail", fail), ("die", die), ("echo", echo),
-                   ("set", set_behaviour), ("codepoints", codepoints)):
+                   ("set", set_behaviour)):
     plugin.add_method(f"{P}-{suffix}", fn, description=inspect.getdoc(fn))
 plugin.add_method(f"{P}-sleep", sleep, background=True, description=inspect.getdoc(sleep))
 

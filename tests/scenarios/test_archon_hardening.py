@@ -104,15 +104,17 @@ def test_f6_restore_writes_a_stopped_sibling_database_where_the_sibling_reads_it
     assert custom.stat().st_mtime_ns == before
 
 
-@pytest.mark.parametrize("destination", ["../outside", "/tmp/outside", "a/../../b", ".hidden", "a\x00b", "a//b",
+@pytest.mark.parametrize("destination", ["../outside", "{absolute}", "a/../../b", ".hidden", "a\x00b", "a//b",
                                          "x" * 65, "a/b/c/d/e"])
-def test_f8_backups_go_only_inside_the_backup_directory(fleet, destination):
+def test_f8_backups_go_only_inside_the_backup_directory(fleet, tmp_path, destination):
     """Finding 8: ``destination`` took any path (``../``, absolute; a NUL byte gave -32603) and created parents
     with the umask.  It names a subdirectory of the backup directory; each level is created 0700."""
     node = start_archon_node(fleet, "n", None)
+    destination = destination.replace("{absolute}", str(tmp_path / "outside"))
     err = error_of(lambda: node.rpc.call("hive-archon-backup", {"destination": destination}))
     assert err["code"] == -32602 and "subdirectory" in err["message"]
-    assert not (node.lightning_dir.parent / "outside").exists() and not Path("/tmp/outside").exists()
+    assert not (node.lightning_dir / "outside").exists() and not (tmp_path / "outside").exists()
+    assert not (node.lightning_dir / "archon-backups" / "a").exists()
 
 
 def test_f8_a_backup_subdirectory_is_private(fleet):

@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
-from libhive.errors import HiveError
+from libhive.errors import HiveError, quote
 
 from ..client_errors import L402Error, PaymentFailed, PaymentPending, UnsupportedTarget
 from . import bolt11, bolt12

@@ -6,6 +6,7 @@ from typing import Any, Callable, Literal
 
 from pydantic import Field
 
+from libhive.errors import quote
 from libhive.rpcparams import ActionParams, Params, uses, validate
 
 from ..client_errors import NotFound

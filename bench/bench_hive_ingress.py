@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cl-hive" / "tests"
 
 from fleet_testkit import SimNet, form_hive, signed_gossip  # noqa: E402
 
-from cl_hive import formats  # noqa: E402
+from cl_hive.protocol import formats  # noqa: E402
 from libhive import wire  # noqa: E402
 from libhive.identity import verify  # noqa: E402
 from libhive.wire import MessageType  # noqa: E402

@@ -17,10 +17,10 @@ from libhive.rpcparams import Params, validate
 from libhive.wire import MessageType
 from pydantic import Field
 
-from . import formats
+from ..protocol import formats
+from ..protocol.context import BadState, Context, check_fresh, check_signature, quorum
+from ..protocol.ingress import Inbound, Reject
 from .credentials import CredentialTiers
-from .context import BadState, Context, check_fresh, check_signature, quorum
-from .ingress import Inbound, Reject
 
 NODE_ID = r"^0[23][0-9a-f]{64}$"
 REQUEST_ID = re.compile(r"^[0-9a-f]{8,64}$")

@@ -27,9 +27,8 @@ from typing import Any, Callable
 from libhive.db import Database
 from libhive.identity import is_node_id, verify
 
-from . import formats
-from . import migrations_fleet  # noqa: F401  (registers the tables)
-from .ingress import Reject
+from ..protocol import formats
+from ..protocol.ingress import Reject
 
 MAX_VERSION = 2 ** 53 - 1
 MAX_VERSION_JUMP = 100_000

@@ -19,8 +19,7 @@ from pydantic import Field
 from libhive.db import Database
 from libhive.rpcparams import Params, validate
 
-from . import migrations_governance  # noqa: F401  (registers the tables)
-from .governance_common import (
+from .common import (
     AmountTooSmall,
     ChainDataUnavailable,
     FeerateTooHigh,

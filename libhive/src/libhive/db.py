@@ -31,12 +31,13 @@ before committing any transaction that changed the schema.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import sqlite3
 import tempfile
 import threading
 import urllib.parse
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -46,6 +47,8 @@ from sqlite_utils import Migrations
 
 from libhive.errors import BackupError, OwnershipError, SchemaError, StorageError
 from libhive.schema import MIGRATIONS_TABLE, TablePolicy, fold, is_bookkeeping, owner_of, policy_for
+
+_log = logging.getLogger("libhive.db")
 
 DEFAULT_BUSY_TIMEOUT = 5.0
 FILE_MODE = 0o600
@@ -362,6 +365,8 @@ class Database:
         self._lock = threading.RLock()
         self._guard = _OwnershipGuard(policy)
         self._depth = 0  # nesting of write() blocks on the lock-holding thread
+        self._owner: int | None = None  # thread id inside write(), while _depth > 0
+        self._after_commit: list[Callable[[], None]] = []
         self._tables: frozenset[str] = frozenset()  # tables as of _tables_cookie
         self._tables_cookie: int | None = None
         conn.set_authorizer(self._guard)
@@ -491,7 +496,8 @@ class Database:
             except sqlite3.OperationalError as exc:
                 conn.execute("PRAGMA query_only = ON")
                 raise StorageError(f"cannot start a write transaction on {self._path}: {exc}") from exc
-            self._depth = 1
+            self._depth, self._owner = 1, threading.get_ident()
+            committed: list[Callable[[], None]] = []
             try:
                 cookie = self._refresh_tables(conn)
                 yield conn
@@ -499,6 +505,7 @@ class Database:
                     raise StorageError("the write transaction was ended inside write(); use the block's exit instead")
                 tables = self._check_new_tables(conn, cookie)
                 conn.execute("COMMIT")
+                committed = self._after_commit
                 if tables is not None:
                     self._tables, self._tables_cookie = tables
             except BaseException as exc:
@@ -509,16 +516,39 @@ class Database:
                     raise
                 raise mapped from exc
             finally:
-                self._depth = 0
+                self._depth, self._owner, self._after_commit = 0, None, []
                 conn.execute("PRAGMA query_only = ON")
+        self._run_after_commit(committed)
+
+    def after_commit(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` once the enclosing write transaction has committed (never if it rolls back), outside
+        the database lock; right away when this thread is not inside :meth:`write`.
+
+        For side effects that must not be seen before the state they announce is durable: acknowledging a
+        message, notifying listeners, sending follow-ups."""
+        with self._lock:
+            if self._depth and self._owner == threading.get_ident():
+                self._after_commit.append(fn)
+                return
+        self._run_after_commit([fn])
+
+    @staticmethod
+    def _run_after_commit(callbacks: list[Callable[[], None]]) -> None:
+        for fn in callbacks:
+            try:
+                fn()
+            except Exception:
+                _log.exception("after-commit callback failed")
 
     def _savepoint(self, conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         name = f"libhive_sp{self._depth}"
         conn.execute(f"SAVEPOINT {name}")
         self._depth += 1
+        pending = len(self._after_commit)
         try:
             yield conn
         except BaseException as exc:
+            del self._after_commit[pending:]   # what the rolled-back part registered never happens
             if conn.in_transaction:
                 conn.execute(f"ROLLBACK TO {name}")
                 conn.execute(f"RELEASE {name}")

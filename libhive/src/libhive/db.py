@@ -42,9 +42,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import sqlite_utils
-from sqlite_utils import Migrations
-
+from libhive.migrations import Migrations, as_sqlite_utils, names_of
 from libhive.errors import BackupError, OwnershipError, SchemaError, StorageError
 from libhive.schema import MIGRATIONS_TABLE, TablePolicy, fold, is_bookkeeping, owner_of, policy_for
 
@@ -180,15 +178,6 @@ def _check_identity(contents: _Contents, plugin: str, known: Sequence[str], wher
             f"{where} was migrated by a newer version of {plugin} (unknown migrations: "
             f"{', '.join(unknown)}); refusing to run older code on it"
         )
-
-
-def _known_migrations(migrations: Migrations) -> list[Any]:
-    """All migrations of a set, in order, via public API only (all are pending on an empty db)."""
-    scratch = sqlite_utils.Database(memory=True, execute_plugins=False)
-    try:
-        return migrations.pending(scratch)
-    finally:
-        scratch.close()
 
 
 def _create_private_file(path: str) -> None:
@@ -361,7 +350,7 @@ class Database:
         self._path = path
         self._policy = policy
         self._migrations = migrations
-        self._known = _known_migrations(migrations)
+        self._known = names_of(migrations)
         self._lock = threading.RLock()
         self._guard = _OwnershipGuard(policy)
         self._depth = 0  # nesting of write() blocks on the lock-holding thread
@@ -645,10 +634,10 @@ class Database:
         return any(os.path.exists(path) and os.path.exists(c) and os.path.samefile(path, c) for c in candidates)
 
     def _check_identity(self, conn: sqlite3.Connection, where: str) -> None:
-        _check_identity(_contents(conn), self.plugin, [m.name for m in self._known], where)
+        _check_identity(_contents(conn), self.plugin, self._known, where)
 
     def _check_candidate(self, contents: _Contents, where: str) -> None:
-        _check_identity(contents, self.plugin, [m.name for m in self._known], where)
+        _check_identity(contents, self.plugin, self._known, where)
         if not contents.has_migrations_table or (self._known and not contents.sets.get(self.plugin)):
             raise SchemaError(f"{where} is not a {self.plugin} database (no {self.plugin} migrations recorded)")
         foreign = sorted(t for t in contents.tables if not is_bookkeeping(t) and not self._policy.allows(t))
@@ -658,26 +647,32 @@ class Database:
     def _migrate(self) -> None:
         """Apply pending migrations one per BEGIN IMMEDIATE transaction.
 
-        sqlite-utils runs each migration in ``db.atomic()``, which becomes a
-        savepoint inside our transaction, so every migration also runs under
-        the ownership authorizer and the rename check.  One transaction per
-        migration keeps earlier successes when a later one fails.
+        Nothing pending (the usual restart) is decided with sqlite3 alone; sqlite-utils is loaded only when a
+        migration has to run.  sqlite-utils runs each migration in ``db.atomic()``, which becomes a savepoint
+        inside our transaction, so every migration also runs under the ownership authorizer and the rename
+        check.  One transaction per migration keeps earlier successes when a later one fails.
         """
+        with self._lock:
+            applied = set(_contents(self._live()).sets.get(self.plugin, ()))
+        if all(name in applied for name in self._known):
+            return
+        import sqlite_utils
+        migrations = as_sqlite_utils(self._migrations)
         utils_db = sqlite_utils.Database(self._live(), recursive_triggers=False, execute_plugins=False)
         with self.write():
-            self._migrations.ensure_migrations_table(utils_db)
+            migrations.ensure_migrations_table(utils_db)
         while True:
             with self.write():
-                pending = self._migrations.pending(utils_db)
+                pending = migrations.pending(utils_db)
                 if not pending:
                     return
                 later = [m.name for m in pending[1:]]
                 if pending[0].transactional:
-                    self._migrations.apply(utils_db, stop_before=later)
+                    migrations.apply(utils_db, stop_before=later)
                     continue
-            self._apply_outside_transaction(utils_db, later)
+            self._apply_outside_transaction(migrations, utils_db, later)
 
-    def _apply_outside_transaction(self, utils_db: sqlite_utils.Database, later: list[str]) -> None:
+    def _apply_outside_transaction(self, migrations: Any, utils_db: Any, later: list[str]) -> None:
         """transactional=False migrations (e.g. VACUUM) cannot run in BEGIN IMMEDIATE."""
         with self._lock:
             conn = self._live()
@@ -685,7 +680,7 @@ class Database:
             conn.execute("PRAGMA query_only = OFF")
             try:
                 cookie = self._refresh_tables(conn)
-                self._migrations.apply(utils_db, stop_before=later)
+                migrations.apply(utils_db, stop_before=later)
                 tables = self._check_new_tables(conn, cookie)  # cannot roll back, but must not pass silently
                 if tables is not None:
                     self._tables, self._tables_cookie = tables

@@ -16,7 +16,7 @@ class InvalidParams(HiveError):
 
 class Params(BaseModel):
     """Base for RPC parameter models: strict types, unknown fields refused, immutable."""
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", strict=True, frozen=True)
 
 
 P = TypeVar("P", bound=BaseModel)

@@ -31,7 +31,7 @@ LIVE_STATES = ("OPENINGD", "CHANNELD_AWAITING_LOCKIN", "CHANNELD_NORMAL", "DUALO
 
 
 class _Payload(BaseModel):
-    model_config = ConfigDict(extra="allow", strict=True)
+    model_config = ConfigDict(defer_build=True, extra="allow", strict=True)
 
 
 class OpenPayload(_Payload):

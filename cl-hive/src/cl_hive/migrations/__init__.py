@@ -7,7 +7,7 @@ list): never rename, reorder or edit a migration; append new ones.  Name ranges,
 collide: m001-m099 core and fleet, m100-m199 governance, fees and cl-revenue-ops, m200-m299 settlement,
 m300-m399 coordination.  A new capability's migrations go in a new file here, imported after the last one.
 """
-from sqlite_utils import Migrations
+from libhive.migrations import Migrations
 
 migrations = Migrations("cl-hive")
 

@@ -23,13 +23,16 @@ setup() {
     bootstrap_uv
     echo "==> syncing the workspace (.venv/) from uv.lock" >&2
     .tools/bin/uv sync --locked --quiet --compile-bytecode
+    # real lightningd + bitcoind for the real-node test variants: ../shared/realln, or HIVE_REALLN=/path
+    # (HIVE_REALLN=none: use whatever PATH has); wrappers in .tools/realln/bin, checked once
+    bash scripts/realln-setup.sh
 }
 
 cmd="${1:-test}"; shift || true
 case "$cmd" in
     setup) setup ;;
     demo)  setup; exec .venv/bin/hive-devnet-demo "$@" ;;
-    test)  setup; exec .venv/bin/python -m pytest "$@" ;;
-    bench) setup; for b in bench/bench_*.py; do echo "==> $b"; .venv/bin/python "$b" "$@"; done ;;
+    test)  setup; . scripts/realln-env.sh; exec .venv/bin/python -m pytest "$@" ;;
+    bench) setup; . scripts/realln-env.sh; for b in bench/bench_*.py; do echo "==> $b"; .venv/bin/python "$b" "$@"; done ;;
     *) echo "usage: ./dev.sh setup | demo | test [pytest args] | bench" >&2; exit 2 ;;
 esac

@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cl-hive" / "tests"
 
 from fleet_testkit import SimNet, form_hive  # noqa: E402
 
-from cl_hive import anti_entropy, gossip  # noqa: E402
+from cl_hive.state import anti_entropy, gossip  # noqa: E402
 
 MAX_ROUNDS = 60
 

@@ -31,18 +31,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cl-hive" / "tests"
 
 from fleet_testkit import SimNet, form_hive, signed_gossip  # noqa: E402
 
-from cl_hive import formats  # noqa: E402
+from cl_hive.protocol import formats  # noqa: E402
 from libhive import wire  # noqa: E402
 from libhive.identity import verify  # noqa: E402
 from libhive.wire import MessageType  # noqa: E402
 
 
-def timed(label: str, items: list, run: Callable[[object], None]) -> tuple[str, float, int]:
-    """One pass (the workloads are stateful: a GOSSIP version is new only once)."""
-    start = time.perf_counter()
+TARGET_GOSSIP_PER_CPU_SECOND = 2000    # issue 9: verified GOSSIP messages per second on one core
+
+
+def timed(label: str, items: list, run: Callable[[object], None]) -> tuple[str, float, float, int]:
+    """One pass (the workloads are stateful: a GOSSIP version is new only once): wall and CPU seconds.
+
+    The CPU time (this process, which runs the pipeline on one thread) is the figure "on one core": it does not
+    grow when other work shares the machine's cores, the wall time does."""
+    start, cpu = time.perf_counter(), time.process_time()
     for item in items:
         run(item)
-    return label, time.perf_counter() - start, len(items)
+    return label, time.perf_counter() - start, time.process_time() - cpu, len(items)
 
 
 def main() -> None:
@@ -96,14 +102,17 @@ def main() -> None:
         results.append(timed("verify() alone", verify_items, lambda i: verify(*i)))
         stats = dict(receiver.ctx.ingress.stats)
         net.close()
-    base = results[-1][2] / results[-1][1]
-    print(f"{'workload':28} {'messages':>9} {'seconds':>9} {'msg/s':>10} {'vs verify()':>12}")
-    for label, seconds, count in results:
-        rate = count / seconds
-        print(f"{label:28} {count:9d} {seconds:9.3f} {rate:10.0f} {rate / base:11.2f}x")
+    base = results[-1][3] / results[-1][2]
+    print(f"{'workload':28} {'messages':>9} {'wall s':>8} {'cpu s':>8} {'msg/s wall':>11} {'msg/s cpu':>10} "
+          f"{'vs verify()':>12}")
+    for label, wall, cpu, count in results:
+        print(f"{label:28} {count:9d} {wall:8.3f} {cpu:8.3f} {count / wall:11.0f} {count / cpu:10.0f} "
+              f"{count / cpu / base:11.2f}x")
     print(f"ingress counters: {stats}")
-    print(f"mean per-message cost (GOSSIP): {1e6 * results[0][1] / results[0][2]:.0f} us; "
-          f"median of the workloads: {statistics.median(c / s for _, s, c in results[:-1]):.0f} msg/s")
+    _, wall, cpu, count = results[0]
+    print(f"GOSSIP: {1e6 * cpu / count:.0f} us of CPU per verified message, {count / cpu:.0f}/s on one core = "
+          f"{count / cpu / TARGET_GOSSIP_PER_CPU_SECOND:.2f}x the {TARGET_GOSSIP_PER_CPU_SECOND}/s target; "
+          f"median of the workloads: {statistics.median(c / u for _, _, u, c in results[:-1]):.0f} msg/s (cpu)")
 
 
 if __name__ == "__main__":

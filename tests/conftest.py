@@ -5,6 +5,9 @@ pyln-testing (skipped, with the reason, when those binaries are not on PATH).
 """
 from __future__ import annotations
 
+import subprocess
+from collections import Counter
+
 import pytest
 
 from hive_devnet.fleet import REAL_NODE_SKIP_REASON, DevnetFleet, RealFleet, real_nodes_available
@@ -13,7 +16,7 @@ if real_nodes_available():  # pragma: no cover - needs the real binaries
     from pyln.testing.fixtures import *  # noqa: F401,F403  (bitcoind, node_factory, ...)
 
 
-@pytest.fixture(params=["devnet", "lightningd"])
+@pytest.fixture(params=["devnet", pytest.param("lightningd", marks=pytest.mark.realnode)])
 def fleet(request):
     if request.param == "devnet":
         f = DevnetFleet()
@@ -25,3 +28,33 @@ def fleet(request):
     if not real_nodes_available():
         pytest.skip(REAL_NODE_SKIP_REASON)
     yield RealFleet(request.getfixturevalue("node_factory"), request.getfixturevalue("bitcoind"))
+
+
+# ---- how many variants ran on real lightningd (CI's output says so) ----------------------------------
+_real_outcomes: dict[str, str] = {}
+
+
+def pytest_runtest_logreport(report) -> None:
+    if "realnode" not in report.keywords:
+        return
+    if report.failed:
+        _real_outcomes[report.nodeid] = "failed"
+    elif report.skipped and _real_outcomes.get(report.nodeid) != "failed":
+        _real_outcomes[report.nodeid] = "skipped"
+    elif report.when == "call" and report.passed:
+        _real_outcomes.setdefault(report.nodeid, "passed")
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if not _real_outcomes:
+        return
+    counts = Counter(_real_outcomes.values())
+    try:
+        version = subprocess.run(["lightningd", "--version"], capture_output=True, text=True,
+                                 timeout=10).stdout.strip() or "not found"
+    except (OSError, subprocess.SubprocessError):
+        version = "not found"
+    ran = counts["passed"] + counts["failed"]
+    terminalreporter.write_line(
+        f"real lightningd ({version}): {ran} real-node variants ran ({counts['passed']} passed, "
+        f"{counts['failed']} failed), {counts['skipped']} skipped")

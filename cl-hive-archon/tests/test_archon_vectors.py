@@ -4,7 +4,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import hashes
@@ -12,10 +11,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, utils
 
 from cl_hive_archon import codec, jcs, operations
 from cl_hive_archon.keys import HALF_N, N, SigningKey
+from hive_devnet.shared import shared_path
 
-VECTORS = Path("/work/shared/reference/vectors/archon")
-if not VECTORS.is_dir():  # the reference copy sits next to the checkout in other layouts
-    VECTORS = Path(__file__).resolve().parents[3] / "shared" / "reference" / "vectors" / "archon"
+VECTORS = shared_path("reference", "vectors", "archon")
 DETERMINISTIC = json.loads((VECTORS / "deterministic-vectors.json").read_text())
 PROOFS = json.loads((VECTORS / "proof-vectors.json").read_text())
 

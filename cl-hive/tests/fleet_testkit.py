@@ -22,12 +22,13 @@ from libhive.db import Database
 from libhive.identity import pubkey_from_privkey, sign_with_key
 from pyln.client.plugin import PluginLogHandler
 
-from cl_hive import fleet, intents, membership
-from cl_hive.context import Context
-from cl_hive.ingress import Inbound, Ingress
-from cl_hive.members import MemberStore
+from cl_hive import intents, state
+from cl_hive.membership import lifecycle
+from cl_hive.membership.members import MemberStore
 from cl_hive.migrations import migrations
-from cl_hive.outbox import Outbox
+from cl_hive.protocol.context import Context
+from cl_hive.protocol.ingress import Inbound, Ingress
+from cl_hive.protocol.outbox import Outbox
 
 HIVE_ID = "hive_test"
 
@@ -96,8 +97,8 @@ class SimNode:
         self.ctx = Context(hive=self.hive, members=MemberStore(lambda: self.hive.db, lambda: self.node_id),
                            ingress=Ingress(self.hive), outbox=Outbox(self.hive, self.transport),
                            transport=self.transport)       # type: ignore[arg-type]
-        self.membership = membership.register(self.ctx)
-        self.fleet = fleet.register(self.ctx, self.membership)
+        self.membership = lifecycle.register(self.ctx)
+        self.fleet = state.register(self.ctx, self.membership)
         self.intents = intents.register(self.ctx)
         self.open_db()
 
@@ -205,7 +206,7 @@ def signed_gossip(node: SimNode, *, version: int, timestamp: int, capacity: int 
                   topology: list[str] | None = None, fee_policy: dict[str, Any] | None = None,
                   signer: SimNode | None = None, **extra: Any) -> dict[str, Any]:
     """A GOSSIP payload about ``node`` (signed by ``signer``, default ``node`` itself)."""
-    from cl_hive import formats
+    from cl_hive.protocol import formats
     p = {"peer_id": node.node_id, "sender_id": node.node_id, "capacity_sats": capacity, "available_sats": available,
          "fee_policy": fee_policy if fee_policy is not None else {"base_fee": 0, "fee_rate": 0, "min_htlc": 0,
                                                                     "max_htlc": 0, "cltv_delta": 40},

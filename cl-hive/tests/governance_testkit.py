@@ -11,15 +11,14 @@ from typing import Any, Callable
 
 from pyln.client import RpcError
 
-from cl_hive import migrations_governance  # noqa: F401  (registers the governance tables)
-from cl_hive.audit import AuditLog
-from cl_hive.budget import Budget, BudgetConfig
-from cl_hive.fee_policy import FeePolicy, FeePolicyConfig, Fees
-from cl_hive.governance import Governance, GovernanceConfig
-from cl_hive.governance_executors import ChannelOpener, close_channel, set_fee
-from cl_hive.members import MemberStore
+from cl_hive.fees.policy import FeePolicy, FeePolicyConfig, Fees
+from cl_hive.fees.revenue_policy_bridge import RevenuePolicyBridge
+from cl_hive.governance.audit import AuditLog
+from cl_hive.governance.budget import Budget, BudgetConfig
+from cl_hive.governance.executors import ChannelOpener, close_channel, set_fee
+from cl_hive.governance.queue import Governance, GovernanceConfig
+from cl_hive.membership.members import MemberStore
 from cl_hive.migrations import migrations
-from cl_hive.revenue_policy_bridge import RevenuePolicyBridge
 from libhive.db import Database
 
 ME = "02" + "aa" * 32
@@ -186,7 +185,7 @@ def make_setup(directory: Path, ln: FakeLightning | None = None, budget_config: 
     gov = Governance(lambda: db, audit, budget, lambda: GovernanceConfig(**gcfg),
                      lambda fn: setup.submitted.append(fn))
     opener = ChannelOpener(lambda: ln, budget, members, lambda: ME)
-    from cl_hive.governance_executors import ClosePayload, FeePayload, OpenPayload, _fee_has_change, _validator
+    from cl_hive.governance.executors import ClosePayload, FeePayload, OpenPayload, _fee_has_change, _validator
     gov.register_executor("channel_open", opener.execute, _validator(OpenPayload, opener.check),
                           cost_sats=lambda p: p["amount_sats"], accepts_amount=True)
     gov.register_executor("channel_close", close_channel(lambda: ln), _validator(ClosePayload))

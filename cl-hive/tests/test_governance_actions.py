@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cl_hive.governance_common import (
+from cl_hive.governance.common import (
     ActionExpired,
     ActionNotFound,
     ActionNotPending,

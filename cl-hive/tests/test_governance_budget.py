@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from cl_hive.governance_common import ChainDataUnavailable, FeerateTooHigh, InsufficientBudget, utc_day
+from cl_hive.governance.common import ChainDataUnavailable, FeerateTooHigh, InsufficientBudget, utc_day
 from governance_testkit import make_setup
 
 

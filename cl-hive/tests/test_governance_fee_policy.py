@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from cl_hive.fee_policy import Fees
-from cl_hive.revenue_policy_bridge import RevenuePolicyBridge
+from cl_hive.fees.policy import Fees
+from cl_hive.fees.revenue_policy_bridge import RevenuePolicyBridge
 from governance_testkit import ME, OTHER, PEER, make_fee_policy, make_setup, node
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from cl_hive.budget import BudgetConfig
-from cl_hive.fee_policy import FeePolicyConfig, Fees
-from cl_hive.governance import GovernanceConfig
-from cl_hive.governance_common import InvalidOption
+from cl_hive.fees.policy import FeePolicyConfig, Fees
+from cl_hive.governance.budget import BudgetConfig
+from cl_hive.governance.common import InvalidOption
+from cl_hive.governance.queue import GovernanceConfig
 from governance_testkit import OptionHive
 
 BUDGET_DEFAULTS = dict(daily_budget_sats=10_000_000, budget_reserve_pct=20, budget_max_per_channel_pct=50,

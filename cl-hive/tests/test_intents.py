@@ -6,10 +6,10 @@ import time
 import pytest
 from fleet_testkit import form_hive
 
-from cl_hive import formats
-from cl_hive.context import BadState, NotAllowed
-from cl_hive.ingress import Reject
-from cl_hive.intents import MAX_REMOTE
+from cl_hive.intents.locks import MAX_REMOTE
+from cl_hive.protocol import formats
+from cl_hive.protocol.context import BadState, NotAllowed
+from cl_hive.protocol.ingress import Reject
 from libhive.errors import HiveError
 from libhive.rpcparams import InvalidParams
 from libhive.wire import MessageType

@@ -11,7 +11,7 @@ import hashlib
 
 from libhive.identity import pubkey_from_privkey, sign_with_key, verify
 
-from cl_hive import formats
+from cl_hive.protocol import formats
 
 A = "02" + "aa" * 32
 B = "03" + "bb" * 32

@@ -9,8 +9,8 @@ from fleet_testkit import SimNet, form_hive, signed_gossip
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cl_hive import formats
-from cl_hive.ingress import Inbound, Reject
+from cl_hive.protocol import formats
+from cl_hive.protocol.ingress import Inbound, Reject
 from libhive import wire
 from libhive.wire import MessageType
 

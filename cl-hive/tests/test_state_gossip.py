@@ -6,9 +6,9 @@ import time
 import pytest
 from fleet_testkit import form_hive, signed_gossip
 
-from cl_hive import gossip as gossip_mod
-from cl_hive.fleet_state import MAX_VERSION_JUMP
-from cl_hive.ingress import Reject
+from cl_hive.protocol.ingress import Reject
+from cl_hive.state import gossip as gossip_mod
+from cl_hive.state.fleet_state import MAX_VERSION_JUMP
 from libhive.wire import MessageType
 
 EXTERNAL = "02" + "11" * 32

@@ -6,9 +6,9 @@ import time
 import pytest
 from fleet_testkit import form_hive, signed_gossip
 
-from cl_hive import formats
-from cl_hive.gossip import read_snapshot
-from cl_hive.ingress import Reject
+from cl_hive.protocol import formats
+from cl_hive.protocol.ingress import Reject
+from cl_hive.state.gossip import read_snapshot
 from libhive.wire import MessageType
 
 FAKE = "03" + "77" * 32

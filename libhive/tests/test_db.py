@@ -678,3 +678,35 @@ def test_restore_refuses_foreign_tables(populated: tuple[Database, Path, list[st
     with pytest.raises(SchemaError, match="nostr_state"):
         db.restore(tampered)
     _assert_untouched(db, expected)
+
+
+def test_after_commit_runs_once_committed_never_on_rollback(hive: Database) -> None:
+    ran: list[str] = []
+    with hive.write() as conn:
+        conn.execute("INSERT INTO hive_members VALUES ('a', 'member', 1)")
+        hive.after_commit(lambda: ran.append(f"saw {member_ids(hive)}"))
+        assert ran == []                               # not before the commit
+    assert ran == ["saw ['a']"]
+    with pytest.raises(RuntimeError):
+        with hive.write():
+            hive.after_commit(lambda: ran.append("rolled back"))
+            raise RuntimeError("boom")
+    with hive.write():
+        with pytest.raises(ValueError):
+            with hive.write():
+                hive.after_commit(lambda: ran.append("savepoint rolled back"))
+                raise ValueError
+        hive.after_commit(lambda: ran.append("outer"))
+    hive.after_commit(lambda: ran.append("outside a transaction: at once"))
+    assert ran == ["saw ['a']", "outer", "outside a transaction: at once"]
+
+
+def test_after_commit_from_another_thread_does_not_join_our_transaction(hive: Database) -> None:
+    ran: list[str] = []
+    with hive.write():
+        t = threading.Thread(target=lambda: hive.after_commit(lambda: ran.append("other thread")))
+        t.start()
+        t.join(0.2)
+        assert ran == []              # it waits for the lock, then runs at once: it is not part of ours
+    t.join(5)
+    assert ran == ["other thread"]

@@ -10,7 +10,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from sqlite_utils import Migrations
+from libhive.migrations import Migrations
 
 from libhive import contracts
 from libhive.bootstrap import HivePlugin

@@ -15,8 +15,9 @@ from pyln.client import LightningRpc
 from hive_devnet.fleet import wait_for
 from hive_devnet.network import Network
 from hive_devnet.node import Node
+from hive_devnet.shared import shared_path
 
-TRANSCRIPTS = Path(os.environ.get("HIVE_CLN_TRANSCRIPTS", "/work/shared/reference/cln-transcripts"))
+TRANSCRIPTS = Path(os.environ.get("HIVE_CLN_TRANSCRIPTS") or shared_path("reference", "cln-transcripts"))
 PLUGIN_SOURCES = Path(__file__).parent / "plugins"
 # installed name -> source file (recorder.py and clash.py take their behaviour from their file name)
 PLUGIN_COPIES = {"rec1.py": "recorder.py", "rec2.py": "recorder.py", "rec3.py": "recorder.py",

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import coincurve
 
 from hive_devnet.ledger import Ledger
+from hive_devnet.shared import shared_path
 
-TRANSCRIPTS = Path("/work/shared/reference/cln-transcripts")
+TRANSCRIPTS = shared_path("reference", "cln-transcripts")
 
 
 def transcript(label: str, node: str | None = None, index: int = 0) -> dict:

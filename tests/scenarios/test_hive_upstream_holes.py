@@ -89,7 +89,7 @@ def test_f10_admission_needs_a_ticket_the_hive_issued(fleet, spy_path):
     hello = {"pubkey": attacker.node_id, "protocol_version": 1, "supported_versions": [1, 2]}
     send(attacker, admin, MessageType.HELLO, hello)
     # a ticket the attacker signed itself, naming itself as issuer
-    from cl_hive import formats
+    from cl_hive.protocol import formats
     now = int(time.time())
     t = {"admin_pubkey": attacker.node_id, "hive_id": status(admin)["hive_id"], "requirements": 0,
          "issued_at": now, "expires_at": now + 3600, "initial_tier": "neophyte"}
@@ -123,7 +123,7 @@ def test_f8_ban_proposal_type_cannot_be_flipped(fleet):
     join(fleet, b, a)
     promote(b, a)
     wait_for(lambda: tier_of(a, b) == "member", what="b member at a")
-    from cl_hive import formats
+    from cl_hive.protocol import formats
     pid, ts, reason = secrets.token_hex(16), int(time.time()), "gaming"
     base = {"proposal_id": pid, "target_peer_id": a.node_id, "proposer_peer_id": b.node_id, "reason": reason,
             "timestamp": ts, "signature": sign(b, formats.ban_proposal_signing(pid, a.node_id, ts, reason))}

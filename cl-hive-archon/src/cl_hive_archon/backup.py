@@ -39,8 +39,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from libhive import contracts
 from libhive.db import backup_readonly, inspect_backup, open_readonly, vet_database_place
 from libhive.errors import HiveError, StorageError, quote
@@ -83,6 +81,7 @@ def seal(key: bytes, header: dict[str, Any], payload: bytes) -> bytes:
     header_bytes = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
     nonce = os.urandom(12)
     aad = MAGIC + header_bytes
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM    # on first use: cryptography is large
     return MAGIC + struct.pack(">I", len(header_bytes)) + header_bytes + nonce + AESGCM(key).encrypt(nonce, payload,
                                                                                                      aad)
 
@@ -94,6 +93,8 @@ def unseal(key: bytes, blob: bytes) -> tuple[dict[str, Any], bytes]:
     start = len(MAGIC) + 4
     header_bytes = blob[start:start + length]
     nonce, sealed = blob[start + length:start + length + 12], blob[start + length + 12:]
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
     try:
         payload = AESGCM(key).decrypt(nonce, sealed, MAGIC + header_bytes)
         header = json.loads(header_bytes)

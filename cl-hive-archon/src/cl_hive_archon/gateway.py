@@ -12,13 +12,15 @@ import ipaddress
 import json
 import socket
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import quote, urlsplit
 
-import httpx
 from libhive.errors import quote as shown
 
 from .errors import GatewayError
+
+if TYPE_CHECKING:
+    import httpx
 
 TRANSIENT_STATUS = frozenset({408, 425, 429, 502, 503, 504})
 MAX_RESPONSE_BYTES = 8 * 1024 * 1024
@@ -70,11 +72,19 @@ class Gatekeeper:
         self.allow_private = allow_private
         self._resolver = resolver
         self._user_agent = user_agent
-        self._client = httpx.Client(timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
-                                    follow_redirects=False, trust_env=False)
+        self._timeout = timeout
+        self._http: httpx.Client | None = None       # made at the first request: httpx costs memory at start
+
+    def _client(self) -> httpx.Client:
+        if self._http is None:
+            import httpx
+            self._http = httpx.Client(timeout=httpx.Timeout(self._timeout, connect=min(self._timeout, 5.0)),
+                                      follow_redirects=False, trust_env=False)
+        return self._http
 
     def close(self) -> None:
-        self._client.close()
+        if self._http is not None:
+            self._http.close()
 
     # ---- transport --------------------------------------------------------------------------------
     def _pinned_address(self) -> str:
@@ -104,8 +114,9 @@ class Gatekeeper:
             headers["Content-Type"] = content_type
         url = f"{t.scheme}://{host_in_url}:{t.port}{t.prefix}{path}"
         extensions = {"sni_hostname": t.host} if t.scheme == "https" else {}
+        import httpx
         try:
-            with self._client.stream(method, url, content=body, headers=headers, params=params,
+            with self._client().stream(method, url, content=body, headers=headers, params=params,
                                      extensions=extensions) as response:
                 if response.is_redirect or 300 <= response.status_code < 400:
                     raise GatewayError(f"gatekeeper answered {response.status_code} (a redirect); not followed",

@@ -13,8 +13,6 @@ import os
 import struct
 from typing import Any
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from .codec import b64url_decode, b64url_encode
 from .keys import SigningKey, jwk_to_public_key, public_jwk
@@ -42,6 +40,7 @@ def encrypt(recipient_jwk: dict[str, Any], plaintext: bytes) -> str:
     header_b64 = b64url_encode(json.dumps(header, separators=(",", ":")).encode())
     cek = concat_kdf(ephemeral.ecdh_x(recipient))
     iv = os.urandom(12)
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM    # on first use: cryptography is large
     sealed = AESGCM(cek).encrypt(iv, plaintext, header_b64.encode("ascii"))
     return ".".join([header_b64, "", b64url_encode(iv), b64url_encode(sealed[:-16]), b64url_encode(sealed[-16:])])
 
@@ -64,6 +63,8 @@ def decrypt(key: SigningKey, compact: str) -> bytes:
         raise JweError(f"malformed JWE: {exc}") from None
     if len(iv) != 12 or len(tag) != 16:
         raise JweError("malformed JWE: iv or tag length")
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
     try:
         return AESGCM(concat_kdf(key.ecdh_x(epk))).decrypt(iv, ciphertext + tag, header_b64.encode("ascii"))
     except InvalidTag:

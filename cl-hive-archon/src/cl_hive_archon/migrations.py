@@ -2,7 +2,7 @@
 
 No table holds key material: the DID key and the backup key are re-derived with CLN ``makesecret``.
 """
-from sqlite_utils import Migrations
+from libhive.migrations import Migrations
 
 migrations = Migrations("cl-hive-archon")
 

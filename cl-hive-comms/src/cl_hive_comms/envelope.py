@@ -35,7 +35,7 @@ MAX_ENVELOPE_BYTES = 64 * 1024
 
 
 class Envelope(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", strict=True, frozen=True)
     v: int = Field(ge=VERSION, le=VERSION)
     sender: str = Field(pattern=r"^[0-9a-f]{64}$")
     recipient: str = Field(pattern=r"^([0-9a-f]{64}|0[23][0-9a-f]{64})$")

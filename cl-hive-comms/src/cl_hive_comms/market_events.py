@@ -33,7 +33,7 @@ M = TypeVar("M", bound=BaseModel)
 
 
 class Content(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", strict=True, frozen=True)
 
 
 def parse_event(event: VerifiedEvent, kind: int, model: type[M]) -> tuple[str, str, M]:

@@ -1,5 +1,5 @@
 """cl-hive-comms's schema: forward-only migrations, recorded in its own database (see libhive.db)."""
-from sqlite_utils import Migrations
+from libhive.migrations import Migrations
 
 migrations = Migrations("cl-hive-comms")
 

@@ -33,14 +33,14 @@ METHOD = r"^[a-z][a-z0-9_-]{0,63}$"
 
 
 class ExtraMethod(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", strict=True, frozen=True)
     group: Literal["monitor", "fees", "invoices", "peers", "channels", "payments", "hive"]
     danger: int = Field(ge=1, le=10)
     params: list[str] = Field(default_factory=list, max_length=32)
 
 
 class Overrides(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", strict=True, frozen=True)
     max_danger: int | None = Field(default=None, ge=0, le=10)
     confirm_above: int | None = Field(default=None, ge=0, le=10)
     blocked_methods: list[str] = Field(default_factory=list, max_length=256)

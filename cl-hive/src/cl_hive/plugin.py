@@ -6,22 +6,18 @@ from typing import Any
 from libhive import contracts
 from libhive.bootstrap import HivePlugin, main_for
 
-from . import __version__, fleet, handshake, intents, membership
-from .context import Context
-from .ingress import Ingress
-from .members import MemberStore
+from . import __version__, coordination, fees, governance, intents, membership, state
+from .membership import MemberStore
 from .migrations import migrations
-from .outbox import Outbox
-from .transport import Transport
+from .protocol import Context, Ingress, Outbox, Transport
 
 hive = HivePlugin("cl-hive", __version__, migrations, status_method="hive-status", option_prefix="hive")
 hive.implements("hive_protocol", "nostr_transport", "did_credentials")
 _transport = Transport(hive)
 ctx = Context(hive=hive, members=MemberStore(lambda: hive.db, lambda: ctx.me), ingress=Ingress(hive),
               outbox=Outbox(hive, _transport), transport=_transport)
-handshakes = handshake.register(ctx)
-members = membership.register(ctx)
-fleet_sync = fleet.register(ctx, members)
+hive_membership = membership.register(ctx)        # handshake, then promotion / leave / bans
+fleet_state = state.register(ctx, hive_membership.lifecycle)
 intent_locks = intents.register(ctx)
 
 
@@ -60,14 +56,14 @@ def _hive_fields() -> dict[str, Any]:
             "hive": {"hive_id": ctx.hive_id, "tier": ctx.members.our_tier(),
                      "members": ctx.members.count(("member",)), "neophytes": ctx.members.count(("neophyte",)),
                      "outbox": ctx.outbox.summary(), "ingress": dict(ctx.ingress.stats),
-                     "handshakes": handshakes.pending()}}
+                     "handshakes": hive_membership.handshake.pending()}}
 
 
-# governance wiring (governance, budget, fee policy, cl-revenue-ops methods register here)
-from .governance_wiring import register_all as _register_governance  # noqa: E402
-
-governance = _register_governance(hive, ctx.members)   # governance.governance.propose(...) / .register_executor(...)
-intent_locks.use_governance(governance.governance)   # committed channel_open intents -> propose()
+# local to the node (no wire messages): governance, the hive fee policy, the methods cl-revenue-ops calls
+hive_governance = governance.register(hive, ctx.members)   # .queue.propose(...) / .queue.register_executor(...)
+fee_policy = fees.register(hive, ctx.members, hive_governance.audit)
+revenue_ops = coordination.register(hive, ctx.members, fee_policy)
+intent_locks.use_governance(hive_governance.queue)   # committed channel_open intents -> propose()
 
 main = main_for(hive)
 

@@ -19,9 +19,13 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from pyln.client import Plugin
-from pyln.client.plugin import MethodType, Request, RequestState
-from sqlite_utils import Migrations
+from libhive.migrations import Migrations
+
+from .pyln_client import load as _load_pyln_client
+
+_load_pyln_client()          # pyln-client without its gossip-map reader (17 MB, unused); see pyln_client.py
+from pyln.client import Plugin  # noqa: E402
+from pyln.client.plugin import MethodType, Request, RequestState  # noqa: E402
 
 from . import contracts, gating
 from .db import Database

@@ -42,7 +42,7 @@ class SiblingUnavailable(HiveError):
 
 
 class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", strict=True, frozen=True)
 
 
 # ---- shared result shapes --------------------------------------------------------------------------
@@ -60,7 +60,7 @@ class FeatureView(Model):
 
 class StatusResult(Model):
     """What every plugin's status method returns (``hive-status`` adds hive fields under ``hive``)."""
-    model_config = ConfigDict(extra="allow", strict=True, frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="allow", strict=True, frozen=True)
     plugin: Literal["cl-hive", "cl-hive-comms", "cl-hive-archon"]
     version: str
     node_id: str | None

@@ -31,22 +31,23 @@ before committing any transaction that changed the schema.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import sqlite3
 import stat
 import tempfile
 import threading
 import urllib.parse
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import sqlite_utils
-from sqlite_utils import Migrations
-
+from libhive.migrations import Migrations, as_sqlite_utils, names_of
 from libhive.errors import BackupError, OwnershipError, SchemaError, StorageError
 from libhive.schema import MIGRATIONS_TABLE, TablePolicy, fold, is_bookkeeping, owner_of, policy_for
+
+_log = logging.getLogger("libhive.db")
 
 DEFAULT_BUSY_TIMEOUT = 5.0
 FILE_MODE = 0o600
@@ -178,15 +179,6 @@ def _check_identity(contents: _Contents, plugin: str, known: Sequence[str], wher
             f"{where} was migrated by a newer version of {plugin} (unknown migrations: "
             f"{', '.join(unknown)}); refusing to run older code on it"
         )
-
-
-def _known_migrations(migrations: Migrations) -> list[Any]:
-    """All migrations of a set, in order, via public API only (all are pending on an empty db)."""
-    scratch = sqlite_utils.Database(memory=True, execute_plugins=False)
-    try:
-        return migrations.pending(scratch)
-    finally:
-        scratch.close()
 
 
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -424,10 +416,12 @@ class Database:
         self._path = path
         self._policy = policy
         self._migrations = migrations
-        self._known = _known_migrations(migrations)
+        self._known = names_of(migrations)
         self._lock = threading.RLock()
         self._guard = _OwnershipGuard(policy)
         self._depth = 0  # nesting of write() blocks on the lock-holding thread
+        self._owner: int | None = None  # thread id inside write(), while _depth > 0
+        self._after_commit: list[Callable[[], None]] = []
         self._tables: frozenset[str] = frozenset()  # tables as of _tables_cookie
         self._tables_cookie: int | None = None
         conn.set_authorizer(self._guard)
@@ -452,7 +446,7 @@ class Database:
         if migrations.name != plugin:
             raise ValueError(f"migration set {migrations.name!r} must be named after its plugin {plugin!r}")
         absolute = os.path.abspath(os.fspath(path))
-        vet_database_path(absolute, plugin, [m.name for m in _known_migrations(migrations)])
+        vet_database_path(absolute, plugin, names_of(migrations))
         _create_private_file(absolute)
         _tighten_sidecars(absolute)
         conn = sqlite3.connect(absolute, timeout=busy_timeout, check_same_thread=False, isolation_level=None)
@@ -558,7 +552,8 @@ class Database:
             except sqlite3.OperationalError as exc:
                 conn.execute("PRAGMA query_only = ON")
                 raise StorageError(f"cannot start a write transaction on {self._path}: {exc}") from exc
-            self._depth = 1
+            self._depth, self._owner = 1, threading.get_ident()
+            committed: list[Callable[[], None]] = []
             try:
                 cookie = self._refresh_tables(conn)
                 yield conn
@@ -566,6 +561,7 @@ class Database:
                     raise StorageError("the write transaction was ended inside write(); use the block's exit instead")
                 tables = self._check_new_tables(conn, cookie)
                 conn.execute("COMMIT")
+                committed = self._after_commit
                 if tables is not None:
                     self._tables, self._tables_cookie = tables
             except BaseException as exc:
@@ -576,16 +572,39 @@ class Database:
                     raise
                 raise mapped from exc
             finally:
-                self._depth = 0
+                self._depth, self._owner, self._after_commit = 0, None, []
                 conn.execute("PRAGMA query_only = ON")
+        self._run_after_commit(committed)
+
+    def after_commit(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` once the enclosing write transaction has committed (never if it rolls back), outside
+        the database lock; right away when this thread is not inside :meth:`write`.
+
+        For side effects that must not be seen before the state they announce is durable: acknowledging a
+        message, notifying listeners, sending follow-ups."""
+        with self._lock:
+            if self._depth and self._owner == threading.get_ident():
+                self._after_commit.append(fn)
+                return
+        self._run_after_commit([fn])
+
+    @staticmethod
+    def _run_after_commit(callbacks: list[Callable[[], None]]) -> None:
+        for fn in callbacks:
+            try:
+                fn()
+            except Exception:
+                _log.exception("after-commit callback failed")
 
     def _savepoint(self, conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         name = f"libhive_sp{self._depth}"
         conn.execute(f"SAVEPOINT {name}")
         self._depth += 1
+        pending = len(self._after_commit)
         try:
             yield conn
         except BaseException as exc:
+            del self._after_commit[pending:]   # what the rolled-back part registered never happens
             if conn.in_transaction:
                 conn.execute(f"ROLLBACK TO {name}")
                 conn.execute(f"RELEASE {name}")
@@ -682,10 +701,10 @@ class Database:
         return any(os.path.exists(path) and os.path.exists(c) and os.path.samefile(path, c) for c in candidates)
 
     def _check_identity(self, conn: sqlite3.Connection, where: str) -> None:
-        _check_identity(_contents(conn), self.plugin, [m.name for m in self._known], where)
+        _check_identity(_contents(conn), self.plugin, self._known, where)
 
     def _check_candidate(self, contents: _Contents, where: str) -> None:
-        _check_identity(contents, self.plugin, [m.name for m in self._known], where)
+        _check_identity(contents, self.plugin, self._known, where)
         if not contents.has_migrations_table or (self._known and not contents.sets.get(self.plugin)):
             raise SchemaError(f"{where} is not a {self.plugin} database (no {self.plugin} migrations recorded)")
         foreign = sorted(t for t in contents.tables if not is_bookkeeping(t) and not self._policy.allows(t))
@@ -695,26 +714,32 @@ class Database:
     def _migrate(self) -> None:
         """Apply pending migrations one per BEGIN IMMEDIATE transaction.
 
-        sqlite-utils runs each migration in ``db.atomic()``, which becomes a
-        savepoint inside our transaction, so every migration also runs under
-        the ownership authorizer and the rename check.  One transaction per
-        migration keeps earlier successes when a later one fails.
+        Nothing pending (the usual restart) is decided with sqlite3 alone; sqlite-utils is loaded only when a
+        migration has to run.  sqlite-utils runs each migration in ``db.atomic()``, which becomes a savepoint
+        inside our transaction, so every migration also runs under the ownership authorizer and the rename
+        check.  One transaction per migration keeps earlier successes when a later one fails.
         """
+        with self._lock:
+            applied = set(_contents(self._live()).sets.get(self.plugin, ()))
+        if all(name in applied for name in self._known):
+            return
+        import sqlite_utils
+        migrations = as_sqlite_utils(self._migrations)
         utils_db = sqlite_utils.Database(self._live(), recursive_triggers=False, execute_plugins=False)
         with self.write():
-            self._migrations.ensure_migrations_table(utils_db)
+            migrations.ensure_migrations_table(utils_db)
         while True:
             with self.write():
-                pending = self._migrations.pending(utils_db)
+                pending = migrations.pending(utils_db)
                 if not pending:
                     return
                 later = [m.name for m in pending[1:]]
                 if pending[0].transactional:
-                    self._migrations.apply(utils_db, stop_before=later)
+                    migrations.apply(utils_db, stop_before=later)
                     continue
-            self._apply_outside_transaction(utils_db, later)
+            self._apply_outside_transaction(migrations, utils_db, later)
 
-    def _apply_outside_transaction(self, utils_db: sqlite_utils.Database, later: list[str]) -> None:
+    def _apply_outside_transaction(self, migrations: Any, utils_db: Any, later: list[str]) -> None:
         """transactional=False migrations (e.g. VACUUM) cannot run in BEGIN IMMEDIATE."""
         with self._lock:
             conn = self._live()
@@ -722,7 +747,7 @@ class Database:
             conn.execute("PRAGMA query_only = OFF")
             try:
                 cookie = self._refresh_tables(conn)
-                self._migrations.apply(utils_db, stop_before=later)
+                migrations.apply(utils_db, stop_before=later)
                 tables = self._check_new_tables(conn, cookie)  # cannot roll back, but must not pass silently
                 if tables is not None:
                     self._tables, self._tables_cookie = tables

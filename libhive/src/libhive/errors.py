@@ -16,7 +16,7 @@ Code ranges (keep this table current when adding a family):
             off, 1803 gatekeeper, 1804 not found, 1805 verification failed, 1806 comms
             unavailable (degraded), 1807 backup/restore refused, 1808 not allowed,
             1809 operation too large for the gatekeeper
-2000-2099   cl-hive membership (cl_hive/context.py, handshake.py): 2001 not allowed for
+2000-2099   cl-hive membership (cl_hive/protocol/context.py, membership/handshake.py): 2001 not allowed for
             this node's tier, 2002 bad state, 2003 hive full, 2004 invalid ticket
 1900-1949   cl-hive-comms transport half (cl_hive_comms/transport_errors.py): 1900 general,
             1901 not ready, 1902 relay unavailable, 1903 publish rejected, 1904 unknown
@@ -31,7 +31,7 @@ Code ranges (keep this table current when adding a family):
             1964 unsupported target, 1970 L402, 1975 mint, 1976 Cashu token,
             1977 insufficient ecash, 1980 receipt signing, 1985 marketplace,
             1986 transport unavailable
-2100-2199   cl-hive governance, budget and fee policy (cl_hive/governance_common.py)
+2100-2199   cl-hive governance, budget and fee policy (cl_hive/governance/common.py)
 -32602      bad RPC parameters (JSON-RPC's own code; rpcparams.py)
 -32603      internal error in a handler (bootstrap.py; details go to the log)
 ==========  =====================================================

@@ -24,7 +24,7 @@ class InvalidParams(HiveError):
 
 class Params(BaseModel):
     """Base for RPC parameter models: strict types, unknown fields refused, immutable."""
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", strict=True, frozen=True)
 
 
 class ActionParams(Params):

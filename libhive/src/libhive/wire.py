@@ -292,6 +292,8 @@ def _check_depth(text: str) -> None:
     is inside a string and skips the character after a backslash there.
     Malformed input is left for the JSON parser to reject.
     """
+    if text.count("{") + text.count("[") <= MAX_DEPTH:
+        return                     # fewer openers than the limit (counted in C): the scan cannot fail
     depth = 0
     in_string = False
     skip_to = -1
@@ -368,7 +370,8 @@ def _decode(data: Any) -> Envelope:
         raise WireError("bad_version", "unsupported envelope version")
     if not isinstance(payload, dict):
         raise WireError("bad_payload", "payload is not a JSON object")
-    _check_strings(payload)
+    if "\\u" in text:             # strict UTF-8 decoding already excludes surrogates; only \u escapes add them
+        _check_strings(payload)
     return Envelope(type=msg_type, version=version, payload=payload)
 
 

@@ -13,15 +13,15 @@ import re
 import struct
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import urlsplit
-
-import httpx
-from pymacaroons import Macaroon
 
 from libhive.db import Database
 
 from ..client_errors import L402Error, UnsupportedTarget
+
+if TYPE_CHECKING:
+    import httpx
 
 MAX_BODY = 256 * 1024
 _PARAM = re.compile(r'\s*([A-Za-z]+)\s*=\s*"([^"]*)"\s*,?')
@@ -84,6 +84,7 @@ def parse_challenge(header: str | None) -> Challenge:
 
 def macaroon_payment_hash(mac: str) -> str | None:
     """The payment hash in an aperture-style macaroon identifier (u16 version 0 | hash | token id), if any."""
+    from pymacaroons import Macaroon          # with the first L402 payment, not at the plugin's start
     try:
         raw = base64.urlsafe_b64decode(mac.replace("+", "-").replace("/", "_") + "=" * (-len(mac) % 4))
         ident = Macaroon.deserialize(base64.b64encode(raw).decode()).identifier_bytes
@@ -115,6 +116,7 @@ class L402Client:
 
     def request(self, method: str, url: str, body: str | None, token: Token | None) -> httpx.Response:
         headers = {"Authorization": token.header()} if token else {}
+        import httpx                              # with the first L402 request, not at the plugin's start
         try:
             with httpx.Client(timeout=self._timeout(), follow_redirects=False, transport=self._transport) as client:
                 with client.stream(method, url, headers=headers, content=body) as resp:

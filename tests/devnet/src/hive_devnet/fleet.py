@@ -19,7 +19,9 @@ from typing import Any, Callable, Iterable
 from pyln.client import LightningRpc
 
 HIVE_PLUGINS = ("cl-hive", "cl-hive-comms", "cl-hive-archon")
-REAL_NODE_SKIP_REASON = "real-node scenarios need lightningd and bitcoind on PATH (not installable here)"
+REAL_NODE_SKIP_REASON = ("real-node variants need lightningd and bitcoind: put the prebuilt binaries in "
+                         "../shared/realln (or set HIVE_REALLN=/path) and use ./dev.sh test, or put lightningd "
+                         "and bitcoind on PATH with RUST=0")
 
 
 def plugin_path(name: str) -> str:

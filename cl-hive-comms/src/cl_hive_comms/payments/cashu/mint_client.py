@@ -3,11 +3,12 @@ here; the wallet decides what the answers mean.  Every failure is a MintError (1
 detail when it sent one, so a mint that is down, slow or refusing is a clear error, never a hang."""
 from __future__ import annotations
 
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from ...client_errors import MintError
+
+if TYPE_CHECKING:
+    import httpx
 
 MAX_RESPONSE_BYTES = 2 * 1024 * 1024
 
@@ -18,6 +19,7 @@ class MintOutcomeUnknown(MintError):
 
 class MintClient:
     def __init__(self, url: str, timeout: float, transport: httpx.BaseTransport | None = None) -> None:
+        import httpx                  # imported with the first mint client, not at the plugin's start
         self.url = url.rstrip("/")
         self._client = httpx.Client(timeout=timeout, follow_redirects=False, transport=transport)
 
@@ -31,6 +33,7 @@ class MintClient:
         self.close()
 
     def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        import httpx
         try:
             resp = self._client.request(method, self.url + path, json=body)
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:

@@ -20,9 +20,8 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-import httpx
 from coincurve import PublicKey
 
 from libhive.db import Database
@@ -30,6 +29,9 @@ from libhive.db import Database
 from ...client_errors import CashuTokenError, InsufficientFunds, MintError
 from . import bdhke, tokens
 from .mint_client import MintClient, MintOutcomeUnknown
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger("cl-hive-comms.cashu")
 UNIT = "sat"

@@ -68,11 +68,14 @@ class MemberStore:
         self._listeners.append(listener)
 
     def _notify(self, node_id: str, old: str | None, new: str | None, event: str) -> None:
-        for listener in self._listeners:
-            try:
-                listener(node_id, old, new, event)
-            except Exception:
-                log.exception("member change listener failed")
+        """Listeners hear of a change once it is committed (inside a caller's transaction: after it)."""
+        def run() -> None:
+            for listener in self._listeners:
+                try:
+                    listener(node_id, old, new, event)
+                except Exception:
+                    log.exception("member change listener failed")
+        self.db.after_commit(run)
 
     def add(self, node_id: str, tier: str, via: str, addresses: list[str] | None = None) -> bool:
         """Insert a new member; False if already present or banned (never re-admits a banned node)."""

@@ -26,9 +26,8 @@ from libhive.amounts import msat_or_zero
 from libhive.db import Database
 from libhive.rpcparams import Params, validate
 
-from . import migrations_governance  # noqa: F401  (registers the tables)
-from .audit import AuditLog
-from .governance_common import InvalidOption, int_option, now
+from ..governance.audit import AuditLog
+from ..governance.common import InvalidOption, int_option, now
 from .revenue_policy_bridge import RevenuePolicyBridge, strategy_for
 
 RESCAN_SECONDS = 300.0

@@ -13,8 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from libhive.rpcparams import describe
 
 from .budget import Budget
-from .governance import Governance
-from .governance_common import (
+from .common import (
     CHANNEL_ID_RE,
     NODE_ID_RE,
     SCID_RE,
@@ -23,6 +22,7 @@ from .governance_common import (
     InvalidAction,
     PeerUnreachable,
 )
+from .queue import Governance
 
 # a channel in one of these states already exists (or is being opened) with the peer
 LIVE_STATES = ("OPENINGD", "CHANNELD_AWAITING_LOCKIN", "CHANNELD_NORMAL", "DUALOPEND_OPEN_INIT",
@@ -31,7 +31,7 @@ LIVE_STATES = ("OPENINGD", "CHANNELD_AWAITING_LOCKIN", "CHANNELD_NORMAL", "DUALO
 
 
 class _Payload(BaseModel):
-    model_config = ConfigDict(extra="allow", strict=True)
+    model_config = ConfigDict(defer_build=True, extra="allow", strict=True)
 
 
 class OpenPayload(_Payload):

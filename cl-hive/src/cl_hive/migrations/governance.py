@@ -1,11 +1,8 @@
-"""Tables of governance, budget, audit, fee policy and the cl-revenue-ops methods, on cl-hive's one migration set.
-
-Imported by the modules that use them, so the migrations are registered (after cl_hive.migrations' own) before
-the plugin opens its database at init.  Forward-only: never edit one of these once shipped; add m1NN_... instead.
-"""
+"""Tables of governance, budget and audit (``governance/``), the hive fee policy (``fees/``) and the cl-revenue-ops
+methods (``coordination/``)."""
 from __future__ import annotations
 
-from .migrations import migrations
+from . import migrations  # the one set, defined in __init__ before this module is imported
 
 
 @migrations()

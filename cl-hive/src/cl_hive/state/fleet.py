@@ -11,11 +11,11 @@ from typing import Any
 
 from libhive.wire import MessageType
 
+from ..membership.lifecycle import Membership
+from ..protocol.context import Context
 from .anti_entropy import AntiEntropy
-from .context import Context
 from .fleet_state import StateStore
 from .gossip import DEFAULT_INTERVAL, Gossip
-from .membership import Membership
 
 
 @dataclass

@@ -35,13 +35,13 @@ from typing import Any
 from libhive.identity import is_node_id
 from libhive.wire import MAX_MESSAGE_BYTES, MessageType
 
-from . import formats
-from .context import Context, check_fresh, check_signature
-from .fanout import reachable_members, send_each
+from ..membership.lifecycle import Membership
+from ..protocol import formats
+from ..protocol.context import Context, check_fresh, check_signature
+from ..protocol.fanout import reachable_members, send_each
+from ..protocol.ingress import Inbound, Reject
 from .fleet_state import MAX_HASH, StateStore, parse_state
 from .gossip import Gossip
-from .ingress import Inbound, Reject
-from .membership import Membership
 
 log = logging.getLogger("cl-hive")
 

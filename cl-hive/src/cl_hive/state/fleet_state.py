@@ -21,15 +21,14 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Callable
 
 from libhive.db import Database
 from libhive.identity import is_node_id, verify
 
-from . import formats
-from . import migrations_fleet  # noqa: F401  (registers the tables)
-from .ingress import Reject
+from ..protocol import formats
+from ..protocol.ingress import Reject
 
 MAX_VERSION = 2 ** 53 - 1
 MAX_VERSION_JUMP = 100_000
@@ -186,6 +185,7 @@ def version_acceptable(current: int | None, new: int) -> bool:
 
 # ---- storage ------------------------------------------------------------------------------------------
 _JSON_COLUMNS = ("fee_policy", "topology", "addresses", "capabilities")
+_FIELDS = fields(PeerState)
 
 
 class StateStore:
@@ -229,7 +229,7 @@ class StateStore:
 
 
 def _write(conn: Any, s: PeerState) -> None:
-    row = asdict(s)
+    row = {f.name: getattr(s, f.name) for f in _FIELDS}   # shallow: asdict's deep copies cost more than the write
     for col in _JSON_COLUMNS:
         row[col] = json.dumps(row[col])
     row["received_at"] = row["received_at"] or int(time.time())

@@ -1,11 +1,7 @@
-"""Tables of fleet state (signed gossip, anti-entropy) and intent locks, on cl-hive's one migration set.
-
-Imported by fleet_state.py and intents.py, so the migrations are registered before the plugin opens its database.
-Forward-only: never edit one of these once shipped; add a new m0NN_... instead.
-"""
+"""Tables of fleet state (signed gossip, anti-entropy; ``state/``) and intent locks (``intents/``)."""
 from __future__ import annotations
 
-from .migrations import migrations
+from . import migrations  # the one set, defined in __init__ before this module is imported
 
 
 @migrations()

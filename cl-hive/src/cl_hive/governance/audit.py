@@ -16,8 +16,7 @@ from pydantic import Field
 from libhive.db import Database
 from libhive.rpcparams import Params, validate
 
-from . import migrations_governance  # noqa: F401  (registers the tables)
-from .governance_common import dumps, loads, now
+from .common import dumps, loads, now
 
 RETENTION_DAYS = 365
 MAX_DETAILS_CHARS = 8000

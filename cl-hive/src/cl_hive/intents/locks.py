@@ -42,11 +42,10 @@ from libhive.rpcparams import Params, validate
 from libhive.wire import MessageType
 from pydantic import Field
 
-from . import formats
-from . import migrations_fleet  # noqa: F401  (registers the tables)
-from .context import BadState, Context, check_fresh, check_signature
-from .fanout import reachable_members, send_each
-from .ingress import Inbound, Reject
+from ..protocol import formats
+from ..protocol.context import BadState, Context, check_fresh, check_signature
+from ..protocol.fanout import reachable_members, send_each
+from ..protocol.ingress import Inbound, Reject
 
 log = logging.getLogger("cl-hive")
 
@@ -65,7 +64,7 @@ ABORT_REASON = "tie_breaker_loss"
 
 
 class ActionProposer(Protocol):
-    """What intents need from governance (cl_hive/governance.py): queue or execute a typed action."""
+    """What intents need from governance (cl_hive/governance/queue.py): queue or execute a typed action."""
 
     def propose(self, action_type: str, payload: dict[str, Any], reason: str) -> Any: ...
 

@@ -6,16 +6,18 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from libhive.bootstrap import HivePlugin
 from libhive.errors import HiveError
 from libhive.identity import NodeIdentity, verify
 
 from .ingress import Ingress, Reject
-from .members import MemberStore
 from .outbox import Outbox
 from .transport import Transport
+
+if TYPE_CHECKING:      # the roster lives in membership/, which builds on this module
+    from ..membership.members import MemberStore
 
 MAX_FUTURE_SKEW = 300          # seconds a peer's clock may run ahead
 

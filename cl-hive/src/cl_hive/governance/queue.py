@@ -23,10 +23,9 @@ from libhive.db import Database
 from libhive.errors import HiveError, quote
 from libhive.rpcparams import InvalidParams, Params, validate
 
-from . import migrations_governance  # noqa: F401  (registers the tables)
 from .audit import AuditLog
 from .budget import Budget
-from .governance_common import (
+from .common import (
     ActionExpired,
     ActionNotFound,
     ActionNotPending,
@@ -450,7 +449,7 @@ def action_target(value: int | str) -> int | str:
 
 
 def require_member(members: Any, what: str) -> None:
-    from .context import NotAllowed      # the lead's permission error (2001), shared by every module
+    from ..protocol.context import NotAllowed      # the lead's permission error (2001), shared by every module
     tier = members.our_tier()
     if tier != "member":
         raise NotAllowed(f"only a hive member may {what} (this node is {tier or 'not in a hive'})")

@@ -42,7 +42,7 @@ class Outbox:
                 conn.execute("INSERT OR IGNORE INTO hive_outbox (msg_id, peer_id, msg_type, payload, created_at, "
                              "next_attempt_at, attempts, status) VALUES (?, ?, ?, ?, ?, ?, 0, 'pending')",
                              (msg_id, peer, msg_type, json.dumps(payload), now, now))
-        self.hive.workers.submit(self.run_due)
+            self.hive.db.after_commit(lambda: self.hive.workers.submit(self.run_due))
 
     def ack(self, peer_id: str, msg_id: str, status: str) -> bool:
         with self.hive.db.write() as conn:

@@ -1,11 +1,7 @@
-"""cl-hive's schema: forward-only migrations, recorded in its own database (see libhive.db).
-
-Other cl-hive modules register further migrations on this same set (e.g. migrations_governance.py); names are
-unique and ordered, and a shipped migration is never edited.
+"""cl-hive's base tables: node metadata, the roster (members, bans, invites), the protocol's dedup records and
+durable outbox, promotion requests, vouches, ban proposals and votes, admission certificates.
 """
-from sqlite_utils import Migrations
-
-migrations = Migrations("cl-hive")
+from . import migrations  # the one set, defined in __init__ before this module is imported
 
 
 @migrations()

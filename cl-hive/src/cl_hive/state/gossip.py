@@ -39,10 +39,10 @@ from libhive.amounts import AmountError, msat_or_zero
 from libhive.identity import is_node_id
 from libhive.wire import MessageType
 
-from .context import Context, check_fresh, check_signature
-from .fanout import reachable_members, send_each
+from ..protocol.context import Context, check_fresh, check_signature
+from ..protocol.fanout import reachable_members, send_each
+from ..protocol.ingress import Inbound, Reject
 from .fleet_state import MAX_FEE_VALUE, MAX_HASH, MAX_TOPOLOGY, PeerState, StateStore, parse_addresses, parse_state
-from .ingress import Inbound, Reject
 
 log = logging.getLogger("cl-hive")
 

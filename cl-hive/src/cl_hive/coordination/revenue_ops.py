@@ -27,9 +27,8 @@ from pydantic import Field
 from libhive.db import Database
 from libhive.rpcparams import Params, validate
 
-from . import migrations_governance  # noqa: F401  (registers the tables)
-from .fee_policy import FeePolicy
-from .governance_common import dumps, loads, now
+from ..fees.policy import FeePolicy
+from ..governance.common import dumps, loads, now
 
 EVENT_RETENTION_DAYS = 180
 BLOCKS_PER_DAY = 144

@@ -22,9 +22,10 @@ from libhive.rpcparams import Params, validate
 from libhive.wire import PROTOCOL_VERSION, SUPPORTED_VERSIONS, MessageType
 from pydantic import Field
 
-from . import __version__, formats
-from .context import BadState, Context, HiveFull, NotAllowed, check_signature
-from .ingress import Inbound, Reject
+from .. import __version__
+from ..protocol import formats
+from ..protocol.context import BadState, Context, HiveFull, NotAllowed, check_signature
+from ..protocol.ingress import Inbound, Reject
 
 HANDSHAKE_TTL = 600            # a pending join or challenge expires after this long
 MAX_PENDING = 100              # bounded: a HELLO flood cannot grow memory or evict real joins forever

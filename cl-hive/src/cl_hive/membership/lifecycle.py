@@ -11,16 +11,16 @@ from __future__ import annotations
 import re
 import secrets
 import time
-from typing import Any
+from typing import Any, Callable
 
 from libhive.rpcparams import Params, validate
 from libhive.wire import MessageType
 from pydantic import Field
 
-from . import formats
+from ..protocol import formats
+from ..protocol.context import BadState, Context, check_fresh, check_signature, quorum
+from ..protocol.ingress import Inbound, Reject
 from .credentials import CredentialTiers
-from .context import BadState, Context, check_fresh, check_signature, quorum
-from .ingress import Inbound, Reject
 
 NODE_ID = r"^0[23][0-9a-f]{64}$"
 REQUEST_ID = re.compile(r"^[0-9a-f]{8,64}$")
@@ -63,10 +63,18 @@ class Membership:
         self.ctx = ctx
 
     # ---- shared -----------------------------------------------------------------------------------
-    def _first_time(self, msg: Inbound, sender: str) -> bool:
-        """Record a verified message as seen and acknowledge it; False if it was a duplicate."""
+    def _accept(self, msg: Inbound, sender: str, apply: Callable[[], Any]) -> bool:
+        """Record a verified message as seen and ``apply`` it in one transaction, then acknowledge it.
+
+        The acknowledgement goes out only once both are durable, so a kill -9 in between can never lose a
+        message its sender was told we have; a duplicate is acknowledged again (the sender's outbox stops
+        retrying) and not applied.  Work that must not run inside the transaction (signing, sending) is
+        registered by ``apply`` with ``db.after_commit``.  False if it was a duplicate."""
         mid = msg_id(msg.env.type, msg.payload)
-        new = self.ctx.ingress.record_seen(mid, msg.env.type, sender)
+        with self.ctx.hive.db.write():
+            new = self.ctx.ingress.record_seen(mid, msg.env.type, sender)
+            if new:
+                apply()
         self._ack(msg.peer_id, mid)
         return new
 
@@ -118,10 +126,11 @@ class Membership:
         check_fresh(p.get("timestamp"), VOUCH_TTL, "PROMOTION_REQUEST")
         if self.ctx.members.tier(target) != "neophyte" or self.ctx.members.is_banned(target):
             raise Reject("PROMOTION_REQUEST from a node that is not a neophyte here")
-        if self._first_time(msg, target):
+        def apply() -> None:
             self._store_request(p)
             if self.ctx.hive.option("auto-vouch") and self.ctx.members.our_tier() == "member":
-                self.vouch(target)
+                self.ctx.hive.db.after_commit(lambda: self.vouch(target))
+        self._accept(msg, target, apply)
 
     def vouch(self, peer_id: str) -> dict[str, Any]:
         target = validate(PeerParams, peer_id=peer_id).peer_id
@@ -165,9 +174,10 @@ class Membership:
         v = self._verify_vouch(msg.payload)
         if self.ctx.members.tier(v["target_pubkey"]) != "neophyte":
             raise Reject("VOUCH for a node that is not a neophyte here")
-        if self._first_time(msg, v["voucher_pubkey"]):
+        def apply() -> None:
             self._store_vouch(v)
             self._maybe_promote(v["target_pubkey"], v["request_id"])
+        self._accept(msg, v["voucher_pubkey"], apply)
 
     def _valid_vouchers(self, target: str, request_id: str) -> list[dict[str, Any]]:
         rows = self.ctx.hive.db.query("SELECT * FROM hive_vouches WHERE target = ? AND request_id = ?",
@@ -203,10 +213,11 @@ class Membership:
             raise Reject("PROMOTION without a quorum of our members' vouches")
         if self.ctx.members.tier(target) != "neophyte":
             raise Reject("PROMOTION for a node that is not a neophyte here")
-        if self._first_time(msg, target):
+        def apply() -> None:
             for v in verified:
                 self._store_vouch(v)
             self.ctx.members.promote(target)
+        self._accept(msg, target, apply)
 
     # ---- leaving ----------------------------------------------------------------------------------
     def leave(self, reason: str | None = None) -> dict[str, Any]:
@@ -230,8 +241,7 @@ class Membership:
         check_signature(formats.leave_signing(who, ts, reason), p.get("signature"), who, "MEMBER_LEFT")
         if not self.ctx.members.is_in_hive(who):
             raise Reject("MEMBER_LEFT for a node not in the hive here")
-        if self._first_time(msg, who):
-            self.ctx.members.remove(who, "left")
+        self._accept(msg, who, lambda: self.ctx.members.remove(who, "left"))
 
     # ---- bans -------------------------------------------------------------------------------------
     def propose_ban(self, peer_id: str, reason: str) -> dict[str, Any]:
@@ -274,8 +284,7 @@ class Membership:
             raise Reject(f"BAN_PROPOSAL type {ptype!r} is not accepted (only standard majority bans)")
         if not self.ctx.members.is_member(proposer) or not self.ctx.members.is_in_hive(target):
             raise Reject("BAN_PROPOSAL from a non-member or against a node not in the hive")
-        if self._first_time(msg, proposer):
-            self._store_proposal({**p, "proposal_type": "standard", "timestamp": ts})
+        self._accept(msg, proposer, lambda: self._store_proposal({**p, "proposal_type": "standard", "timestamp": ts}))
 
     def vote_ban(self, proposal_id: str, vote: str) -> dict[str, Any]:
         p = validate(VoteParams, proposal_id=proposal_id, vote=vote)
@@ -311,9 +320,10 @@ class Membership:
         prop = self._proposal(pid)
         if prop is None or not self.ctx.members.is_member(voter) or voter == prop["target"]:
             raise Reject("BAN_VOTE for an unknown proposal or from a non-member")
-        if self._first_time(msg, voter):
+        def apply() -> None:
             self._store_vote({**p, "timestamp": ts})
             self._maybe_execute(pid)
+        self._accept(msg, voter, apply)
 
     def _maybe_execute(self, pid: str) -> bool:
         prop = self._proposal(pid)

@@ -15,8 +15,7 @@ from typing import Any, Callable
 
 from libhive.db import Database
 
-from . import migrations_governance  # noqa: F401  (registers the tables)
-from .governance_common import dumps, loads, now
+from ..governance.common import dumps, loads, now
 
 PLUGIN_NAME = "cl-revenue-ops"
 KEPT_FIELDS = ("strategy", "rebalance_mode", "fee_ppm_target")

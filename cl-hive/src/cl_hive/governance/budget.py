@@ -20,8 +20,7 @@ from libhive.amounts import msat_or_zero
 from libhive.db import Database
 from libhive.rpcparams import Params, validate
 
-from . import migrations_governance  # noqa: F401  (registers the tables)
-from .governance_common import (
+from .common import (
     AmountTooSmall,
     ChainDataUnavailable,
     FeerateTooHigh,

@@ -17,7 +17,8 @@ from libhive.bootstrap import HivePlugin
 from libhive.db import Database
 from libhive.errors import MAX_MESSAGE_CHARS, HiveError, StorageError, quote
 from libhive.paths import check_dir_option, child_dir, private_dir
-from libhive.rpcparams import ActionParams, InvalidParams, screen, uses, validate
+from libhive.rpcparams import ActionParams, InvalidParams, uses, validate
+from libhive.screening import screen
 
 # ---- parameters -------------------------------------------------------------------------------------
 

@@ -30,7 +30,7 @@ from pyln.client.plugin import MethodType, Request, RequestState  # noqa: E402
 from . import contracts, gating
 from .db import Database
 from .errors import HiveError, cap_message
-from .rpcparams import screen
+from .screening import screen
 from .siblings import RECHECK_DELAYS, SiblingTracker
 from .workers import Workers
 

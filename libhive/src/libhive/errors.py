@@ -60,6 +60,11 @@ def quote(value: Any, limit: int = MAX_QUOTE_CHARS) -> str:
     return text[:limit] + (f"... ({len(text)} chars)" if len(text) > limit else "")
 
 
+def short_name(name: str) -> str:
+    """A parameter name or path as a message shows it (names are caller input too)."""
+    return name if len(name) <= MAX_QUOTE_CHARS else f"{name[:MAX_QUOTE_CHARS]}... ({len(name)} chars)"
+
+
 def cap_message(message: str) -> str:
     """The one length limit on what an error message may carry (the backstop behind ``quote``)."""
     message = str(message)

@@ -1,7 +1,7 @@
 """Validation of RPC parameters with pydantic, turned into clear JSON-RPC errors (code -32602).
 
-* ``screen`` is what the bootstrap refuses in *every* method's parameters before any handler runs: integers
-  outside SQLite's signed 64-bit range and text that is not valid Unicode.
+* What the bootstrap refuses in *every* method's parameters before any handler runs is in ``screening``
+  (without pydantic, so a plugin's start does not need it).
 * ``Params`` models are strict (a JSON ``true`` is not the integer 1, ``"5"`` is not 5) and refuse unknown
   fields; ``ActionParams`` also refuses a parameter the chosen ``action`` does not read (never ignored in
   silence).
@@ -12,10 +12,9 @@ from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
-from .errors import MAX_QUOTE_CHARS, HiveError
+from .errors import HiveError, short_name
 
 INVALID_PARAMS = -32602
-INT64_MIN, INT64_MAX = -2 ** 63, 2 ** 63 - 1
 
 
 class InvalidParams(HiveError):
@@ -74,7 +73,7 @@ def describe(exc: ValidationError, root: str = "(params)", limit: int | None = 1
     for e in shown:
         where = ".".join(str(p) for p in e["loc"]) or root
         message = e["msg"].removeprefix("Value error, ")      # our own validators' messages, as written
-        parts.append(f"{_short(where)}: {message}")
+        parts.append(f"{short_name(where)}: {message}")
     more = f"; ... ({len(errors) - len(shown)} more)" if len(errors) > len(shown) else ""
     return "; ".join(parts) + more
 
@@ -86,44 +85,3 @@ def validate(model: type[P], **params: Any) -> P:
         return model.model_validate(given)
     except ValidationError as exc:
         raise InvalidParams(f"invalid parameters: {describe(exc)}") from None
-
-
-def screen(params: Any) -> str | None:
-    """Why the bootstrap refuses these parameters, or None.
-
-    Refused anywhere in the parameters (nested too): an integer outside -2**63 .. 2**63-1 (lightningd passes a
-    JSON number of any size through; SQLite and most handlers cannot hold it, and 2**70 would otherwise end as
-    an OverflowError deep in a handler), and a string or key that is not valid Unicode (lightningd passes a
-    lone surrogate escape such as "\\ud800" through; it cannot be stored, signed or sent on)."""
-    stack: list[tuple[str, Any]] = [("", params)]
-    while stack:
-        path, value = stack.pop()
-        if isinstance(value, bool) or value is None or isinstance(value, float):
-            continue
-        if isinstance(value, int):
-            if not INT64_MIN <= value <= INT64_MAX:
-                return f"{_short(path or '(params)')}: integer out of range (-2^63 .. 2^63-1)"
-        elif isinstance(value, str):
-            if not _is_unicode(value):
-                return f"{_short(path or '(params)')}: not valid Unicode (a lone surrogate)"
-        elif isinstance(value, dict):
-            for key, item in value.items():
-                if not _is_unicode(str(key)):
-                    return f"{_short(path or '(params)')}: a key is not valid Unicode (a lone surrogate)"
-                stack.append((f"{path}.{key}" if path else str(key), item))
-        elif isinstance(value, list):
-            stack.extend((f"{path}[{i}]", item) for i, item in enumerate(value))
-    return None
-
-
-def _short(name: str) -> str:
-    """A parameter name or path as a message shows it (names are caller input too)."""
-    return name if len(name) <= MAX_QUOTE_CHARS else f"{name[:MAX_QUOTE_CHARS]}... ({len(name)} chars)"
-
-
-def _is_unicode(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True

@@ -69,3 +69,29 @@ def test_a_model_may_only_derive_from_models():
         a: int
     with pytest.raises(TypeError, match="only derive from other Hive models"):
         Bad.model_validate({"a": 1})
+
+
+def test_deferred_validators_run_as_pydantic_ones():
+    from libhive.models import ValidationError, field_validator, model_validator
+
+    class Pair(Model):
+        low: int
+        high: int
+
+        @field_validator("low")
+        @classmethod
+        def _not_negative(cls, v: int) -> int:
+            if v < 0:
+                raise ValueError("low must not be negative")
+            return v
+
+        @model_validator(mode="after")
+        def _ordered(self) -> "Pair":
+            if self.low > self.high:
+                raise ValueError("low above high")
+            return self
+
+    assert Pair.model_validate({"low": 1, "high": 2}).high == 2
+    for bad in ({"low": -1, "high": 2}, {"low": 3, "high": 2}):
+        with pytest.raises(ValidationError):
+            Pair.model_validate(bad)

@@ -9,8 +9,8 @@ used: the first call, instance check or attribute lookup that needs pydantic (``
 delegated to it.  Instances are instances of the built class (``isinstance(obj, Model)`` still holds).  A
 model used inside another's annotations (``list[Member]``) is built when the outer one is.
 
-``Field`` here records its arguments and becomes ``pydantic.Field`` when the model is built, so that a module
-declaring models does not import pydantic.  ``ValidationError`` is pydantic's, loaded on first access.
+``Field``, ``model_validator`` and ``field_validator`` here record their arguments and become pydantic's when the
+model is built, so that a module declaring models does not import pydantic.  ``ValidationError`` is pydantic's, loaded on first access.
 """
 from __future__ import annotations
 
@@ -39,6 +39,29 @@ class FieldSpec:
 def Field(*args: Any, **kwargs: Any) -> Any:   # noqa: N802 - the name pydantic users know
     """``pydantic.Field``, deferred: same arguments."""
     return FieldSpec(args, kwargs)
+
+
+class ValidatorSpec:
+    """A validator decorator call (``model_validator(mode="after")``, ``field_validator("x")``) replayed on the
+    function when the model is built."""
+    __slots__ = ("kind", "args", "kwargs", "fn")
+
+    def __init__(self, kind: str, args: tuple[Any, ...], kwargs: dict[str, Any], fn: Any) -> None:
+        self.kind, self.args, self.kwargs, self.fn = kind, args, kwargs, fn
+
+    def build(self) -> Any:
+        import pydantic
+        return getattr(pydantic, self.kind)(*self.args, **self.kwargs)(self.fn)
+
+
+def model_validator(*args: Any, **kwargs: Any) -> Any:
+    """``pydantic.model_validator``, deferred: same arguments."""
+    return lambda fn: ValidatorSpec("model_validator", args, kwargs, fn)
+
+
+def field_validator(*args: Any, **kwargs: Any) -> Any:
+    """``pydantic.field_validator``, deferred: same arguments."""
+    return lambda fn: ValidatorSpec("field_validator", args, kwargs, fn)
 
 
 class _LazyMeta(type):
@@ -92,7 +115,7 @@ def _build(cls: type) -> Any:
     for key, value in cls.__dict__.items():
         if key in _SKIP or key == "model_config":
             continue
-        namespace[key] = value.build() if isinstance(value, FieldSpec) else value
+        namespace[key] = value.build() if isinstance(value, (FieldSpec, ValidatorSpec)) else value
     namespace["model_config"] = ConfigDict(**config)
     namespace.pop("__get_pydantic_core_schema__", None)
     built = type(BaseModel)(cls.__name__, bases, namespace)

@@ -18,7 +18,7 @@ from pydantic import Field
 
 from libhive.rpcparams import InvalidParams, Params
 
-from .revenue_ops import expose, node_id_field
+from .common import expose, node_id_field
 
 
 
@@ -181,16 +181,6 @@ class RebalancePath(Params):
     amount_sats: int = Field(ge=1)
 
 
-class RebalanceOutcome(Params):
-    from_channel: str = Field("", max_length=100)
-    to_channel: str = Field("", max_length=100)
-    amount_sats: int = Field(0, ge=0)
-    cost_sats: int = Field(0, ge=0)
-    success: bool = False
-    via_fleet: bool = False
-    failure_reason: str = Field("", max_length=500)
-
-
 class McfCompletion(Params):
     assignment_id: str = Field("", max_length=100)
     success: bool = False
@@ -314,8 +304,6 @@ def register(hive: Any, members: Any) -> None:
          lambda p: member_health(p, our_id)),
         ("hive-report-health", HealthReport, "cl-revenue-ops: our channel health (not collected).",
          lambda p: deferred(HEALTH, status="ignored", health_score=50, health_tier="stable", budget_multiplier=1.0)),
-        ("hive-check-rebalance-conflict", PeerOnly, "Is another member rebalancing through this peer?",
-         lambda p: deferred(LIQ, conflict=False, peer_id=p.peer_id)),
         ("hive-splice-check", SpliceCheck, "Is a splice safe for fleet connectivity?", splice_check),
         ("hive-splice-recommendations", PeerOnly, "Fleet connectivity to a peer and safe splice-out amounts.",
          lambda p: deferred(SPLICE, peer_id=p.peer_id, fleet_capacity=None, our_capacity=None,
@@ -376,11 +364,6 @@ def register(hive: Any, members: Any) -> None:
                             confidence=0.0, reason="no temporal pattern data")),
         ("hive-time-peak-hours", ChannelOnly, "Peak routing hours of a channel.",
          lambda p: deferred(FEECO, channel_id=p.channel_id, peak_hours=[], count=0)),
-        ("hive-fleet-rebalance-path", RebalancePath, "Is a rebalance through fleet members cheaper?",
-         lambda p: deferred(COST, **NO_PATH)),
-        ("hive-report-rebalance-outcome", RebalanceOutcome, "cl-revenue-ops: a rebalance outcome (not collected).",
-         lambda p: deferred(COST, status="ignored", recorded=False, marker_deposited=False,
-                            circular_flow_warnings=[])),
         ("hive-mcf-status", NoParams, "MCF optimiser status.", lambda p: mcf_status(our_id)),
         ("hive-mcf-assignments", NoParams, "Our MCF rebalance assignments.",
          lambda p: deferred(MCF, last_solution_timestamp=0, ack_sent=False,

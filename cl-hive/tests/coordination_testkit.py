@@ -1,0 +1,79 @@
+"""Fleet coordination on in-process hive nodes (fleet_testkit.SimNode): the real coordination modules on each node,
+and ``Lightning``, a small channel graph shared by the simulation that answers ``listchannels`` and
+``listpeerchannels`` as lightningd shapes them (fees per direction, balances, ``updates.local/remote``)."""
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from fleet_testkit import SimNode
+
+from cl_hive.coordination import graph as graph_mod
+from cl_hive.coordination import rebalance, reports
+
+
+class Lightning:
+    def __init__(self) -> None:
+        self.channels: dict[str, dict[str, Any]] = {}
+        self._blocks = itertools.count(101)
+
+    def add(self, a: str, b: str, capacity_sats: int, *, fee_a: tuple[int, int] = (1000, 10),
+            fee_b: tuple[int, int] = (1000, 10), local_a_sats: int | None = None, announced: bool = True) -> str:
+        scid = f"{next(self._blocks)}x1x0"
+        self.channels[scid] = {"ends": (a, b), "capacity": capacity_sats, "fees": {a: fee_a, b: fee_b},
+                               "local": {a: capacity_sats if local_a_sats is None else local_a_sats},
+                               "announced": announced}
+        return scid
+
+    def set_fee(self, scid: str, node: str, base_msat: int, ppm: int) -> None:
+        self.channels[scid]["fees"][node] = (base_msat, ppm)
+
+    def _update(self, scid: str, node: str) -> dict[str, Any]:
+        base, ppm = self.channels[scid]["fees"][node]
+        return {"htlc_minimum_msat": 0, "htlc_maximum_msat": self.channels[scid]["capacity"] * 1000,
+                "cltv_expiry_delta": 6, "fee_base_msat": base, "fee_proportional_millionths": ppm}
+
+    def listchannels(self, params: dict[str, Any]) -> dict[str, Any]:
+        out = []
+        for scid, ch in self.channels.items():
+            if not ch["announced"]:
+                continue
+            for src in ch["ends"]:
+                dst = ch["ends"][1] if src == ch["ends"][0] else ch["ends"][0]
+                u = self._update(scid, src)
+                out.append({"source": src, "destination": dst, "short_channel_id": scid, "active": True,
+                            "amount_msat": ch["capacity"] * 1000, "base_fee_millisatoshi": u["fee_base_msat"],
+                            "fee_per_millionth": u["fee_proportional_millionths"], "delay": 6,
+                            "htlc_minimum_msat": 0, "htlc_maximum_msat": u["htlc_maximum_msat"]})
+        return {"channels": out}
+
+    def listpeerchannels(self, me: str, params: dict[str, Any]) -> dict[str, Any]:
+        out = []
+        for scid, ch in self.channels.items():
+            if me not in ch["ends"]:
+                continue
+            peer = ch["ends"][1] if me == ch["ends"][0] else ch["ends"][0]
+            if params.get("short_channel_id") not in (None, scid) or params.get("id") not in (None, peer):
+                continue
+            local = ch["local"].get(me, ch["capacity"] - ch["local"].get(peer, 0))
+            out.append({"peer_id": peer, "peer_connected": True, "state": "CHANNELD_NORMAL", "short_channel_id": scid,
+                        "total_msat": ch["capacity"] * 1000, "to_us_msat": local * 1000,
+                        "spendable_msat": local * 1000,
+                        "updates": {"local": self._update(scid, me), "remote": self._update(scid, peer)}})
+        return {"channels": out}
+
+    def serve(self, node: SimNode) -> None:
+        node.rpc_handlers["listchannels"] = self.listchannels
+        node.rpc_handlers["listpeerchannels"] = lambda params: self.listpeerchannels(node.node_id, params)
+
+
+def attach(node: SimNode, lightning: Lightning | None = None) -> SimNode:
+    """Give ``node`` the coordination modules (each as plugin.py wires it), served by ``lightning``."""
+    if lightning is not None:
+        lightning.serve(node)
+    node.reports = reports.register(node.ctx)
+    node.graphs = graph_mod.Graphs(lambda: node.rpc, lambda: node.node_id)
+    tiers: dict[str, str] = {}
+    node.health_tiers = tiers
+    node.rebalance = rebalance.register(node.ctx, node.reports, node.intents, node.graphs, tiers.get)
+    return node

@@ -9,7 +9,7 @@ from typing import Any
 from fleet_testkit import SimNode
 
 from cl_hive.coordination import graph as graph_mod
-from cl_hive.coordination import rebalance, reports
+from cl_hive.coordination import health, rebalance, reports
 
 
 class Lightning:
@@ -73,7 +73,8 @@ def attach(node: SimNode, lightning: Lightning | None = None) -> SimNode:
         lightning.serve(node)
     node.reports = reports.register(node.ctx)
     node.graphs = graph_mod.Graphs(lambda: node.rpc, lambda: node.node_id)
-    tiers: dict[str, str] = {}
-    node.health_tiers = tiers
-    node.rebalance = rebalance.register(node.ctx, node.reports, node.intents, node.graphs, tiers.get)
+    node.budget_remaining = 5_000_000
+    node.health = health.register(node.ctx, node.reports, node.graphs, node.fleet.store,
+                                  lambda: node.budget_remaining)
+    node.rebalance = rebalance.register(node.ctx, node.reports, node.intents, node.graphs, node.health.tier)
     return node

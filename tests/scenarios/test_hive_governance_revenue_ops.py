@@ -19,10 +19,6 @@ CALLS = [
     ("hive-fee-intel-query", {"action": "list"}, {"peers": []}),
     ("hive-report-fee-observation", {"peer_id": PEER, "our_fee_ppm": 100, "their_fee_ppm": None, "volume_sats": 5000,
                                      "forward_count": 2, "period_hours": 1.0, "revenue_rate": 0.5}, {}),
-    ("hive-member-health", {"action": "query"}, {"health_tier": "stable", "budget_multiplier": 1.0}),
-    ("hive-member-health", {"member_id": "all", "action": "aggregate"}, {"fleet_health": 50}),
-    ("hive-report-health", {"profitable_channels": 3, "underwater_channels": 1, "stagnant_channels": 0,
-                            "revenue_trend": "stable", "liquidity_score": 50, "total_channels": 4}, {}),
     ("hive-splice-check", {"peer_id": PEER, "splice_type": "splice_out", "amount_sats": 100000,
                            "channel_id": "1x1x0"}, {"safety": "safe"}),
     ("hive-splice-recommendations", {"peer_id": PEER}, {"recommendations": []}),
@@ -68,7 +64,6 @@ CALLS = [
     ("hive-get-peer-quality", {}, {"peers": {}}),
     ("hive-get-fee-change-outcomes", {"days": 14}, {"changes": []}),
     ("hive-get-mcf-targets", {}, {"targets": {}}),
-    ("hive-get-nnlb-opportunities", {"min_amount": 100000}, {"opportunities": []}),
 ]
 
 

@@ -62,7 +62,7 @@ def _hive_fields() -> dict[str, Any]:
 # governance and the hive fee policy are local to the node (no wire messages); fleet coordination is not
 hive_governance = governance.register(hive, ctx.members)   # .queue.propose(...) / .queue.register_executor(...)
 fee_policy = fees.register(hive, ctx.members, hive_governance.audit)
-fleet_coordination = coordination.register(ctx, fee_policy, intent_locks)   # the methods cl-revenue-ops calls
+fleet_coordination = coordination.register(ctx, fee_policy, intent_locks, fleet_state, hive_governance)
 intent_locks.use_governance(hive_governance.queue)   # committed channel_open intents -> propose()
 
 main = main_for(hive)

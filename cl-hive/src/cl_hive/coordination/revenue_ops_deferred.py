@@ -300,10 +300,6 @@ def register(hive: Any, members: Any) -> None:
          fee_intel_query),
         ("hive-report-fee-observation", FeeObservation, "cl-revenue-ops: a fee observation (not collected).",
          lambda p: deferred(FEE_INTEL, status="ignored", observation_id=None, peer_id=p.peer_id)),
-        ("hive-member-health", MemberHealth, "NNLB health of a member, or the fleet (aggregate).",
-         lambda p: member_health(p, our_id)),
-        ("hive-report-health", HealthReport, "cl-revenue-ops: our channel health (not collected).",
-         lambda p: deferred(HEALTH, status="ignored", health_score=50, health_tier="stable", budget_multiplier=1.0)),
         ("hive-splice-check", SpliceCheck, "Is a splice safe for fleet connectivity?", splice_check),
         ("hive-splice-recommendations", PeerOnly, "Fleet connectivity to a peer and safe splice-out amounts.",
          lambda p: deferred(SPLICE, peer_id=p.peer_id, fleet_capacity=None, our_capacity=None,
@@ -392,8 +388,6 @@ def register(hive: Any, members: Any) -> None:
          lambda p: deferred(FEECO, changes=[])),
         ("hive-get-mcf-targets", NoParams, "MCF balance targets per channel.",
          lambda p: deferred(MCF, targets={}, computed_at=0)),
-        ("hive-get-nnlb-opportunities", NnlbOpportunities, "Low-cost rebalances between members.",
-         lambda p: deferred(HEALTH, opportunities=[])),
     ]
     for name, model, description, handler in simple:
         expose(hive, name, model, f"{description} [no data in this version]")(handler)

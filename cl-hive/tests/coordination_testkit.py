@@ -9,7 +9,7 @@ from typing import Any
 from fleet_testkit import SimNode
 
 from cl_hive.coordination import graph as graph_mod
-from cl_hive.coordination import health, rebalance, reports
+from cl_hive.coordination import health, rebalance, reports, warnings
 
 
 class Lightning:
@@ -77,4 +77,5 @@ def attach(node: SimNode, lightning: Lightning | None = None) -> SimNode:
     node.health = health.register(node.ctx, node.reports, node.graphs, node.fleet.store,
                                   lambda: node.budget_remaining)
     node.rebalance = rebalance.register(node.ctx, node.reports, node.intents, node.graphs, node.health.tier)
+    node.warnings = warnings.register(node.ctx, node.reports)
     return node

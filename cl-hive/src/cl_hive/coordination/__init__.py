@@ -3,6 +3,7 @@
 * ``rebalance/``: rebalance locks (``hive-check-rebalance-conflict``), outcomes, fleet liquidity
   (LIQUIDITY_SNAPSHOT), routes through the members' zero-fee channels (``hive-fleet-rebalance-path``);
 * ``health``: NNLB health (HEALTH_REPORT), who needs help and who can give it, connectivity alerts;
+* ``warnings``: peer warnings (PEER_REPUTATION_SNAPSHOT) and the defense status cl-revenue-ops' fees follow;
 * ``revenue_ops``: cl-revenue-ops' channel events, period costs, channel flags and ages;
 * ``revenue_ops_deferred``: the long tail that honestly has no data in this version (docs/governance.md says why);
 * shared: ``reports`` (how every coordination message is signed and authenticated), ``graph`` (the channel
@@ -16,7 +17,7 @@ from typing import Any
 from ..fees import FeePolicy
 from ..intents.locks import IntentLocks
 from ..protocol.context import Context
-from . import health, rebalance, reports, revenue_ops, revenue_ops_deferred
+from . import health, rebalance, reports, revenue_ops, revenue_ops_deferred, warnings
 from .graph import Graphs
 
 
@@ -27,6 +28,7 @@ class CoordinationParts:
     graphs: Graphs
     health: health.Health
     rebalance: rebalance.RebalanceParts
+    warnings: warnings.Warnings
 
 
 def register(ctx: Context, fees: FeePolicy, intents: IntentLocks, fleet: Any, governance: Any) -> CoordinationParts:
@@ -37,8 +39,9 @@ def register(ctx: Context, fees: FeePolicy, intents: IntentLocks, fleet: Any, go
     ops = revenue_ops.register(hive, ctx.members, fees)
     fleet_health = health.register(ctx, signed, graphs, fleet.store, governance.budget.daily_remaining)
     rebal = rebalance.register(ctx, signed, intents, graphs, fleet_health.tier)
+    peer_warnings = warnings.register(ctx, signed)
     revenue_ops_deferred.register(hive, ctx.members)
-    return CoordinationParts(ops, signed, graphs, fleet_health, rebal)
+    return CoordinationParts(ops, signed, graphs, fleet_health, rebal, peer_warnings)
 
 
 __all__ = ["CoordinationParts", "register"]

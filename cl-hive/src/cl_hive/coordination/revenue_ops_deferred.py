@@ -155,13 +155,6 @@ class DepositMarker(Params):
     amount_sats: int = Field(0, ge=0)
 
 
-class BroadcastWarning(Params):
-    peer_id: str = node_id_field()
-    threat_type: Literal["drain", "unreliable", "force_close"] = "drain"
-    severity: float = Field(0.5, ge=0, le=1)
-    evidence: dict[str, Any] | None = None
-
-
 class PheromoneLevels(Params):
     channel_id: str | None = optional_channel()
     action: Literal["query", "update"] | None = None                 # cl-revenue-ops' routing-outcome report
@@ -268,13 +261,6 @@ def coord_fee(p: CoordFee) -> dict[str, Any]:
                     adjustment_reason="no fleet coordination data")
 
 
-def defense_status(p: OptionalPeer) -> dict[str, Any]:
-    out = deferred(FEECO, active_warnings=[], warning_count=0, defensive_fees_active=0)
-    if p.peer_id:
-        out["peer_threat"] = {"is_threat": False, "threat_type": None, "severity": 0.0, "defensive_multiplier": 1.0}
-    return out
-
-
 def mcf_status(our_id: Callable[[], str | None]) -> dict[str, Any]:
     return deferred(MCF, enabled=False, is_coordinator=False, coordinator_id=None, our_pubkey=our_id(),
                     pending_assignments={"count": 0, "assignments": []},
@@ -282,14 +268,6 @@ def mcf_status(our_id: Callable[[], str | None]) -> dict[str, Any]:
                                    "assignment_count": 0},
                     ack_stats={"count": 0, "recent": []},
                     completion_stats={"total": 0, "success": 0, "failure": 0, "recent": []})
-
-
-def defense_by_channel(rpc: Callable[[], Any], p: ScidOnly) -> dict[str, Any]:
-    params = {"short_channel_id": p.scid} if p.scid else {}
-    channels = [c for c in rpc().call("listpeerchannels", params)["channels"] if c.get("short_channel_id")]
-    return deferred(FEECO, channels={c["short_channel_id"]: {
-        "under_defense": False, "defense_type": None, "defensive_fee_ppm": None, "defense_started_at": None,
-        "defense_reason": None, "active_warnings": 0} for c in channels})
 
 
 def register(hive: Any, members: Any) -> None:
@@ -342,10 +320,6 @@ def register(hive: Any, members: Any) -> None:
         ("hive-coord-fee-recommendation", CoordFee, "Coordinated fee recommendation for a channel.", coord_fee),
         ("hive-deposit-marker", DepositMarker, "cl-revenue-ops: a routing outcome marker (not collected).",
          lambda p: deferred(FEECO, status="ignored", marker=None)),
-        ("hive-defense-status", OptionalPeer, "Drain-defense warnings [peer_id].", defense_status),
-        ("hive-broadcast-warning", BroadcastWarning, "Warn the fleet about a peer (not sent in this version).",
-         lambda p: deferred(FEECO, status="not_broadcast", warning={
-             "peer_id": p.peer_id, "threat_type": p.threat_type, "severity": p.severity, "reporter": our_id()})),
         ("hive-pheromone-levels", PheromoneLevels, "Pheromone levels of channels [channel_id].", pheromone_levels),
         ("hive-fee-coordination-status", NoParams, "Fee coordination overview.",
          lambda p: deferred(FEECO, corridor_assignments=0, active_markers=0, defense_status={"active_warnings": 0},
@@ -380,8 +354,6 @@ def register(hive: Any, members: Any) -> None:
                             capital_to_redeploy_sats=0, recommended_splice_sats=0)),
         ("hive-report-flow-intensity", FlowIntensity, "cl-revenue-ops: a channel's flow intensity (not collected).",
          lambda p: deferred(PHYS, status="ignored", channel_id=p.channel_id)),
-        ("hive-get-defense-status", ScidOnly, "Per channel: under drain defense or not.",
-         lambda p: defense_by_channel(rpc, p)),
         ("hive-get-peer-quality", OptionalPeer, "Peer quality assessments.",
          lambda p: deferred(QUALITY, peers={})),
         ("hive-get-fee-change-outcomes", FeeChangeOutcomes, "Outcomes of past fee changes.",

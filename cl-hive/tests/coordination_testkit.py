@@ -9,7 +9,9 @@ from typing import Any
 from fleet_testkit import SimNode
 
 from cl_hive.coordination import graph as graph_mod
-from cl_hive.coordination import health, rebalance, reports, warnings
+from cl_hive.coordination import fee_intel, health, rebalance, reports, warnings
+from cl_hive.coordination.common import channel_peer
+from cl_hive.state.gossip import read_snapshot
 
 
 class Lightning:
@@ -78,4 +80,14 @@ def attach(node: SimNode, lightning: Lightning | None = None) -> SimNode:
                                   lambda: node.budget_remaining)
     node.rebalance = rebalance.register(node.ctx, node.reports, node.intents, node.graphs, node.health.tier)
     node.warnings = warnings.register(node.ctx, node.reports)
+    node.fee_intel = fee_intel.register(node.ctx, node.reports, node.graphs, node.fleet.store, node.warnings,
+                                        lambda scid: channel_peer(node.hive, scid))
     return node
+
+
+def gossip(net: Any, nodes: list[SimNode]) -> None:
+    """Each node signs and sends its fleet state (topology from the Lightning model), then delivery."""
+    for n in nodes:
+        n.fleet.gossip._last_sent = 0.0
+        n.fleet.gossip.broadcast(read_snapshot(n.rpc, set(n.ctx.members.ids()) - {n.node_id}), "test")
+    net.pump()

@@ -15,15 +15,9 @@ PEER = "02" + "ab" * 32
 
 # (method, params exactly as cl-revenue-ops sends them, fields it reads from the result)
 CALLS = [
-    ("hive-fee-intel-query", {"peer_id": PEER, "action": "query"}, {"error": "no_data"}),
-    ("hive-fee-intel-query", {"action": "list"}, {"peers": []}),
-    ("hive-report-fee-observation", {"peer_id": PEER, "our_fee_ppm": 100, "their_fee_ppm": None, "volume_sats": 5000,
-                                     "forward_count": 2, "period_hours": 1.0, "revenue_rate": 0.5}, {}),
     ("hive-splice-check", {"peer_id": PEER, "splice_type": "splice_out", "amount_sats": 100000,
                            "channel_id": "1x1x0"}, {"safety": "safe"}),
     ("hive-splice-recommendations", {"peer_id": PEER}, {"recommendations": []}),
-    ("hive-coord-fee-recommendation", {"channel_id": "1x1x0", "current_fee": 300, "local_balance_pct": 0.5},
-     {"recommended_fee_ppm": 300, "confidence": 0.0, "is_primary": True}),
     ("hive-deposit-marker", {"channel_id": "1x1x0", "peer_id": PEER, "fee_ppm": 100, "success": True,
                              "amount_sats": 5000, "source": PEER, "destination": PEER}, {}),
     ("hive-pheromone-levels", {"channel_id": "1x1x0"},
@@ -40,7 +34,6 @@ CALLS = [
     ("hive-flow-recommendations", {"channel_id": "1x1x0"}, {"recommendations": []}),
     ("hive-report-flow-intensity", {"channel_id": "1x1x0", "peer_id": PEER, "capacity_sats": 1000000,
                                     "volume_7d_sats": 50000, "revenue_7d_sats": 20, "forward_count_7d": 3}, {}),
-    ("hive-internal-competition", {}, {"competing_routes": []}),
     ("hive-yield-summary", {}, {}),
     ("hive-predict-liquidity", {"channel_id": "1x1x0", "hours_ahead": 12}, {"status": "no_forecast"}),
     ("hive-anticipatory-predictions", {"hours_ahead": 12, "min_risk": 0.3}, {"predictions": []}),

@@ -4,6 +4,8 @@
   (LIQUIDITY_SNAPSHOT), routes through the members' zero-fee channels (``hive-fleet-rebalance-path``);
 * ``health``: NNLB health (HEALTH_REPORT), who needs help and who can give it, connectivity alerts;
 * ``warnings``: peer warnings (PEER_REPUTATION_SNAPSHOT) and the defense status cl-revenue-ops' fees follow;
+* ``fee_intel``: fee observations (FEE_INTELLIGENCE_SNAPSHOT), per-peer profiles, internal competition, the
+  coordinated fee recommendation;
 * ``revenue_ops``: cl-revenue-ops' channel events, period costs, channel flags and ages;
 * ``revenue_ops_deferred``: the long tail that honestly has no data in this version (docs/governance.md says why);
 * shared: ``reports`` (how every coordination message is signed and authenticated), ``graph`` (the channel
@@ -17,7 +19,8 @@ from typing import Any
 from ..fees import FeePolicy
 from ..intents.locks import IntentLocks
 from ..protocol.context import Context
-from . import health, rebalance, reports, revenue_ops, revenue_ops_deferred, warnings
+from . import fee_intel, health, rebalance, reports, revenue_ops, revenue_ops_deferred, warnings
+from .common import channel_peer
 from .graph import Graphs
 
 
@@ -29,6 +32,7 @@ class CoordinationParts:
     health: health.Health
     rebalance: rebalance.RebalanceParts
     warnings: warnings.Warnings
+    fee_intel: fee_intel.FeeIntel
 
 
 def register(ctx: Context, fees: FeePolicy, intents: IntentLocks, fleet: Any, governance: Any) -> CoordinationParts:
@@ -40,8 +44,9 @@ def register(ctx: Context, fees: FeePolicy, intents: IntentLocks, fleet: Any, go
     fleet_health = health.register(ctx, signed, graphs, fleet.store, governance.budget.daily_remaining)
     rebal = rebalance.register(ctx, signed, intents, graphs, fleet_health.tier)
     peer_warnings = warnings.register(ctx, signed)
+    intel = fee_intel.register(ctx, signed, graphs, fleet.store, peer_warnings, lambda scid: channel_peer(hive, scid))
     revenue_ops_deferred.register(hive, ctx.members)
-    return CoordinationParts(ops, signed, graphs, fleet_health, rebal, peer_warnings)
+    return CoordinationParts(ops, signed, graphs, fleet_health, rebal, peer_warnings, intel)
 
 
 __all__ = ["CoordinationParts", "register"]

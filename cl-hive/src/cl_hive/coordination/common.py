@@ -105,5 +105,11 @@ class NoParams(Params):
     pass
 
 
+def channel_peer(hive: Any, scid: str) -> str | None:
+    """The peer of one of our channels by short channel id (None if we have no such channel)."""
+    chans = hive.rpc.call("listpeerchannels", {"short_channel_id": scid}).get("channels", [])
+    return chans[0].get("peer_id") if chans else None
+
+
 __all__ = ["CoordinationError", "NODE_ID", "NoParams", "NotEnoughData", "RateLimited", "SCID", "UnknownChannel",
-           "expose", "iso_week", "no_data", "node_id_field", "now", "option_bool", "option_int"]
+           "channel_peer", "expose", "iso_week", "no_data", "node_id_field", "now", "option_bool", "option_int"]

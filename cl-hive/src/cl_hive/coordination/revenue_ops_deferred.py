@@ -37,21 +37,6 @@ def _clock() -> dict[str, Any]:
 
 
 # ---- parameters (upstream order first, then what cl-revenue-ops also sends) ------------------------------
-class FeeIntelQuery(Params):
-    peer_id: str | None = node_id_field(None)
-    action: Literal["query", "list"] = "query"
-
-
-class FeeObservation(Params):
-    peer_id: str = node_id_field()
-    our_fee_ppm: int = Field(0, ge=0)
-    their_fee_ppm: int | None = Field(None, ge=0)
-    volume_sats: int = Field(0, ge=0)
-    forward_count: int = Field(0, ge=0)
-    period_hours: float = Field(1.0, gt=0)
-    revenue_rate: float | None = None
-
-
 class MemberHealth(Params):
     member_id: str | None = Field(None, pattern=r"^(all|0[23][0-9a-f]{64})$")
     action: Literal["query", "aggregate"] = "query"
@@ -136,14 +121,6 @@ class RecordFlow(Params):
     timestamp: int | None = Field(None, ge=0)
 
 
-class CoordFee(Params):
-    channel_id: str = Field(max_length=100)
-    current_fee: int = Field(500, ge=0)
-    local_balance_pct: float = Field(0.5, ge=0, le=1)
-    source: str | None = Field(None, max_length=66)
-    destination: str | None = Field(None, max_length=66)
-
-
 class DepositMarker(Params):
     source: str = Field(max_length=66)
     destination: str = Field(max_length=66)
@@ -218,14 +195,6 @@ NO_PATH = {"fleet_path_available": False, "fleet_path": [], "estimated_fleet_cos
            "estimated_external_cost_sats": None, "savings_pct": 0, "recommendation": "use_external_path"}
 
 
-def fee_intel_query(p: FeeIntelQuery) -> dict[str, Any]:
-    if p.action == "list":
-        return deferred(FEE_INTEL, peers=[], count=0)
-    if p.peer_id is None:
-        raise InvalidParams("invalid parameters: peer_id: required for action \"query\"")
-    return deferred(FEE_INTEL, error="no_data", peer_id=p.peer_id, message="No fee intelligence data for this peer")
-
-
 def member_health(p: MemberHealth, our_id: Callable[[], str | None]) -> dict[str, Any]:
     if p.member_id == "all" or p.action == "aggregate":
         return deferred(HEALTH, fleet_health=50, member_count=0, struggling_count=0, vulnerable_count=0,
@@ -251,16 +220,6 @@ def pheromone_levels(p: PheromoneLevels) -> dict[str, Any]:
     return deferred(FEECO, total_channels=0, channels_above_threshold=0, levels=[], pheromone_levels=[])
 
 
-def coord_fee(p: CoordFee) -> dict[str, Any]:
-    return deferred(FEECO, channel_id=p.channel_id, peer_id="", current_fee_ppm=p.current_fee,
-                    recommended_fee_ppm=p.current_fee, is_primary=True, corridor_role="unassigned",
-                    corridor_source=p.source, corridor_destination=p.destination, floor_applied=False,
-                    ceiling_applied=False, stigmergic_influence=0.0, defensive_multiplier=1.0,
-                    defense_multiplier=1.0, pheromone_level=0.0, time_adjustment_pct=0.0, is_salient=False,
-                    salience_reason="", confidence=0.0, reason="no fleet coordination data; keep the current fee",
-                    adjustment_reason="no fleet coordination data")
-
-
 def mcf_status(our_id: Callable[[], str | None]) -> dict[str, Any]:
     return deferred(MCF, enabled=False, is_coordinator=False, coordinator_id=None, our_pubkey=our_id(),
                     pending_assignments={"count": 0, "assignments": []},
@@ -274,10 +233,6 @@ def register(hive: Any, members: Any) -> None:
     our_id: Callable[[], str | None] = lambda: hive.node_id  # noqa: E731
     rpc: Callable[[], Any] = lambda: hive.rpc  # noqa: E731
     simple: list[tuple[str, type[Params], str, Callable[[Any], dict[str, Any]]]] = [
-        ("hive-fee-intel-query", FeeIntelQuery, "Fee intelligence for an external peer (query|list).",
-         fee_intel_query),
-        ("hive-report-fee-observation", FeeObservation, "cl-revenue-ops: a fee observation (not collected).",
-         lambda p: deferred(FEE_INTEL, status="ignored", observation_id=None, peer_id=p.peer_id)),
         ("hive-splice-check", SpliceCheck, "Is a splice safe for fleet connectivity?", splice_check),
         ("hive-splice-recommendations", PeerOnly, "Fleet connectivity to a peer and safe splice-out amounts.",
          lambda p: deferred(SPLICE, peer_id=p.peer_id, fleet_capacity=None, our_capacity=None,
@@ -296,9 +251,6 @@ def register(hive: Any, members: Any) -> None:
         ("hive-critical-velocity", CriticalVelocity, "Channels depleting or filling fast [threshold_hours].",
          lambda p: deferred(YIELD, status="ok", threshold_hours=p.threshold_hours or p.hours_threshold or 24,
                             critical_count=0, channels=[])),
-        ("hive-internal-competition", NoParams, "Routes where several members compete.",
-         lambda p: deferred(LIQ, status="ok", competition_count=0, message="No internal competition data",
-                            competitions=[], competing_routes=[])),
         ("hive-report-kalman-velocity", KalmanReport, "cl-revenue-ops: a Kalman velocity estimate (not collected).",
          lambda p: deferred(ANTIC, status="ignored", channel_id=p.channel_id,
                             velocity_pct_per_hour=p.velocity_pct_per_hour, acknowledged=False)),
@@ -317,7 +269,6 @@ def register(hive: Any, members: Any) -> None:
         ("hive-record-flow", RecordFlow, "cl-revenue-ops: a flow sample (not collected).",
          lambda p: deferred(ANTIC, status="ignored", channel_id=p.channel_id,
                             net_flow=p.inbound_sats - p.outbound_sats)),
-        ("hive-coord-fee-recommendation", CoordFee, "Coordinated fee recommendation for a channel.", coord_fee),
         ("hive-deposit-marker", DepositMarker, "cl-revenue-ops: a routing outcome marker (not collected).",
          lambda p: deferred(FEECO, status="ignored", marker=None)),
         ("hive-pheromone-levels", PheromoneLevels, "Pheromone levels of channels [channel_id].", pheromone_levels),

@@ -10,7 +10,7 @@ from libhive.wire import MessageType
 
 from ...intents.locks import IntentLocks
 from ...protocol.context import Context
-from ..common import NoParams, expose
+from ..common import NoParams, channel_peer, expose
 from ..graph import Graphs
 from ..reports import Reports
 from .liquidity import NEED, SNAPSHOT, Liquidity, LiquidityQuery, LiquidityReport
@@ -29,12 +29,8 @@ def register(ctx: Context, reports: Reports, intents: IntentLocks, graphs: Graph
              health_tier: Callable[[str], str | None]) -> RebalanceParts:
     hive = ctx.hive
 
-    def channel_peer(scid: str) -> str | None:
-        chans = hive.rpc.call("listpeerchannels", {"short_channel_id": scid}).get("channels", [])
-        return chans[0].get("peer_id") if chans else None
-
     liquidity = Liquidity(ctx, reports, health_tier)
-    locks = RebalanceLocks(ctx, intents, liquidity, channel_peer)
+    locks = RebalanceLocks(ctx, intents, liquidity, lambda scid: channel_peer(hive, scid))
     paths = FleetPaths(graphs.get, lambda: ctx.me, ctx.members)
     hive.add_option("rebalance-hold-seconds", 5, "Seconds a rebalance lock waits for a crossing announcement "
                     "before it is ours", opt_type="int")

@@ -9,7 +9,8 @@ from typing import Any
 from fleet_testkit import SimNode
 
 from cl_hive.coordination import graph as graph_mod
-from cl_hive.coordination import fee_intel, health, rebalance, reports, warnings
+from cl_hive import governance
+from cl_hive.coordination import fee_intel, health, planner, rebalance, reports, warnings
 from cl_hive.coordination.common import channel_peer
 from cl_hive.state.gossip import read_snapshot
 
@@ -69,10 +70,28 @@ class Lightning:
         node.rpc_handlers["listpeerchannels"] = lambda params: self.listpeerchannels(node.node_id, params)
 
 
-def attach(node: SimNode, lightning: Lightning | None = None) -> SimNode:
-    """Give ``node`` the coordination modules (each as plugin.py wires it), served by ``lightning``."""
+GOVERNANCE_OPTIONS = {"hive-governance-mode": "advisor", "hive-failsafe-actions-per-hour": 2,
+                      "hive-action-expiry-hours": 24, "hive-daily-budget-sats": 10_000_000,
+                      "hive-budget-reserve-pct": 20, "hive-budget-max-per-channel-pct": 50,
+                      "hive-max-expansion-feerate": 5000, "hive-min-channel-sats": 1_000_000}
+
+
+def attach(node: SimNode, lightning: Lightning | None = None, onchain_sats: int = 50_000_000,
+           opening_perkb: int = 1000) -> SimNode:
+    """Give ``node`` the coordination modules (each as plugin.py wires it, with real governance), served by
+    ``lightning``; its wallet holds ``onchain_sats`` and lightningd's opening feerate is ``opening_perkb``."""
     if lightning is not None:
         lightning.serve(node)
+    node.hive.options = {**GOVERNANCE_OPTIONS, **node.hive.options}
+    node.wallet = {"onchain_sats": onchain_sats, "opening_perkb": opening_perkb}
+    node.rpc_handlers["listfunds"] = lambda params: {"outputs": [{"amount_msat": node.wallet["onchain_sats"] * 1000,
+                                                                   "status": "confirmed", "reserved": False}]}
+    node.rpc_handlers["feerates"] = lambda params: {"perkb": {"opening": node.wallet["opening_perkb"]}}
+    before = len(node.hive._init_hooks)
+    node.governance = governance.register(node.hive, node.ctx.members)
+    for hook in node.hive._init_hooks[before:]:          # governance reads its options at init
+        hook()
+    node.intents.use_governance(node.governance.queue)
     node.reports = reports.register(node.ctx)
     node.graphs = graph_mod.Graphs(lambda: node.rpc, lambda: node.node_id)
     node.budget_remaining = 5_000_000
@@ -82,6 +101,7 @@ def attach(node: SimNode, lightning: Lightning | None = None) -> SimNode:
     node.warnings = warnings.register(node.ctx, node.reports)
     node.fee_intel = fee_intel.register(node.ctx, node.reports, node.graphs, node.fleet.store, node.warnings,
                                         lambda scid: channel_peer(node.hive, scid))
+    node.planner = planner.register(node.ctx, node.reports, node.graphs, node.intents, node.governance)
     return node
 
 

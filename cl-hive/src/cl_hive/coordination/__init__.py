@@ -6,6 +6,8 @@
 * ``warnings``: peer warnings (PEER_REPUTATION_SNAPSHOT) and the defense status cl-revenue-ops' fees follow;
 * ``fee_intel``: fee observations (FEE_INTELLIGENCE_SNAPSHOT), per-peer profiles, internal competition, the
   coordinated fee recommendation;
+* ``planner/``: saturated and underserved outside nodes, channel proposals through intents into governance,
+  the monolith's expansion messages (PEER_AVAILABLE, EXPANSION_*);
 * ``revenue_ops``: cl-revenue-ops' channel events, period costs, channel flags and ages;
 * ``revenue_ops_deferred``: the long tail that honestly has no data in this version (docs/governance.md says why);
 * shared: ``reports`` (how every coordination message is signed and authenticated), ``graph`` (the channel
@@ -19,7 +21,7 @@ from typing import Any
 from ..fees import FeePolicy
 from ..intents.locks import IntentLocks
 from ..protocol.context import Context
-from . import fee_intel, health, rebalance, reports, revenue_ops, revenue_ops_deferred, warnings
+from . import fee_intel, health, planner, rebalance, reports, revenue_ops, revenue_ops_deferred, warnings
 from .common import channel_peer
 from .graph import Graphs
 
@@ -33,6 +35,7 @@ class CoordinationParts:
     rebalance: rebalance.RebalanceParts
     warnings: warnings.Warnings
     fee_intel: fee_intel.FeeIntel
+    planner: planner.PlannerParts
 
 
 def register(ctx: Context, fees: FeePolicy, intents: IntentLocks, fleet: Any, governance: Any) -> CoordinationParts:
@@ -45,8 +48,10 @@ def register(ctx: Context, fees: FeePolicy, intents: IntentLocks, fleet: Any, go
     rebal = rebalance.register(ctx, signed, intents, graphs, fleet_health.tier)
     peer_warnings = warnings.register(ctx, signed)
     intel = fee_intel.register(ctx, signed, graphs, fleet.store, peer_warnings, lambda scid: channel_peer(hive, scid))
+    plans = planner.register(ctx, signed, graphs, intents, governance)
+    ops.on_event = plans.expansion.share_event                  # channel events go to the fleet as PEER_AVAILABLE
     revenue_ops_deferred.register(hive, ctx.members)
-    return CoordinationParts(ops, signed, graphs, fleet_health, rebal, peer_warnings, intel)
+    return CoordinationParts(ops, signed, graphs, fleet_health, rebal, peer_warnings, intel, plans)
 
 
 __all__ = ["CoordinationParts", "register"]

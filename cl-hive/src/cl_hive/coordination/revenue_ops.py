@@ -1,8 +1,8 @@
 """The ``hive-*`` methods cl-revenue-ops calls about its channels, with upstream's parameter names and result
 shapes:
 
-* ``hive-channel-opened`` / ``hive-channel-closed``: recorded in ``hive_peer_events``; an open to a hive node gets
-  the hive fee policy at once;
+* ``hive-channel-opened`` / ``hive-channel-closed``: recorded in ``hive_peer_events`` and shared with the fleet as
+  PEER_AVAILABLE (``planner/expansion``); an open to a hive node gets the hive fee policy at once;
 * ``hive-report-period-costs``: the current ISO week's rebalancing costs, kept in ``hive_period_costs`` for the
   settlement;
 * ``hive-get-channel-flags`` (from the hive fee policy) and ``hive-get-channel-ages`` (from the chain height and
@@ -70,6 +70,15 @@ class ScidQuery(Params):
 class RevenueOps:
     def __init__(self, db: Callable[[], Database], rpc: Callable[[], Any], members: Any, fees: FeePolicy) -> None:
         self._db, self._rpc, self.members, self.fees = db, rpc, members, fees
+        self.on_event: Callable[[str, str, str, dict[str, Any]], int] | None = None   # shares events with the fleet
+
+    def _share(self, peer_id: str, event_type: str, channel_id: str, details: dict[str, Any]) -> int:
+        if self.on_event is None:
+            return 0
+        try:
+            return self.on_event(peer_id, event_type, channel_id, details)
+        except Exception:
+            return 0
 
     def record_event(self, peer_id: str, event_type: str, channel_id: str, details: dict[str, Any]) -> None:
         ts = now()
@@ -88,7 +97,7 @@ class RevenueOps:
             changes = self.fees.reconcile(p.peer_id)
             failed = [c for c in changes if c["action"] == "failed"]
             out["fee_action"] = f"failed: {failed[0]['error']}" if failed else "set_hive_fee"
-        out["message"] = "recorded locally (peer events are not gossiped to other members in this version)"
+        out["broadcast_count"] = self._share(p.peer_id, "channel_open", p.channel_id, p.model_dump())
         return out
 
     def channel_closed(self, p: ChannelClosed) -> dict[str, Any]:
@@ -100,7 +109,7 @@ class RevenueOps:
                                                                                                  "channel_close")
         self.record_event(p.peer_id, event, p.channel_id, p.model_dump())
         return out | {"action": "notified_hive", "event_type": event,
-                      "message": "recorded locally (peer events are not gossiped to other members in this version)"}
+                      "broadcast_count": self._share(p.peer_id, event, p.channel_id, p.model_dump())}
 
     def period_costs(self, p: PeriodCosts) -> dict[str, Any]:
         period = iso_week()

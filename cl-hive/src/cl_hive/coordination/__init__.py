@@ -8,6 +8,7 @@
   coordinated fee recommendation;
 * ``planner/``: saturated and underserved outside nodes, channel proposals through intents into governance,
   the monolith's expansion messages (PEER_AVAILABLE, EXPANSION_*);
+* ``splice``: splice checks from pending intents and actions, membership, budget and fleet coverage;
 * ``revenue_ops``: cl-revenue-ops' channel events, period costs, channel flags and ages;
 * ``revenue_ops_deferred``: the long tail that honestly has no data in this version (docs/governance.md says why);
 * shared: ``reports`` (how every coordination message is signed and authenticated), ``graph`` (the channel
@@ -21,7 +22,7 @@ from typing import Any
 from ..fees import FeePolicy
 from ..intents.locks import IntentLocks
 from ..protocol.context import Context
-from . import fee_intel, health, planner, rebalance, reports, revenue_ops, revenue_ops_deferred, warnings
+from . import fee_intel, health, planner, rebalance, reports, revenue_ops, revenue_ops_deferred, splice, warnings
 from .common import channel_peer
 from .graph import Graphs
 
@@ -36,6 +37,7 @@ class CoordinationParts:
     warnings: warnings.Warnings
     fee_intel: fee_intel.FeeIntel
     planner: planner.PlannerParts
+    splice: splice.Splices
 
 
 def register(ctx: Context, fees: FeePolicy, intents: IntentLocks, fleet: Any, governance: Any) -> CoordinationParts:
@@ -50,8 +52,9 @@ def register(ctx: Context, fees: FeePolicy, intents: IntentLocks, fleet: Any, go
     intel = fee_intel.register(ctx, signed, graphs, fleet.store, peer_warnings, lambda scid: channel_peer(hive, scid))
     plans = planner.register(ctx, signed, graphs, intents, governance)
     ops.on_event = plans.expansion.share_event                  # channel events go to the fleet as PEER_AVAILABLE
-    revenue_ops_deferred.register(hive, ctx.members)
-    return CoordinationParts(ops, signed, graphs, fleet_health, rebal, peer_warnings, intel, plans)
+    splices = splice.register(ctx, graphs, intents, governance)
+    revenue_ops_deferred.register(hive)
+    return CoordinationParts(ops, signed, graphs, fleet_health, rebal, peer_warnings, intel, plans, splices)
 
 
 __all__ = ["CoordinationParts", "register"]

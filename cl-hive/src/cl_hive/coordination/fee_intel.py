@@ -41,7 +41,7 @@ from ..protocol.ingress import Inbound, Reject
 from .common import NoParams, UnknownChannel, expose, no_data, node_id_field, now
 from .graph import Graphs
 from .reports import Kind, Reports
-from .warnings import Warnings
+from .warnings import DefenseQuery, Warnings
 
 SEND_SPACING = 1800
 FRESH = 24 * 3600
@@ -310,6 +310,21 @@ class FeeIntel:
                 "adjustment_reason": "; ".join(reasons), "reason": "; ".join(reasons)}
 
 
+    def status(self) -> dict[str, Any]:
+        """Fee coordination at a glance: competing peers and our role in each, active defenses, observations."""
+        routes = self.competition()["competing_routes"]
+        ours = [r for r in routes if self.ctx.me in r["competing_members"]]
+        defense = self.warnings.defense_status(DefenseQuery())
+        observed = {r["peer_id"] for r in self._observations()}
+        return {"corridor_assignments": routes, "competing_peers": len(routes),
+                "our_corridors": {"primary": sum(1 for r in ours if r["primary_member"] == self.ctx.me),
+                                  "secondary": sum(1 for r in ours if r["primary_member"] not in (None, self.ctx.me)),
+                                  "undecided": sum(1 for r in ours if r["primary_member"] is None)},
+                "defense_status": {"active_warnings": defense["warning_count"],
+                                   "defensive_fees_active": defense["defensive_fees_active"]},
+                "fee_intel_peers": len(observed)}
+
+
 def register(ctx: Context, reports: Reports, graphs: Graphs, fleet_store: Any, warnings: Warnings,
              channel_peer: Callable[[str], str | None]) -> FeeIntel:
     hive = ctx.hive
@@ -329,6 +344,8 @@ def register(ctx: Context, reports: Reports, graphs: Graphs, fleet_store: Any, w
            "the primary member for each.")(lambda _p: intel.competition())
     expose(hive, "hive-coord-fee-recommendation", CoordFee, "Coordinated fee for one of our channels: defensive "
            "multiplier of an active threat; a secondary competitor does not undercut the primary.")(intel.recommend)
+    expose(hive, "hive-fee-coordination-status", NoParams, "Fee coordination at a glance: competing peers and our "
+           "role, active defenses, peers with observations.")(lambda _p: intel.status())
     expose(hive, "hive-trigger-fee-broadcast", NoParams, "Send our fee observations to the fleet now.")(
         lambda _p: {"sent_to": intel.maybe_send(force=True) or 0})
     return intel

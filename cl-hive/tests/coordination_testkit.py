@@ -10,7 +10,7 @@ from fleet_testkit import SimNode
 
 from cl_hive.coordination import graph as graph_mod
 from cl_hive import governance
-from cl_hive.coordination import fee_intel, health, planner, rebalance, reports, warnings
+from cl_hive.coordination import fee_intel, health, planner, rebalance, reports, splice, warnings
 from cl_hive.coordination.common import channel_peer
 from cl_hive.state.gossip import read_snapshot
 
@@ -102,6 +102,7 @@ def attach(node: SimNode, lightning: Lightning | None = None, onchain_sats: int 
     node.fee_intel = fee_intel.register(node.ctx, node.reports, node.graphs, node.fleet.store, node.warnings,
                                         lambda scid: channel_peer(node.hive, scid))
     node.planner = planner.register(node.ctx, node.reports, node.graphs, node.intents, node.governance)
+    node.splice = splice.register(node.ctx, node.graphs, node.intents, node.governance)
     return node
 
 

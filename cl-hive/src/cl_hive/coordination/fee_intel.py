@@ -38,7 +38,7 @@ from libhive.wire import MessageType
 from ..protocol import formats
 from ..protocol.context import Context
 from ..protocol.ingress import Inbound, Reject
-from .common import NoParams, UnknownChannel, expose, no_data, node_id_field, now
+from .common import NoParams, expose, no_data, node_id_field, now
 from .graph import Graphs
 from .reports import Kind, Reports
 from .warnings import DefenseQuery, Warnings
@@ -278,8 +278,9 @@ class FeeIntel:
 
     def recommend(self, p: CoordFee) -> dict[str, Any]:
         peer = self._channel_peer(p.channel_id)
-        if peer is None:
-            raise UnknownChannel(f"{p.channel_id} is not a channel of this node")
+        if peer is None:          # a result, not an RPC error: cl-revenue-ops counts RPC errors against the hive
+            return no_data("unknown_channel", f"{p.channel_id} is not a channel of this node",
+                           channel_id=p.channel_id)
         base: dict[str, Any] = {"channel_id": p.channel_id, "peer_id": peer, "current_fee_ppm": p.current_fee}
         threat = self.warnings.threat(peer)
         route = next((r for r in self.competition()["competing_routes"] if r["peer_id"] == peer

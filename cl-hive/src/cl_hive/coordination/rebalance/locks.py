@@ -30,7 +30,7 @@ from pydantic import Field
 from libhive.rpcparams import Params
 
 from ...intents.locks import IntentLocks, precedes
-from ...protocol.context import Context
+from ...protocol.context import BadState, Context
 from ..common import SCID, UnknownChannel, node_id_field, now, option_int
 from .liquidity import Liquidity
 
@@ -101,7 +101,10 @@ class RebalanceLocks:
             return base | {"conflict": False, "reason": "no other hive node to coordinate with"}
         if not p.announce:
             return base | {"conflict": False, "reason": "no hive node holds a rebalance lock on this peer"}
-        announced = self.intents.announce("rebalance", peer, lifetime=self.hold() + self.lock_seconds())
+        try:
+            announced = self.intents.announce("rebalance", peer, lifetime=self.hold() + self.lock_seconds())
+        except BadState:            # another node's intent arrived in between: answer from it
+            return self.check(ConflictQuery(peer_id=peer, announce=False))
         row = self.intents.live_local("rebalance", peer)
         return base | self._ours(row or {"id": announced["intent_id"], "status": "pending",
                                          "timestamp": announced["commit_after"] - self.hold(),

@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from fleet_testkit import SimNode
+from fleet_testkit import SimNode, form_hive
 
 from cl_hive.coordination import graph as graph_mod
 from cl_hive import governance
@@ -112,3 +112,13 @@ def gossip(net: Any, nodes: list[SimNode]) -> None:
         n.fleet.gossip._last_sent = 0.0
         n.fleet.gossip.broadcast(read_snapshot(n.rpc, set(n.ctx.members.ids()) - {n.node_id}), "test")
     net.pump()
+
+
+def hive_of(net: Any, names: str, lightning: Lightning | None = None, **options: Any) -> tuple[list[SimNode], Lightning]:
+    """Nodes named by the letters of ``names``, all members of one hive, connected to each other, served by one
+    Lightning model (new unless given)."""
+    ln = lightning or Lightning()
+    nodes = [attach(net.add(n, dict(options)), ln) for n in names]
+    form_hive(nodes)
+    net.mesh()
+    return nodes, ln

@@ -5,8 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from coordination_testkit import Lightning, attach, gossip
-from fleet_testkit import form_hive
+from coordination_testkit import gossip, hive_of
 
 from cl_hive.coordination.fee_intel import SNAPSHOT, CoordFee, FeeIntelQuery, FeeObservation
 from cl_hive.coordination.warnings import BroadcastWarning
@@ -19,10 +18,7 @@ X, Y = "02" + "77" * 32, "03" + "78" * 32
 
 @pytest.fixture
 def trio(net):
-    ln = Lightning()
-    nodes = [attach(net.add(n), ln) for n in ("a", "b", "c")]
-    form_hive(nodes)
-    net.mesh()
+    nodes, ln = hive_of(net, "abc")
     a, b, c = nodes
     chans = {"ax": ln.add(a.node_id, X, 1_000_000), "bx": ln.add(b.node_id, X, 1_000_000),
              "xy": ln.add(X, Y, 2_000_000), "ab": ln.add(a.node_id, b.node_id, 1_000_000, fee_a=(0, 0), fee_b=(0, 0))}

@@ -5,8 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from coordination_testkit import Lightning, attach
-from fleet_testkit import form_hive
+from coordination_testkit import hive_of
 
 from cl_hive.coordination.health import HEALTH, ConnectivityQuery, HealthReport, MemberHealth, Opportunities, compute
 from cl_hive.coordination.rebalance.liquidity import LiquidityReport
@@ -22,10 +21,7 @@ POOR = HealthReport(profitable_channels=0, underwater_channels=8, stagnant_chann
 
 @pytest.fixture
 def trio(net):
-    ln = Lightning()
-    nodes = [attach(net.add(n), ln) for n in ("a", "b", "c")]
-    form_hive(nodes)
-    net.mesh()
+    nodes, ln = hive_of(net, "abc")
     a, b, c = nodes
     ln.add(a.node_id, b.node_id, 1_000_000)
     ln.add(a.node_id, c.node_id, 1_000_000)

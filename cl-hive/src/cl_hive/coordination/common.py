@@ -17,7 +17,7 @@ from pydantic import Field
 from libhive.errors import HiveError
 from libhive.rpcparams import Params, validate
 
-from ..governance.common import InvalidOption
+from ..governance.common import int_option
 
 NODE_ID = r"^0[23][0-9a-f]{64}$"
 SCID = r"^\d{1,8}x\d{1,8}x\d{1,5}$"
@@ -49,16 +49,7 @@ def node_id_field(default: Any = ...) -> Any:
 
 def option_int(hive: Any, suffix: str, default: int, lo: int, hi: int) -> int:
     """``hive-<suffix>`` as an int in [lo, hi]; the default when unset; InvalidOption (2121) when unusable."""
-    value = hive.option(suffix)
-    if value is None:
-        return default
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise InvalidOption(f"option hive-{suffix}={value!r} is not an integer") from None
-    if isinstance(value, bool) or not lo <= number <= hi:
-        raise InvalidOption(f"option hive-{suffix}={value!r} must be between {lo} and {hi}")
-    return number
+    return default if hive.option(suffix) is None else int_option(hive, suffix, lo, hi)
 
 
 def option_bool(hive: Any, suffix: str, default: bool) -> bool:

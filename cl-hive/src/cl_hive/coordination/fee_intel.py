@@ -50,9 +50,7 @@ MAX_ENTRIES = 200
 MAX_FEE_PPM = 10_000
 MAX_VOLUME = 1_000_000_000_000
 
-SNAPSHOT = Kind(MessageType.FEE_INTELLIGENCE_SNAPSHOT, "reporter_id",
-                lambda p: formats.fee_intelligence_snapshot_signing(p.get("reporter_id", ""), p.get("timestamp", 0),
-                                                                    p.get("peers") or []),
+SNAPSHOT = Kind(MessageType.FEE_INTELLIGENCE_SNAPSHOT, "reporter_id", formats.fee_intelligence_snapshot_signing,
                 max_age=3600, per_hour=6)
 
 

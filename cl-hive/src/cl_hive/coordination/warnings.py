@@ -52,9 +52,7 @@ MAX_ENTRIES = 200
 MAX_EVIDENCE_CHARS = 1000
 RESEND_SECONDS = 600
 
-REPUTATION = Kind(MessageType.PEER_REPUTATION_SNAPSHOT, "reporter_id",
-                  lambda p: formats.peer_reputation_snapshot_signing(p.get("reporter_id", ""), p.get("timestamp", 0),
-                                                                     p.get("peers") or []),
+REPUTATION = Kind(MessageType.PEER_REPUTATION_SNAPSHOT, "reporter_id", formats.peer_reputation_snapshot_signing,
                   max_age=3600, per_hour=30, tiers=("member",))
 
 

@@ -199,21 +199,22 @@ def _hash16(entries: list[Any], key: Any) -> str:
     return _sha256_hex(canonical_json(sorted(entries, key=key)))[:16]
 
 
-def _snapshot_signing(name: str, reporter: str, timestamp: int, entries: list[Any], key: Any) -> str:
-    return f"{name}:{reporter}:{timestamp}:{len(entries)}:{_hash16(entries, key)}"
+def _snapshot_signing(name: str, p: dict[str, Any], entries_key: str, key: Any) -> str:
+    entries = p.get(entries_key) or []
+    return f"{name}:{p.get('reporter_id', '')}:{p.get('timestamp', 0)}:{len(entries)}:{_hash16(entries, key)}"
 
 
-def liquidity_snapshot_signing(reporter: str, timestamp: int, needs: list[dict[str, Any]]) -> str:
-    return _snapshot_signing("LIQUIDITY_SNAPSHOT", reporter, timestamp, needs,
+def liquidity_snapshot_signing(p: dict[str, Any]) -> str:
+    return _snapshot_signing("LIQUIDITY_SNAPSHOT", p, "needs",
                              lambda n: (n.get("target_peer_id", ""), n.get("need_type", "")))
 
 
-def fee_intelligence_snapshot_signing(reporter: str, timestamp: int, peers: list[dict[str, Any]]) -> str:
-    return _snapshot_signing("FEE_INTELLIGENCE_SNAPSHOT", reporter, timestamp, peers, lambda p: p.get("peer_id", ""))
+def fee_intelligence_snapshot_signing(p: dict[str, Any]) -> str:
+    return _snapshot_signing("FEE_INTELLIGENCE_SNAPSHOT", p, "peers", lambda e: e.get("peer_id", ""))
 
 
-def peer_reputation_snapshot_signing(reporter: str, timestamp: int, peers: list[dict[str, Any]]) -> str:
-    return _snapshot_signing("PEER_REPUTATION_SNAPSHOT", reporter, timestamp, peers, lambda p: p.get("peer_id", ""))
+def peer_reputation_snapshot_signing(p: dict[str, Any]) -> str:
+    return _snapshot_signing("PEER_REPUTATION_SNAPSHOT", p, "peers", lambda e: e.get("peer_id", ""))
 
 
 def liquidity_need_signing(p: dict[str, Any]) -> str:

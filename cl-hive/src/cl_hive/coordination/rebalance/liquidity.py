@@ -45,10 +45,8 @@ URGENCIES = ("critical", "high", "medium", "low")
 URGENCY_RANK = {u: i for i, u in enumerate(URGENCIES)}
 TIER_RANK = {"struggling": 0, "vulnerable": 1, "stable": 2, "thriving": 3}
 
-SNAPSHOT = Kind(MessageType.LIQUIDITY_SNAPSHOT, "reporter_id",
-                lambda p: formats.liquidity_snapshot_signing(p.get("reporter_id", ""), p.get("timestamp", 0),
-                                                             p.get("needs") or []),
-                max_age=3600, per_hour=12)
+SNAPSHOT = Kind(MessageType.LIQUIDITY_SNAPSHOT, "reporter_id", formats.liquidity_snapshot_signing, max_age=3600,
+                per_hour=12)
 NEED = Kind(MessageType.LIQUIDITY_NEED, "reporter_id", formats.liquidity_need_signing, max_age=3600, per_hour=12)
 
 

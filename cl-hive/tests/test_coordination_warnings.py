@@ -135,3 +135,17 @@ class TestReceiving:
                   from_peer=a.node_id)
         (w,) = status(c)["active_warnings"]
         assert w["severity"] == 0.9 and w["expires_at"] == t + 900
+
+
+def test_malformed_snapshots_are_rejected_not_crashed_on(net, fleet):
+    """Entries the signing string cannot even be computed from are refused like any bad message (counted)."""
+    (a, _, c, _), _ = fleet
+    for peers in ([{"peer_id": 7}, {"peer_id": "x"}], [1, 2], "nope"):
+        c.deliver(MessageType.PEER_REPUTATION_SNAPSHOT, {"reporter_id": a.node_id, "timestamp": int(time.time()),
+                                                          "peers": peers, "signature": "x"}, from_peer=a.node_id)
+    assert c.stats()["rejected_PEER_REPUTATION_SNAPSHOT"] == 3 and "failed_PEER_REPUTATION_SNAPSHOT" not in c.stats()
+    for mtype in (MessageType.LIQUIDITY_SNAPSHOT, MessageType.FEE_INTELLIGENCE_SNAPSHOT, MessageType.HEALTH_REPORT,
+                  MessageType.PEER_AVAILABLE, MessageType.EXPANSION_ELECT, MessageType.LIQUIDITY_NEED):
+        c.deliver(mtype, {"reporter_id": a.node_id, "needs": [[1]], "peers": [{"peer_id": [1]}], "round_id": 5},
+                  from_peer=a.node_id)
+    assert not [k for k in c.stats() if k.startswith("failed_")]

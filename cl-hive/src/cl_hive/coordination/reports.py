@@ -112,12 +112,20 @@ class Reports:
             raise Reject(f"{kind.name}: {kind.origin_field} is not a node id")
         ts = check_fresh(p.get("timestamp"), kind.max_age if max_age is None else max_age, kind.name)
         sig = p.get("signature")
-        if not isinstance(sig, str) or not verify(kind.signing(p), sig, origin):
+        try:
+            text = kind.signing(p)
+        except Exception:               # entries the signing string cannot be built from: malformed
+            raise Reject(f"{kind.name}: malformed payload") from None
+        if not isinstance(sig, str) or not verify(text, sig, origin):
             raise Reject(f"{kind.name}: bad signature for {origin[:16]}")
         direct = msg.via == "custommsg" and msg.peer_id == origin
         sig2 = p.get("signature_v2")
         if sig2 is not None:
-            if not isinstance(sig2, str) or not verify(formats.payload_signing_v2(kind.name, p), sig2, origin):
+            try:
+                text2 = formats.payload_signing_v2(kind.name, p)
+            except Exception:
+                raise Reject(f"{kind.name}: malformed payload") from None
+            if not isinstance(sig2, str) or not verify(text2, sig2, origin):
                 raise Reject(f"{kind.name}: bad signature_v2 for {origin[:16]}")
         elif not direct:
             raise Reject(f"{kind.name}: a copy without signature_v2 must come directly from its origin")

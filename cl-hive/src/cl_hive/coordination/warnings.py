@@ -30,7 +30,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from libhive.identity import is_node_id
-from libhive.rpcparams import Params
+from libhive.rpcparams import InvalidParams, Params
 from libhive.wire import MessageType
 
 from ..protocol import formats
@@ -158,7 +158,6 @@ class Warnings:
         try:
             evidence = _evidence(p.evidence)
         except Reject as exc:
-            from libhive.rpcparams import InvalidParams
             raise InvalidParams(f"invalid parameters: evidence: {exc}") from None
         w = {"peer_id": p.peer_id, "threat_type": p.threat_type, "severity": p.severity, "issued_at": issued,
              "expires_at": issued + self.ttl(), "evidence": evidence}
@@ -185,8 +184,9 @@ class Warnings:
     def on_snapshot(self, msg: Inbound) -> None:
         p = msg.payload
         peers = p.get("peers")
-        if not isinstance(peers, list) or len(peers) > MAX_ENTRIES or not all(isinstance(e, dict) for e in peers):
-            raise Reject(f"PEER_REPUTATION_SNAPSHOT peers must be at most {MAX_ENTRIES} objects")
+        if (not isinstance(peers, list) or len(peers) > MAX_ENTRIES
+                or not all(isinstance(e, dict) and isinstance(e.get("peer_id"), str) for e in peers)):
+            raise Reject(f"PEER_REPUTATION_SNAPSHOT peers must be at most {MAX_ENTRIES} objects with a peer_id")
         ts = p.get("timestamp")
         warnings = [parse_warning(e, ts if type(ts) is int else 0) for e in peers if "threat_type" in e]
         auth = self.reports.authenticate(msg, REPUTATION)

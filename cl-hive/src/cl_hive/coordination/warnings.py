@@ -84,7 +84,7 @@ def _evidence(value: Any) -> dict[str, Any]:
 
 def parse_warning(e: dict[str, Any], sent_at: int) -> dict[str, Any]:
     threat, sev, issued, expires = e.get("threat_type"), e.get("severity"), e.get("issued_at"), e.get("expires_at")
-    if threat not in THREATS or not is_node_id(e.get("peer_id")):
+    if not isinstance(threat, str) or threat not in THREATS or not is_node_id(e.get("peer_id")):
         raise Reject("warning for an unknown threat or a bad peer id")
     if not isinstance(sev, (int, float)) or isinstance(sev, bool) or not 0 <= sev <= 1:
         raise Reject("warning severity must be in 0..1")

@@ -62,9 +62,11 @@ def test_a_report_is_shared_and_every_member_sees_it(net, trio):
     nnlb = b.health.nnlb()
     assert [r["member_id"] for r in nnlb["needs_help"]] == [c.node_id]
     assert [r["member_id"] for r in nnlb["can_help"]] == [a.node_id]
-    # unchanged inputs within the spacing are not re-sent; changed ones are
+    # unchanged inputs within the hour are not re-sent; a change is, but not more often than every 10 minutes
     assert a.health.report(GOOD)["shared_with_fleet"] is False
-    assert a.health.report(POOR)["shared_with_fleet"] is True
+    assert a.health.report(POOR)["shared_with_fleet"] is False
+    a.health._last_sent -= 600
+    assert a.health.report(GOOD)["shared_with_fleet"] is True
 
 
 class TestAuthentication:

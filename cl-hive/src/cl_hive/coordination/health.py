@@ -16,8 +16,8 @@ Our health is computed when cl-revenue-ops reports its channels (``hive-report-h
   today's remaining governance budget as ``assistance_budget_sats``.
 
 Sent as HEALTH_REPORT (the monolith's signature covers the four scores; ``signature_v2`` covers everything) when
-it changes and at most once per ``SEND_SPACING`` (a monolith member accepts one an hour), re-sent each spacing
-while our inputs are younger than ``INPUT_FRESH``.  A member's report counts in the views for ``REPORT_FRESH``.
+it changes (at most every ``CHANGE_SPACING``), else once per ``SEND_SPACING`` (a monolith member accepts one an
+hour) while our inputs are younger than ``INPUT_FRESH``.  A member's report counts in the views for ``REPORT_FRESH``.
 """
 from __future__ import annotations
 
@@ -38,6 +38,7 @@ from .graph import Graphs
 from .reports import Kind, Reports
 
 SEND_SPACING = 3600
+CHANGE_SPACING = 600
 INPUT_FRESH = 6 * 3600
 REPORT_FRESH = 3 * 3600
 TIERS = (("struggling", 20, 2.0), ("vulnerable", 40, 1.5), ("stable", 65, 1.0), ("thriving", 100, 0.75))
@@ -128,7 +129,8 @@ class Health:
             conn.execute("INSERT OR REPLACE INTO hive_own_reports (kind, report, updated_at) VALUES (?, ?, ?)",
                          ("health", json.dumps(p.model_dump()), ts))
         record = self._recompute()
-        sent = self.maybe_send(force=True) if record["changed"] else self.maybe_send()
+        changed = record["changed"] and now() - self._last_sent >= CHANGE_SPACING
+        sent = self.maybe_send(force=True) if changed else self.maybe_send()
         return {"status": "recorded", "health_score": record["overall_health"], "health_tier": record["tier"],
                 "budget_multiplier": record["budget_multiplier"], "capacity_score": record["capacity_score"],
                 "revenue_score": record["revenue_score"], "connectivity_score": record["connectivity_score"],

@@ -131,3 +131,11 @@ class TestExpansionElections:
         a.deliver(MessageType.EXPANSION_ELECT, self.elect(b, b), from_peer=a.node_id)      # v1 copy, not direct
         a.deliver(MessageType.EXPANSION_ELECT, self.elect(b, b, round_id="short"), from_peer=b.node_id)
         assert a.stats()["rejected_EXPANSION_ELECT"] == 3 and a.planner.expansion.rounds() == []
+
+
+def test_elections_cannot_flood_the_queue(net, hive):
+    """An election of this node is proposed only while none of our proposals awaits a decision."""
+    a, b, _ = hive
+    assert a.planner.planner.elected(BIG, 2_000_000, "round-0003")["action"] == "proposed"
+    second = a.planner.planner.elected(OTHERS[0], 2_000_000, "round-0004")
+    assert second["action"] == "none" and second["pending_intents"]

@@ -177,6 +177,17 @@ class Planner:
             return "closed_at_a_loss"
         return None
 
+    def _outstanding(self, pending: list[dict[str, Any]]) -> dict[str, Any] | None:
+        """One proposal of ours (planner or election) at a time: the one awaiting its hold or a decision."""
+        actions = [a["id"] for a in pending if ((a["payload"].get("context") or {}).get("source")
+                                                in ("planner", "expansion_elect"))]
+        intents = [r["id"] for r in self.db.query("SELECT id FROM hive_intents WHERE intent_type = 'channel_open' "
+                                                  "AND status = 'pending' AND context IS NOT NULL")]
+        if not actions and not intents:
+            return None
+        return {"action": "none", "reason": "a planner proposal is still awaiting its hold or a decision",
+                "pending_actions": actions, "pending_intents": intents}
+
     def run(self, scheduled: bool = False) -> dict[str, Any]:
         if scheduled and not option_bool(self.ctx.hive, "planner-enable", False):
             return {"action": "none", "reason": "hive-planner-enable is off"}
@@ -198,14 +209,10 @@ class Planner:
         for c in self.ctx.hive.rpc.call("listpeerchannels", {}).get("channels", []):
             channels.setdefault(c.get("peer_id"), []).append(c.get("state"))
         pending = [a for a in self.gov.queue.pending() if a["action_type"] == "channel_open"]
-        waiting = [a["id"] for a in pending if ((a["payload"].get("context") or {}).get("source")
-                                                 in ("planner", "expansion_elect"))]
-        announced = [r["id"] for r in self.db.query("SELECT id, context FROM hive_intents WHERE intent_type = "
-                                                     "'channel_open' AND status = 'pending' AND context IS NOT NULL")]
-        if waiting or announced:
-            why = "a planner proposal is still awaiting its hold or a decision"
-            self.log("cycle", "waiting", actions=waiting, intents=announced)
-            return {"action": "none", "reason": why, "pending_actions": waiting, "pending_intents": announced}
+        waiting = self._outstanding(pending)
+        if waiting:
+            self.log("cycle", "waiting", actions=waiting["pending_actions"], intents=waiting["pending_intents"])
+            return waiting
         pending_targets = {a["payload"].get("target") for a in pending}
         skipped: dict[str, str] = {}
         for t in result.underserved:
@@ -248,8 +255,13 @@ class Planner:
         channels: dict[str, list[str]] = {}
         for c in self.ctx.hive.rpc.call("listpeerchannels", {"id": target}).get("channels", []):
             channels.setdefault(c.get("peer_id"), []).append(c.get("state"))
-        pending = {a["payload"].get("target") for a in self.gov.queue.pending() if a["action_type"] == "channel_open"}
-        why = self._skip_reason(target, channels, pending)
+        pending = [a for a in self.gov.queue.pending() if a["action_type"] == "channel_open"]
+        waiting = self._outstanding(pending)
+        if waiting:
+            self.log("election", "waiting", target, round_id=round_id, actions=waiting["pending_actions"],
+                     intents=waiting["pending_intents"])
+            return waiting
+        why = self._skip_reason(target, channels, {a["payload"].get("target") for a in pending})
         if why:
             self.log("election", "skipped", target, round_id=round_id, reason=why)
             return {"action": "none", "reason": why}

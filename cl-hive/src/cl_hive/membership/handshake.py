@@ -20,7 +20,7 @@ from typing import Any
 from libhive.identity import verify
 from libhive.rpcparams import Params, validate
 from libhive.wire import PROTOCOL_VERSION, SUPPORTED_VERSIONS, MessageType
-from pydantic import Field
+from libhive.models import Field
 
 from .. import __version__
 from ..protocol import formats

@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from libhive.rpcparams import Params, validate
 from libhive.wire import MessageType
-from pydantic import Field
+from libhive.models import Field
 
 from ..protocol import formats
 from ..protocol.context import BadState, Context, check_fresh, check_signature, quorum

@@ -20,6 +20,8 @@ SHIPPED = (
     "m103_hive_saved_fee_policies",
     "m104_hive_revenue_ops",
     "m105_hive_revenue_ops_policies",
+    "m400_hive_tier_claims",
+    "m401_hive_monolith_imports",
 )
 
 

@@ -7,7 +7,7 @@ from libhive import contracts
 from libhive.bootstrap import HivePlugin, main_for
 
 from . import __version__, coordination, fees, governance, intents, membership, state
-from .membership import MemberStore
+from .membership import MemberStore, fleet_mode
 from .migrations import migrations
 from .protocol import Context, Ingress, Outbox, Transport
 
@@ -55,6 +55,7 @@ def _hive_fields() -> dict[str, Any]:
                            "uptime_pct": None, "contribution_ratio": None},   # as cl-revenue-ops reads it
             "hive": {"hive_id": ctx.hive_id, "tier": ctx.members.our_tier(),
                      "members": ctx.members.count(("member",)), "neophytes": ctx.members.count(("neophyte",)),
+                     "fleet_mode": fleet_mode.current(ctx).describe(),
                      "outbox": ctx.outbox.summary(), "ingress": dict(ctx.ingress.stats),
                      "handshakes": hive_membership.handshake.pending()}}
 

@@ -6,7 +6,7 @@ from typing import Any
 from libhive import contracts
 from libhive.bootstrap import HivePlugin, main_for
 
-from . import __version__, coordination, fees, governance, intents, membership, state
+from . import __version__, coordination, fees, governance, intents, membership, migrate, state
 from .membership import MemberStore, fleet_mode
 from .migrations import migrations
 from .protocol import Context, Ingress, Outbox, Transport
@@ -65,6 +65,7 @@ hive_governance = governance.register(hive, ctx.members)   # .queue.propose(...)
 fee_policy = fees.register(hive, ctx.members, hive_governance.audit)
 revenue_ops = coordination.register(hive, ctx.members, fee_policy)
 intent_locks.use_governance(hive_governance.queue)   # committed channel_open intents -> propose()
+migrate.register(hive)                                 # hive-migrate: a monolith database into this node
 
 main = main_for(hive)
 

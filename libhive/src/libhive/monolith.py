@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import sqlite3
+import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
@@ -138,7 +139,7 @@ class MonolithDb:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = os.path.abspath(os.fspath(path))
         try:
-            self.conn = open_readonly(self.path)
+            self.conn = _open(self.path)
             self.conn.row_factory = sqlite3.Row
             names = [r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
         except StorageError as exc:
@@ -211,6 +212,18 @@ class MonolithDb:
         row = self.own_row()
         meta = _json(row.get("metadata")) if row else None
         return meta.get("hive_id") if isinstance(meta, dict) else None
+
+
+def _open(path: str) -> sqlite3.Connection:
+    """Read-only.  A WAL-mode file whose writer is gone (no ``-wal`` left) is opened ``immutable``, so SQLite
+    does not even create the ``-wal``/``-shm`` side files next to it; with a ``-wal`` left, plain ``mode=ro``
+    (SQLite then reads the unmerged pages, still without writing the database or its WAL)."""
+    if os.path.exists(path + "-wal"):
+        return open_readonly(path)
+    if not os.path.isfile(path):
+        raise StorageError(f"no database file at {path}")
+    uri = "file:" + urllib.parse.quote(path) + "?mode=ro&immutable=1"
+    return sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None)
 
 
 def _json(text: Any) -> Any:

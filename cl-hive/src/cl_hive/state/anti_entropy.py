@@ -235,10 +235,13 @@ class AntiEntropy:
             raise Reject(f"{what} from a node that is not in the hive here")
 
     def on_connect(self, peer: str) -> None:
+        """A hive node connected: our STATE_HASH (it answers with what differs) and our own signed record (a
+        monolith node sends no STATE_HASH of its own later, so GOSSIP is how it learns our record)."""
         if self.ctx.members.our_tier() and peer != self.ctx.me and self.ctx.members.is_in_hive(peer):
             with self._lock:
                 self._replied.pop(peer, None)
             self.send_state_hash(peer, force=True)
+            self.gossip.send_own([peer])
 
     def announce_admission(self, newcomer: str) -> int:
         """After we admitted ``newcomer``: our FULL_SYNC to it and to every reachable hive node."""

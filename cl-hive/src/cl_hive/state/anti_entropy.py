@@ -248,7 +248,10 @@ class AntiEntropy:
         peers = sorted(set(reachable_members(self.ctx)) | {newcomer})
         with self._lock:
             now = time.monotonic()
-            self._replied.update({p: now for p in peers})
+            # not the newcomer: a monolith joiner handles our FULL_SYNC and WELCOME on parallel threads and may
+            # drop the FULL_SYNC as from a non-member; it sends a STATE_HASH once it took the WELCOME, and that
+            # one gets our FULL_SYNC again at once
+            self._replied.update({p: now for p in peers if p != newcomer})
         return self.send_full_sync_to(peers)
 
     def round(self) -> None:

@@ -36,8 +36,7 @@ REPO = Path(__file__).resolve().parents[4]
 VENV = REPO / ".tools" / "monolith-venv"
 REQUIREMENTS = Path(__file__).with_name("monolith-requirements.txt")
 PLUGIN_NAME = "cl-hive-monolith"
-DB_FILE = "cl_hive.db"
-DB_OPTION = "./" + DB_FILE           # relative to <lightning-dir>/<network>, where lightningd runs plugins
+DB_FILE = "cl_hive.db"              # in <lightning-dir>/<network>, by an absolute hive-db-path (see db_option)
 
 
 class MonolithUnavailable(RuntimeError):
@@ -91,13 +90,12 @@ class MonolithPeer:
     source: Path
     options: dict[str, Any] = field(default_factory=dict)
 
-    def node_options(self, **extra: Any) -> dict[str, Any]:
-        """lightningd options for a monolith node (merge with the node's own)."""
-        return {**self.options, **extra}
+    def node_options(self, network_dir: str | Path, **extra: Any) -> dict[str, Any]:
+        """lightningd options for a monolith node whose ``<lightning-dir>/<network>`` is ``network_dir``."""
+        return {**self.options, **db_option(network_dir), **extra}
 
 
 DEFAULT_OPTIONS = {
-    "hive-db-path": DB_OPTION,            # the monolith needs a directory part
     "hive-rpc-pool-size": 1,            # one RPC worker process instead of three (memory, start-up time)
     "hive-auto-vouch": "false",         # tests vouch explicitly
     "hive-planner-enable-expansions": "false",
@@ -120,5 +118,11 @@ def prepare(workdir: Path) -> MonolithPeer:
 
 
 def database_path(lightning_network_dir: str | Path) -> Path:
-    """Where a node started with ``DEFAULT_OPTIONS`` keeps its monolith database."""
+    """Where a node started with ``node_options`` keeps its monolith database."""
     return Path(lightning_network_dir) / DB_FILE
+
+
+def db_option(lightning_network_dir: str | Path) -> dict[str, str]:
+    """``hive-db-path``, absolute: a plugin started with lightningd and one started later with ``plugin start``
+    do not run in the same working directory, and the monolith's default is ``~/.lightning/cl_hive.db``."""
+    return {"hive-db-path": str(database_path(lightning_network_dir))}

@@ -26,13 +26,12 @@ KEEP = os.environ.get("HIVE_KEEP_MONOLITH_DB")      # a directory: keep a copy o
 def form_monolith_hive(mf: MonolithFleet):
     """A, B, C members; N neophyte; a pending ban of N; gossip history everywhere."""
     a, b, c, n = mf.start(["A", "B", "C", "N"])
-    for joiner, member in ((b, a), (c, a), (n, b)):
-        mf.channel(joiner, member)
+    for joiner in (b, c, n):
+        mf.channel(joiner, a)
     mf.announce([a, b, c, n])
-    mf.mesh([a, b, c, n])
+    mf.mesh([a, b, c])
     a.rpc.call("hive-genesis", {"hive_id": "rollout-test"})
-    ticket = a.rpc.call("hive-invite", {})["ticket"]
-    b.rpc.call("hive-join", {"ticket": ticket})
+    b.rpc.call("hive-join", {"ticket": a.rpc.call("hive-invite", {})["ticket"]})
     wait_for(lambda: tiers(a).get(b.node_id) == "neophyte", what="B admitted")
     a.rpc.call("hive-force-promote", {"peer_id": b.node_id})          # bootstrap: fewer than 3 nodes
     wait_for(lambda: tiers(b).get(b.node_id) == "member", what="B member at B")
@@ -44,14 +43,19 @@ def form_monolith_hive(mf: MonolithFleet):
     for voucher in (a, b):
         voucher.rpc.call("hive-vouch", {"peer_id": c.node_id})
     wait_for(lambda: all(tiers(x).get(c.node_id) == "member" for x in (a, b, c)), what="C promoted")
-    n.rpc.call("hive-join", {"ticket": b.rpc.call("hive-invite", {})["ticket"]})
+    n.rpc.call("hive-join", {"ticket": a.rpc.call("hive-invite", {})["ticket"]})
     wait_for(lambda: all(tiers(x).get(n.node_id) == "neophyte" for x in (a, b, c)), what="N neophyte everywhere")
+    # A's ban proposal must reach B and C directly: a monolith that gets another member's relayed copy first
+    # refuses it and then drops the direct copy as a duplicate (upstream F5/F7).  With B and C connected only
+    # to A (N is too), nobody can relay it to them.
+    b.rpc.call("disconnect", {"id": c.node_id, "force": True})
     proposal = a.rpc.call("hive-propose-ban", {"peer_id": n.node_id, "reason": "rollout test"})
-    wait_for(lambda: read_monolith_db(mf.monolith_db(b), "SELECT 1 FROM ban_votes WHERE proposal_id=?",
-                                      (proposal["proposal_id"],)), what="the ban proposal and A's vote at B")
+    for x in (b, c):
+        wait_for(lambda: read_monolith_db(mf.monolith_db(x), "SELECT 1 FROM ban_votes WHERE proposal_id=?",
+                                          (proposal["proposal_id"],)), what=f"the ban proposal and A's vote at {x.name}")
+    mf.mesh([a, b, c, n])
     started = mf.restart_plugin([a, b, c, n])                        # gossip history: each gossips 30 s after init
-    # (not necessarily all four: the monolith records a relayed copy as seen before rejecting it, so the direct
-    # copy that arrives after it is dropped as a duplicate: upstream F5/F7, not ours to fix)
+    # (not necessarily all four: the same upstream relay race can drop a direct GOSSIP)
     wait_for(lambda: len(gossip_versions(b)) >= 3, timeout=FIRST_GOSSIP + 60, interval=1,
              what="B holds its own and others' records")
     assert time.monotonic() - started < FIRST_GOSSIP + 60
@@ -99,7 +103,7 @@ def test_canary_migrate_one_node_then_roll_back(node_factory, bitcoind, monolith
 
     # the monoliths accept B's gossip (its version continues above the monolith's)
     wait_for(lambda: all(gossip_versions(x).get(b.node_id[:16], 0) > version_before for x in (a, c)),
-             timeout=90, interval=1, what="B's split gossip accepted by A and C")
+             timeout=90, interval=1, what="B's split gossip accepted by A and C")   # heartbeat 20 s: see above
     # B accepts theirs: A and C restart their plugin and gossip 30 s later
     mf.restart_plugin([a, c])
     wait_for(lambda: b.rpc.call("hive-gossip-status")["counters"].get("gossip_applied", 0) >= 2,
@@ -147,8 +151,9 @@ def test_canary_migrate_one_node_then_roll_back(node_factory, bitcoind, monolith
     # until the monolith's own counter caught up) -> hive-bump-version before its first broadcast (30 s)
     b.rpc.call("hive-bump-version", {"version": split_version})
     mf.mesh([a, b, c, e])
-    wait_for(lambda: gossip_versions(c).get(b.node_id[:16], 0) > split_version, timeout=FIRST_GOSSIP + 30,
-             interval=1, what="B's monolith gossip accepted again")
+    # (by at least one monolith: another's relayed copy may get the direct one dropped, upstream F5/F7)
+    wait_for(lambda: any(gossip_versions(x).get(b.node_id[:16], 0) > split_version for x in (a, c, e)),
+             timeout=FIRST_GOSSIP + 30, interval=1, what="B's monolith gossip accepted again")
     # ...and what B learned only as a split node: E, and the ban of N.  A monolith sends its roster to every
     # member when its plugin starts (it never answers a reconnect on lightningd v26), so restarting one other
     # member's plugin brings E back; the ban is re-applied by the operator

@@ -56,7 +56,7 @@ def form_monolith_hive(mf: MonolithFleet):
     mf.mesh([a, b, c, n])
     started = mf.restart_plugin([a, b, c, n])                        # gossip history: each gossips 30 s after init
     # (not necessarily all four: the same upstream relay race can drop a direct GOSSIP)
-    wait_for(lambda: len(gossip_versions(b)) >= 3, timeout=FIRST_GOSSIP + 60, interval=1,
+    wait_for(lambda: len(gossip_versions(b)) >= 2, timeout=FIRST_GOSSIP + 60, interval=1,
              what="B holds its own and others' records")
     assert time.monotonic() - started < FIRST_GOSSIP + 60
     return a, b, c, n, proposal["proposal_id"]

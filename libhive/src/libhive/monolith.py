@@ -1,8 +1,7 @@
 """Reading a database of the upstream monolith (``cl_hive.db``) for the migration to the split plugins.
 
-Shared by the three plugins' importers (each moves the monolith tables it owns now, into its own database,
-through its own ``libhive.db.Database``): open the file read-only (``mode=ro``: SQLite itself refuses writes),
-recognise it or refuse it with the reason, and the report every importer adds its lines to.
+Open the file read-only (SQLite itself refuses writes), recognise it or refuse it with the reason, and build
+the report: generic, so that each plugin can import the monolith tables it owns into its own database.
 
 The report has one line per monolith table: where its rows go (``owner``/``target``), how many there are, how
 many were moved now, how many were already there (a second run moves nothing: the importers are idempotent),
@@ -21,8 +20,6 @@ from typing import Any, Iterator
 
 from .db import open_readonly
 from .errors import StorageError
-
-ENTRY_POINT_GROUP = "hive.monolith_import"      # each plugin's importer: ``name = "module:function"``
 
 # What a monolith database has (upstream-monolith.md §3): these tables with at least these columns.
 SIGNATURE: dict[str, set[str]] = {

@@ -2,12 +2,12 @@
 
 Two ways in, one code path:
 
-* ``cl-hive-migrate`` (console script, ``cli.py``): while the node is **stopped**.  It moves cl-hive's tables
-  into cl-hive's database, and lets each installed sibling import its own part into its own database through its
-  own ``libhive.db.Database`` and migrations (entry point group ``hive.monolith_import``): table ownership is
-  enforced by libhive's authorizer and nobody writes another plugin's tables.
-* ``hive-migrate`` (RPC, this module): on a running node, cl-hive's part only; comms and archon then import
-  theirs with their own RPCs (``hive-comms-migrate-monolith``, ``hive-archon-migrate-monolith``).
+* ``cl-hive-migrate`` (console script, ``cli.py``): while the node is **stopped**.
+* ``hive-migrate`` (RPC, this module): on a running split node.
+
+Both write cl-hive's own database only, through its ``libhive.db.Database`` and migrations.  The monolith tables
+that cl-hive-comms and cl-hive-archon own now are listed in the report with the reason they are not moved
+(``SIBLING_TABLES``).
 
 Both refuse a file that is not a monolith database (error 1504), never write it (``mode=ro``), can do a dry run
 (on a copy of the target database: exact counts, nothing written), and are idempotent.  ``tables.py`` says what
@@ -32,12 +32,20 @@ from pydantic import Field
 from ..migrations import migrations
 from .tables import LONG_TAIL, NOT_MOVED, import_monolith
 
-# tables the siblings import themselves; listed with this reason when the sibling is not there to do it
-SIBLING_TABLES = {
-    "cl-hive-comms": ("nostr_state", "management_credentials", "management_receipts", "marketplace_profiles",
-                      "marketplace_contracts", "marketplace_trials", "liquidity_offers", "liquidity_leases",
-                      "liquidity_heartbeats"),
-    "cl-hive-archon": ("did_credentials", "did_reputation_cache"),
+# monolith tables the sibling plugins own now.  This version moves none of them, for the reasons given (the
+# report lists each table with its reason); see the report of issue 11.
+_COMMS_STUB = ("local records of the monolith's marketplace/policy stubs, never published (upstream F14): "
+               "cl-hive-comms starts without them")
+SIBLING_TABLES: dict[str, str] = {
+    "nostr_state": "not moved: the monolith's Nostr key is XOR-encrypted with a key only its running node derives, "
+                   "and its transport never reached a relay (upstream F14); cl-hive-comms uses its own key from the "
+                   "node's HSM; set relays with hive-comms-relays",
+    **{t: _COMMS_STUB for t in ("management_credentials", "management_receipts", "marketplace_profiles",
+                                "marketplace_contracts", "marketplace_trials", "liquidity_offers",
+                                "liquidity_leases", "liquidity_heartbeats")},
+    **{t: "node-key-signed pseudo-credentials without DIDs (upstream did_credentials.py): cl-hive-archon holds "
+          "only credentials of real did:cid identities, and this version does not convert them"
+       for t in ("did_credentials", "did_reputation_cache")},
 }
 
 
@@ -93,12 +101,8 @@ def import_cl_hive(monolith: MonolithDb, hive_db: Database, report: Report, node
         import_monolith(conn, monolith, report, node_id)
 
 
-def finish(report: Report, monolith: MonolithDb, missing_siblings: dict[str, str]) -> Report:
-    reasons = {**NOT_MOVED}
-    for plugin, why in missing_siblings.items():
-        for table in SIBLING_TABLES[plugin]:
-            reasons[table] = why
-    report.unclaimed(monolith, reasons, LONG_TAIL)
+def finish(report: Report, monolith: MonolithDb) -> Report:
+    report.unclaimed(monolith, {**NOT_MOVED, **SIBLING_TABLES}, LONG_TAIL)
     return report
 
 
@@ -113,9 +117,7 @@ def migrate_running(hive: Any, monolith_db: str, dry_run: bool = True) -> dict[s
                 import_cl_hive(mono, copy, report, node_id)
         else:
             import_cl_hive(mono, hive.db, report, node_id)
-        rpc_hint = ("imported by that plugin's own RPC on this node: lightning-cli {m} " + mono.path)
-        finish(report, mono, {"cl-hive-comms": rpc_hint.format(m="hive-comms-migrate-monolith"),
-                              "cl-hive-archon": rpc_hint.format(m="hive-archon-migrate-monolith")})
+        finish(report, mono)
         if not p.dry_run:
             report.notes.append("restart is not needed; hive-status shows fleet_mode mixed (auto: migrated)")
         return {**report.as_dict(), "text": report.render()}

@@ -5,8 +5,8 @@
 Without ``--apply`` it is a dry run: it prints what would move and what cannot, with the reasons, and writes
 nothing.  The monolith database (default: ``<lightning-dir>/<network>/cl_hive.db``, the monolith's
 ``hive-db-path``) is opened read-only.  Each plugin's rows go into that plugin's own database (default
-``<lightning-dir>/<network>/<plugin>.sqlite3``, as the plugins choose it), through its own migrations; cl-hive-comms
-and cl-hive-archon import their part themselves, when installed.  Exit status: 0 done, 1 refused, 2 usage.
+``<lightning-dir>/<network>/cl-hive.sqlite3``, as the plugin chooses it), through its own migrations.  Exit
+status: 0 done, 1 refused, 2 usage.
 """
 from __future__ import annotations
 
@@ -14,17 +14,14 @@ import argparse
 import json
 import socket
 import sys
-from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from libhive.errors import HiveError
-from libhive.monolith import ENTRY_POINT_GROUP, MonolithDb, Report
+from libhive.monolith import MonolithDb, Report
 
 from ..migrations import migrations
 from . import _node_id_for, finish, import_cl_hive, target
-
-SIBLINGS = ("cl-hive-comms", "cl-hive-archon")
 
 
 def _node_running(network_dir: Path) -> bool:
@@ -39,31 +36,14 @@ def _node_running(network_dir: Path) -> bool:
             return False
 
 
-def _sibling_importers() -> dict[str, Callable[..., None]]:
-    found: dict[str, Callable[..., None]] = {}
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name in SIBLINGS:
-            found[ep.name] = ep.load()
-    return found
-
-
 def run(monolith_db: Path, network_dir: Path, *, apply: bool, node_id: str | None = None,
-        db_paths: dict[str, Path] | None = None) -> Report:
-    paths = {name: network_dir / f"{name}.sqlite3" for name in ("cl-hive", *SIBLINGS)}
-    paths.update(db_paths or {})
+        hive_db: Path | None = None) -> Report:
     with MonolithDb(monolith_db) as mono:
         node = _node_id_for(mono, node_id)
         report = Report(mono.path, mono.fingerprint, node, mono.hive_id(), dry_run=not apply)
-        with target(paths["cl-hive"], "cl-hive", migrations, not apply) as hive_db:
-            import_cl_hive(mono, hive_db, report, node)
-        importers = _sibling_importers()
-        missing = {}
-        for name in SIBLINGS:
-            if name in importers:
-                importers[name](mono, paths[name], report, dry_run=not apply)
-            else:
-                missing[name] = f"{name} is not installed here: install it and run cl-hive-migrate again"
-        return finish(report, mono, missing)
+        with target(hive_db or network_dir / "cl-hive.sqlite3", "cl-hive", migrations, not apply) as db:
+            import_cl_hive(mono, db, report, node)
+        return finish(report, mono)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,9 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--node-id", help="this node's id, if the database cannot tell")
     ap.add_argument("--apply", action="store_true", help="write (default: dry run, nothing written)")
     ap.add_argument("--json", action="store_true", help="print the report as JSON")
-    for name in ("cl-hive", *SIBLINGS):
-        ap.add_argument(f"--{name.removeprefix('cl-')}-db", type=Path, dest=name.replace("-", "_"),
-                        help=f"{name}'s database (default <dir>/<network>/{name}.sqlite3)")
+    ap.add_argument("--hive-db", type=Path, help="cl-hive's database (default <dir>/<network>/cl-hive.sqlite3)")
     args = ap.parse_args(argv)
     network_dir = (args.lightning_dir / args.network).expanduser()
     monolith_db = (args.monolith_db or network_dir / "cl_hive.db").expanduser()
@@ -84,10 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cl-hive-migrate: lightningd is running in {network_dir}: stop it first, or use lightning-cli "
               "hive-migrate on the running node", file=sys.stderr)
         return 1
-    overrides = {name: getattr(args, name.replace("-", "_")) for name in ("cl-hive", *SIBLINGS)
-                 if getattr(args, name.replace("-", "_"))}
     try:
-        report = run(monolith_db, network_dir, apply=args.apply, node_id=args.node_id, db_paths=overrides)
+        report = run(monolith_db, network_dir, apply=args.apply, node_id=args.node_id, hive_db=args.hive_db)
     except HiveError as exc:
         print(f"cl-hive-migrate: refused ({exc.code}): {exc}", file=sys.stderr)
         return 1

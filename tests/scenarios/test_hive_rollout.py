@@ -62,6 +62,20 @@ def form_monolith_hive(mf: MonolithFleet):
     return a, b, c, n, proposal["proposal_id"]
 
 
+def join_through_split(mf: MonolithFleet, split, members):
+    """A new monolith node E joins through the split member (channel proof, mixed mode) and asks for promotion."""
+    (e,) = mf.start(["E"])
+    mf.channel(e, split)
+    mf.announce([*members, e])
+    mf.mesh([*members, e])
+    e.rpc.call("hive-join", {"ticket": split.rpc.call("hive-invite", {})["ticket"]})
+    wait_for(lambda: all(tiers(x).get(e.node_id) == "neophyte" for x in (*members, e)), timeout=60,
+             what="E neophyte everywhere")
+    wait_for(lambda: {m.node_id for m in members} <= set(tiers(e)), what="E knows the members")
+    e.rpc.call("hive-request-promotion")
+    return e
+
+
 def move_to_split(mf: MonolithFleet, node) -> dict:
     """The operator's steps (docs/rollout.md): stop, dry run, migrate, start with the split plugins."""
     node.stop()
@@ -122,15 +136,7 @@ def test_canary_migrate_one_node_then_roll_back(node_factory, bitcoind, monolith
     wait_for(lambda: all(n.node_id not in tiers(x) for x in (a, b, c)), what="N banned everywhere")
 
     # a new monolith node E joins through the split member B and is promoted with B's vouch counted
-    (e,) = mf.start(["E"])
-    mf.channel(e, b)
-    mf.announce([a, b, c, e])
-    mf.mesh([a, b, c, e])
-    e.rpc.call("hive-join", {"ticket": b.rpc.call("hive-invite", {})["ticket"]})
-    wait_for(lambda: all(tiers(x).get(e.node_id) == "neophyte" for x in (a, b, c, e)), timeout=60,
-             what="E neophyte everywhere")
-    wait_for(lambda: {a.node_id, c.node_id} <= set(tiers(e)), what="E knows the members")
-    e.rpc.call("hive-request-promotion")
+    e = join_through_split(mf, b, [a, b, c])
     wait_for(lambda: b.rpc.call("hive-status")["hive"]["ingress"].get("accepted_PROMOTION_REQUEST"),
              what="E's request at B")
     b.rpc.call("hive-vouch", {"peer_id": e.node_id})
@@ -185,15 +191,7 @@ def test_staged_rollout_two_of_three(node_factory, bitcoind, monolith):
     c.rpc.call("hive-vote-ban", {"proposal_id": ban_id, "vote": "approve"})
     wait_for(lambda: all(n.node_id not in tiers(x) for x in (a, b, c)), what="N banned everywhere")
     # a monolith node joins through the split B and the two split members promote it: A counts both vouches
-    (e,) = mf.start(["E"])
-    mf.channel(e, b)
-    mf.announce([a, b, c, e])
-    mf.mesh([a, b, c, e])
-    e.rpc.call("hive-join", {"ticket": b.rpc.call("hive-invite", {})["ticket"]})
-    wait_for(lambda: all(tiers(x).get(e.node_id) == "neophyte" for x in (a, b, c, e)), timeout=60,
-             what="E neophyte everywhere")
-    wait_for(lambda: {a.node_id, c.node_id} <= set(tiers(e)), what="E knows the members")
-    e.rpc.call("hive-request-promotion")
+    e = join_through_split(mf, b, [a, b, c])
     wait_for(lambda: all(x.rpc.call("hive-status")["hive"]["ingress"].get("accepted_PROMOTION_REQUEST")
                          for x in (b, c)), what="E's request at B and C")
     for voucher in (b, c):

@@ -24,15 +24,13 @@ Its quirks, measured on lightningd v26.06.6 (see ``shared/monolith/README.md``):
 """
 from __future__ import annotations
 
-import fcntl
 import os
-import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[4]
+from .venvs import REPO, VenvUnavailable, ensure_venv
+
 VENV = REPO / ".tools" / "monolith-venv"
 REQUIREMENTS = Path(__file__).with_name("monolith-requirements.txt")
 PLUGIN_NAME = "cl-hive-monolith"
@@ -55,31 +53,10 @@ def _pins() -> list[str]:
 def ensure_python() -> Path:
     """The monolith's interpreter, installing the pinned requirements into its own venv on first use."""
     python = VENV / "bin" / "python"
-    marker = VENV / ".hive-monolith-pins"
-    wanted = "\n".join(_pins())
-    if python.exists() and marker.exists() and marker.read_text() == wanted:
-        return python
-    VENV.parent.mkdir(parents=True, exist_ok=True)
-    with open(VENV.parent / ".monolith-venv.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)             # parallel test runs install once
-        if python.exists() and marker.exists() and marker.read_text() == wanted:
-            return python
-        base = getattr(sys, "_base_executable", sys.executable)
-        uv = REPO / ".tools" / "bin" / "uv"
-        if uv.exists():
-            steps = ([str(uv), "venv", "--quiet", "--clear", "--python", base, str(VENV)],
-                     [str(uv), "pip", "install", "--quiet", "--python", str(python), "-r", str(REQUIREMENTS)])
-        else:
-            steps = ([base, "-m", "venv", "--clear", str(VENV)],
-                     [str(python), "-m", "pip", "install", "--quiet", "-r", str(REQUIREMENTS)])
-        for cmd in steps:
-            try:
-                done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
-            except (OSError, subprocess.TimeoutExpired) as exc:
-                raise MonolithUnavailable(f"{' '.join(cmd[:3])} failed: {exc}") from None
-            if done.returncode != 0:
-                raise MonolithUnavailable(f"{' '.join(cmd[:3])} exited {done.returncode}: {done.stderr[-2000:]}")
-        marker.write_text(wanted)
+    try:
+        ensure_venv(VENV, _pins(), python)
+    except VenvUnavailable as exc:
+        raise MonolithUnavailable(str(exc)) from None
     return python
 
 

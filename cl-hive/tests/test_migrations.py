@@ -20,6 +20,9 @@ SHIPPED = (
     "m103_hive_saved_fee_policies",
     "m104_hive_revenue_ops",
     "m105_hive_revenue_ops_policies",
+    "m200_settlement_accounting",
+    "m201_settlement_offers_and_reports",
+    "m202_settlement_proposals",
 )
 
 

@@ -5,21 +5,19 @@ This module holds the methods backed by real data in this version:
 
 * ``hive-channel-opened`` / ``hive-channel-closed``: recorded in ``hive_peer_events``; an open to a hive node gets
   the hive fee policy at once;
-* ``hive-report-period-costs``: the current ISO week's rebalancing costs, kept in ``hive_period_costs`` for the
-  settlement;
 * ``hive-report-liquidity-state`` / ``hive-liquidity-state``: our own reported state (the fleet part is not
   shared yet);
 * ``hive-get-channel-flags`` (from the hive fee policy) and ``hive-get-channel-ages`` (from the chain height and
   ``listforwards``).
 
-The methods whose data belongs to deferred long-tail features are in ``revenue_ops_deferred``.  Every method
+The methods whose data belongs to deferred long-tail features are in ``revenue_ops_deferred``; the settlement's
+``hive-report-period-costs`` is in ``economics/accounting.py``.  Every method
 validates its parameters (-32602 on bad input) and accepts every parameter cl-revenue-ops sends, including the
 ones the upstream signatures lacked, so cl-revenue-ops' circuit breaker is never tripped by a binding error.
 """
 from __future__ import annotations
 
 import inspect
-from datetime import datetime, timezone
 from typing import Any, Callable, Literal
 
 from pydantic import Field
@@ -55,11 +53,6 @@ def expose(hive: Any, name: str, model: type[Params], description: str
     return wrap
 
 
-def iso_week(ts: float | None = None) -> str:
-    year, week, _ = datetime.fromtimestamp(now() if ts is None else ts, timezone.utc).isocalendar()
-    return f"{year}-W{week:02d}"
-
-
 # ---- parameters -----------------------------------------------------------------------------------------
 class ChannelOpened(Params):
     peer_id: str = node_id_field()
@@ -86,10 +79,6 @@ class ChannelClosed(Params):
     their_fee_ppm: int = Field(0, ge=0)
     routing_score: float = 0.0
     profitability_score: float = 0.0
-
-
-class PeriodCosts(Params):
-    rebalance_costs_sats: int = Field(0, ge=0)
 
 
 class LiquidityReport(Params):
@@ -142,13 +131,6 @@ class RevenueOps:
         self.record_event(p.peer_id, event, p.channel_id, p.model_dump())
         return out | {"action": "notified_hive", "event_type": event,
                       "message": "recorded locally (peer events are not gossiped to other members in this version)"}
-
-    def period_costs(self, p: PeriodCosts) -> dict[str, Any]:
-        period = iso_week()
-        with self._db().write() as conn:
-            conn.execute("INSERT OR REPLACE INTO hive_period_costs (period, rebalance_costs_sats, updated_at) "
-                         "VALUES (?, ?, ?)", (period, p.rebalance_costs_sats, now()))
-        return {"status": "accepted", "rebalance_costs_sats": p.rebalance_costs_sats, "period": period}
 
     def report_liquidity(self, p: LiquidityReport) -> dict[str, Any]:
         with self._db().write() as conn:
@@ -207,8 +189,6 @@ def register(hive: Any, members: Any, fees: FeePolicy) -> RevenueOps:
            "policy to a hive node's channel, records the event).")(ops.channel_opened)
     expose(hive, "hive-channel-closed", ChannelClosed, "cl-revenue-ops: a channel closed, with its "
            "profitability (recorded).")(ops.channel_closed)
-    expose(hive, "hive-report-period-costs", PeriodCosts, "cl-revenue-ops: this ISO week's rebalancing costs, "
-           "for the settlement.")(ops.period_costs)
     expose(hive, "hive-report-liquidity-state", LiquidityReport, "cl-revenue-ops: our depleted/saturated channels "
            "and rebalancing activity.")(ops.report_liquidity)
     expose(hive, "hive-liquidity-state", LiquidityQuery, "Fleet liquidity state (status|needs); only our own "
@@ -220,4 +200,4 @@ def register(hive: Any, members: Any, fees: FeePolicy) -> RevenueOps:
     return ops
 
 
-__all__ = ["RevenueOps", "expose", "iso_week", "node_id_field", "register"]
+__all__ = ["RevenueOps", "expose", "node_id_field", "register"]

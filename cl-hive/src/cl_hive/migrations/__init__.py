@@ -12,6 +12,6 @@ from sqlite_utils import Migrations
 migrations = Migrations("cl-hive")
 
 # each module registers its migrations on ``migrations`` when imported, so this line fixes their order
-from . import core, fleet, governance  # noqa: E402,F401
+from . import core, fleet, governance, settlement  # noqa: E402,F401
 
 __all__ = ["migrations"]

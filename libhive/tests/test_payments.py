@@ -171,6 +171,23 @@ def test_a_pending_part_is_never_paid_again(setup):
     del rpc.overrides["listsendpays"]
 
 
+def test_a_replaced_offer_is_used_only_when_nothing_can_be_in_flight(setup):
+    clock, ln, rpc, payments = setup
+    rpc.overrides["fetchinvoice"] = lambda params: (_ for _ in ()).throw(
+        RpcError("fetchinvoice", params, {"code": 1005, "message": "offer disabled"}))
+    with pytest.raises(PaymentError):
+        payments().pay_offer("k", ln.offer, 4_000_000)              # nothing fetched, nothing paid
+    del rpc.overrides["fetchinvoice"]
+    new_offer = ln.call("b", "offer", {"amount": "any", "description": "hive settlement 2"})["bolt12"]
+    assert payments().pay_offer("k", new_offer, 4_000_000).status == "paid"
+    assert ln.received() == [4_000_000]
+    rpc.break_before.add("pay")
+    p = payments().pay_offer("k2", ln.offer, 1_000_000)             # in flight (unknown) to the first offer
+    with pytest.raises(KeyReused):
+        payments().pay_offer("k2", new_offer, 1_000_000)
+    assert p.status == "paying"
+
+
 def test_key_reuse_and_invoice_mismatch_are_refused(setup):
     clock, ln, rpc, payments = setup
     payments().pay_offer("k", ln.offer, 1_000_000)

@@ -73,5 +73,6 @@ fee_settlement = settlement.register(ctx, fleet_economics, hive_governance)
 
 main = main_for(hive)
 
+
 if __name__ == "__main__":
     main()

@@ -26,6 +26,8 @@ Why this cannot pay twice
    it neither a completed nor a pending part, and the last attempt started more than ``retry_for + margin``
    seconds ago (so no ``pay`` command of ours can still be starting a part).  An expired invoice can no longer be
    paid, so the old hash is dead.  Every earlier hash of the key is kept and checked on each reconciliation.
+   The same rule lets a key move to another offer of the payee (a replaced offer): only when no invoice of the old
+   one was ever fetched, or the one fetched is dead.
 4. ``paid`` and ``failed`` are only ever concluded from lightningd's own records (``listsendpays``, ``listpays``)
    or from ``pay``'s own answer; a connection error or a crash leaves the row ``paying`` — never reported unpaid
    until lightningd says so.
@@ -324,10 +326,15 @@ class Payments:
                          "'[]', ?, ?)", (key, kind, target, amount_msat, maxfee_msat, now, now))
         p = self.get(key)
         assert p is not None
-        if (p.kind, p.target, p.amount_msat) != (kind, target, amount_msat):
-            raise KeyReused(f"payment key {key!r} already names a payment of {p.amount_msat} msat to another "
-                            "target" if p.target != target else
-                            f"payment key {key!r} already names a payment of {p.amount_msat} msat")
+        if (p.kind, p.amount_msat) != (kind, amount_msat):
+            raise KeyReused(f"payment key {key!r} already names a payment of {p.amount_msat} msat")
+        if p.target != target:
+            # the payee moved to another offer: allowed only while nothing could be in flight to the old one
+            if kind != "offer" or p.status == "paying" or (p.invoice and not self._dead(p)):
+                raise KeyReused(f"payment key {key!r} already names a payment to another target that may still "
+                                "be paid")
+            p = self._update(p, target=target, invoice=None, payment_hash=None, invoice_expires_at=None,
+                             previous_hashes=json.dumps(list(p.hashes)))
         return p
 
     def _update(self, p: Payment, **changes: Any) -> Payment:

@@ -49,6 +49,7 @@ class Offers:
     # ---- ours ----------------------------------------------------------------------------------------
     def ensure_own(self) -> dict[str, Any]:
         """Our offer (created through lightningd if we hold none that lightningd still has active)."""
+        error: Exception | None = None
         with self._lock:
             me = self.ctx.me
             row = self.get_row(me)
@@ -57,10 +58,18 @@ class Offers:
                 listed = rpc.call("listoffers", {"offer_id": row["offer_id"]}).get("offers", [])
                 if listed and listed[0].get("active"):
                     return row
-            try:
-                made = rpc.call("offer", {"amount": "any", "description": DESCRIPTION})
-            except Exception as exc:
-                raise NoOffer(f"lightningd could not create the settlement offer: {exc}") from None
+            made = None
+            for description in (DESCRIPTION, f"{DESCRIPTION} {int(time.time())}"):
+                try:        # the same offer again, unless it was disabled: then a new one
+                    made = rpc.call("offer", {"amount": "any", "description": description})
+                except Exception as exc:
+                    error = exc
+                    continue
+                if made.get("active", True):
+                    break
+                made = None
+            if made is None:
+                raise NoOffer(f"lightningd could not create the settlement offer: {error}")
             return self._store_own(made["bolt12"], made.get("offer_id"))
 
     def register_own(self, bolt12: str) -> dict[str, Any]:

@@ -60,7 +60,7 @@ class Proposals:
     def __init__(self, ctx: Context, economics: Economics, reports: Reports) -> None:
         self.ctx, self.eco, self.reports = ctx, economics, reports
         self._lock = threading.RLock()
-        self.on_ready: list[Callable[[dict[str, Any]], None]] = []
+        self.ready_hooks: list[Callable[[dict[str, Any]], None]] = []
 
     @property
     def db(self) -> Any:
@@ -187,7 +187,7 @@ class Proposals:
         if prop:
             self.try_vote(prop)
 
-    def on_ready(self, msg: Inbound) -> None:
+    def on_vote(self, msg: Inbound) -> None:
         p = msg.payload
         pid, voter, dh = p.get("proposal_id"), p.get("voter_peer_id"), p.get("data_hash")
         if not isinstance(pid, str) or len(pid) > 64 or not isinstance(voter, str) \
@@ -244,7 +244,7 @@ class Proposals:
         self.ctx.broadcast_reliable(self._mid("SETTLEMENT_READY", payload), MessageType.SETTLEMENT_READY, payload)
         log.info("voted for the settlement of %s (proposal %s)", period, prop["proposal_id"][:16])
         if prop["status"] == "ready":                  # it reached quorum before our view matched: our part now
-            for hook in self.on_ready:
+            for hook in self.ready_hooks:
                 hook(self.get(prop["proposal_id"]) or prop)
         else:
             self.check_quorum(prop["proposal_id"])
@@ -264,7 +264,7 @@ class Proposals:
                              "status = 'pending'", (int(time.time()), pid))
             prop = self.get(pid)
         log.info("settlement proposal %s of %s reached quorum (%d votes)", pid[:16], prop["period"], len(votes))
-        for hook in self.on_ready:
+        for hook in self.ready_hooks:
             hook(prop)
         return True
 
@@ -376,7 +376,7 @@ def register(ctx: Context, economics: Economics, reports: Reports) -> Proposals:
     hive.add_option("settlement-attempt-minutes", 60, "Minutes each proposer's attempt lasts before the next "
                     "proposer may propose again", opt_type="int")
     ctx.ingress.register(MessageType.SETTLEMENT_PROPOSE, props.on_propose)
-    ctx.ingress.register(MessageType.SETTLEMENT_READY, props.on_ready)
+    ctx.ingress.register(MessageType.SETTLEMENT_READY, props.on_vote)
     return props
 
 

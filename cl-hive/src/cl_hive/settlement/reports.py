@@ -133,20 +133,20 @@ class Reports:
         return True
 
     def close_weeks(self) -> list[str]:
-        """Send the closing report of every recent week that ended and has none yet (we were in the hive)."""
+        """Send the closing report of the week that just ended, and of any older recent week we reported in
+        without closing it (e.g. we were down when it ended)."""
         if self.ctx.members.our_tier() is None:
             return []
         me, done = self.ctx.me, []
         period = previous(self.clock.period())
-        for _ in range(KEEP_WEEKS // 2):
+        for age in range(KEEP_WEEKS // 2):
             if bounds(period)[1] + CLOSE_DELAY > self.clock.now():
                 period = previous(period)
                 continue
             held = self.stored(me, period)
-            joined = (self.ctx.members.get(me) or {}).get("joined_at") or 0
             if held and held["final"]:
                 break                                   # older weeks were closed before this one
-            if held or bounds(period)[1] > joined + self.clock.offset:      # we were in the hive that week
+            if held or age == 0:                        # the last week always; older ones we reported in
                 payload = self.build(period, final=True)
                 mid = formats.event_id("FEE_REPORT_V2", payload, formats.EVENT_ID_FIELDS["FEE_REPORT_V2"])
                 assert mid is not None

@@ -74,6 +74,13 @@ class FleetNode:
     def restart(self) -> None:
         raise NotImplementedError
 
+    def kill(self) -> None:
+        """kill -9: lightningd dies at once, its plugins with it (no shutdown notification); ``start()`` again."""
+        raise NotImplementedError
+
+    def start(self) -> None:
+        raise NotImplementedError
+
     def log_lines(self) -> list[str]:
         raise NotImplementedError
 
@@ -92,6 +99,9 @@ class Fleet:
 
     def open_channel(self, a: FleetNode, b: FleetNode, amount_sat: int) -> str:
         raise NotImplementedError
+
+    def announce_channels(self, nodes: Iterable[FleetNode], channels: int) -> None:
+        """Make ``channels`` channels public and wait until every node's graph has them (for multi-hop payments)."""
 
     def close(self) -> None:
         raise NotImplementedError
@@ -118,6 +128,12 @@ class DevnetNode(FleetNode):
 
     def stop(self) -> None:
         self.fleet.network.stop_node(self.node)
+
+    def kill(self) -> None:
+        self.fleet.network.kill_node(self.node)
+
+    def start(self) -> None:
+        self._start()
 
     def log_lines(self) -> list[str]:
         return [line for _, _, line in list(self.node.logs)]
@@ -172,6 +188,14 @@ class RealNode(FleetNode):
     def stop(self) -> None:
         self.ln.stop()
 
+    def kill(self) -> None:
+        self.ln.daemon.proc.kill()
+        self.ln.daemon.proc.wait()
+
+    def start(self) -> None:
+        self.ln.start()
+        self.rpc = self.ln.rpc
+
     def log_lines(self) -> list[str]:
         return list(self.ln.daemon.logs)
 
@@ -193,6 +217,12 @@ class RealFleet(Fleet):
         a_ln.fundwallet(amount_sat + 100_000)
         scid, _ = a_ln.fundchannel(b_ln, amount_sat)
         return scid
+
+    def announce_channels(self, nodes: Iterable[FleetNode], channels: int) -> None:
+        self.bitcoind.generate_block(6)
+        for n in nodes:
+            wait_for(lambda n=n: len(n.rpc.call("listchannels")["channels"]) >= 2 * channels, timeout=120,
+                     what=f"{n.name} sees the {channels} public channels")
 
     def close(self) -> None:  # node_factory tears itself down
         pass

@@ -13,6 +13,7 @@ from hive_devnet.fleet import wait_for
 from .hive_helpers import join
 
 HOLD = Path(__file__).parent / "plugins" / "hold_invoices.py"
+SPY = Path(__file__).parent / "plugins" / "hive_spy.py"
 
 # fast rounds; internal channels carry a real fee (1 %) so that forwarding earns something; weeks settle at once
 OPTIONS = {"hive-settlement-check-seconds": 1, "hive-fee-report-interval": 1, "hive-settlement-grace-minutes": 0,
@@ -22,11 +23,18 @@ OPTIONS = {"hive-settlement-check-seconds": 1, "hive-fee-report-interval": 1, "h
 CHANNEL_SATS = 3_000_000
 
 
-def hold_plugin(tmp_path: Path) -> str:
-    path = tmp_path / "hold-invoices"
-    path.write_text(f"#!{sys.executable}\n" + HOLD.read_text())
+def _executable(source: Path, path: Path) -> str:
+    path.write_text(f"#!{sys.executable}\n" + source.read_text())
     path.chmod(path.stat().st_mode | stat.S_IXUSR)
     return str(path)
+
+
+def hold_plugin(tmp_path: Path) -> str:
+    return _executable(HOLD, tmp_path / "hold-invoices")
+
+
+def spy_plugin(tmp_path: Path) -> str:
+    return _executable(SPY, tmp_path / "hive-spy")
 
 
 def form(fleet, names: str, options: dict[str, dict[str, Any]] | None = None,
@@ -37,7 +45,7 @@ def form(fleet, names: str, options: dict[str, dict[str, Any]] | None = None,
     for name in names:
         opts = {**OPTIONS, **(options or {}).get(name, {})}
         plugins = ["cl-hive", *(extra_plugins or {}).get(name, [])]
-        nodes.append(fleet.add_node(name, plugins=plugins, options=opts))
+        nodes.append(fleet.add_node(name, plugins=plugins, options=opts, may_reconnect=True))
     for a, b in zip(nodes, nodes[1:] + nodes[:1]):
         fleet.connect(a, b)
         fleet.open_channel(a, b, CHANNEL_SATS)
@@ -45,9 +53,7 @@ def form(fleet, names: str, options: dict[str, dict[str, Any]] | None = None,
     nodes[0].rpc.call("hive-genesis", {})
     for n in nodes[1:]:
         join(fleet, n, nodes[0])
-    for a, b in combinations(nodes, 2):
-        if b.node_id not in {p["id"] for p in a.rpc.call("listpeers")["peers"] if p.get("connected")}:
-            fleet.connect(a, b)
+    mesh(fleet, nodes)
     for n in nodes:
         wait_for(lambda n=n: len(n.rpc.call("hive-members")["members"]) == len(nodes), timeout=60,
                  what=f"{n.name} knows every member")
@@ -57,6 +63,13 @@ def form(fleet, names: str, options: dict[str, dict[str, Any]] | None = None,
         wait_for(lambda n=n: len(n.rpc.call("hive-settlement-list-offers")["offers"]) == len(nodes), timeout=60,
                  what=f"{n.name} holds every member's offer")
     return nodes
+
+
+def mesh(fleet, nodes) -> None:
+    """Connect every pair that is not connected (the hive's full mesh; also after a restart)."""
+    for a, b in combinations(nodes, 2):
+        if b.node_id not in {p["id"] for p in a.rpc.call("listpeers")["peers"] if p.get("connected")}:
+            fleet.connect(a, b)
 
 
 def route(payer, payee, amount_msat: int) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from .settlement_kit import (
     fees_counted,
     form,
     hold_plugin,
+    mesh,
     period_status,
     route,
     routing_effects,
@@ -100,8 +101,7 @@ def test_a_payer_killed_mid_payment_resumes_without_paying_twice(fleet, tmp_path
     b.kill()
     c.rpc.call("hold-invoices", {"hold": False})         # c settles the HTLC while b is down
     b.start()
-    if b.node_id not in {p["id"] for p in c.rpc.call("listpeers")["peers"] if p.get("connected")}:
-        fleet.connect(b, c)
+    mesh(fleet, [a, b, c])
     settled([a, b, c], week, timeout=180)
 
     ours = {p["to_peer"]: p for p in b.rpc.call("hive-settlement-period-details",

@@ -326,9 +326,10 @@ class Proposals:
         return rows[0] if rows else None
 
     def live(self, period: str) -> list[dict[str, Any]]:
-        """Proposals of the week that are pending, ready or completed (a new one is not proposed meanwhile)."""
-        return self.db.query("SELECT * FROM settlement_proposals WHERE period = ? AND status IN ('pending', 'ready', "
-                             "'completed')", (period,))
+        """Proposals of the week that are ready or completed, or pending with our vote: while one exists no new
+        proposal is made.  A pending proposal we refused to vote for (a monolith's, a bogus one) blocks nothing."""
+        return self.db.query("SELECT * FROM settlement_proposals WHERE period = ? AND (status IN ('ready', "
+                             "'completed') OR (status = 'pending' AND voted_at IS NOT NULL))", (period,))
 
     def votes(self, pid: str) -> list[dict[str, Any]]:
         return self.db.query("SELECT * FROM settlement_votes WHERE proposal_id = ? ORDER BY voter", (pid,))

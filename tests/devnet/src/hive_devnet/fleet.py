@@ -91,7 +91,8 @@ class FleetNode:
 
 class Fleet:
     def add_node(self, name: str, plugins: Iterable[str] = HIVE_PLUGINS,
-                 options: dict[str, Any] | None = None) -> FleetNode:
+                 options: dict[str, Any] | None = None, may_reconnect: bool = False) -> FleetNode:
+        """``may_reconnect``: the test kills or restarts nodes, so their peers reconnecting is expected."""
         raise NotImplementedError
 
     def connect(self, a: FleetNode, b: FleetNode) -> None:
@@ -146,7 +147,7 @@ class DevnetFleet(Fleet):
         self.nodes: dict[str, DevnetNode] = {}
 
     def add_node(self, name: str, plugins: Iterable[str] = HIVE_PLUGINS,
-                 options: dict[str, Any] | None = None) -> DevnetNode:
+                 options: dict[str, Any] | None = None, may_reconnect: bool = False) -> DevnetNode:
         options = options or {}
         specs = [(plugin_path(p), {k: v for k, v in options.items() if _option_owner(k) == p}) for p in plugins]
         node = DevnetNode(self, name, specs)
@@ -207,10 +208,10 @@ class RealFleet(Fleet):
         self.node_factory, self.bitcoind = node_factory, bitcoind
 
     def add_node(self, name: str, plugins: Iterable[str] = HIVE_PLUGINS,
-                 options: dict[str, Any] | None = None) -> RealNode:
+                 options: dict[str, Any] | None = None, may_reconnect: bool = False) -> RealNode:
         opts: dict[str, Any] = {"plugin": [plugin_path(p) for p in plugins], "alias": name}
         opts.update(options or {})
-        return RealNode(self, name, self.node_factory.get_node(options=opts))
+        return RealNode(self, name, self.node_factory.get_node(options=opts, may_reconnect=may_reconnect))
 
     def open_channel(self, a: FleetNode, b: FleetNode, amount_sat: int) -> str:
         a_ln, b_ln = a.ln, b.ln  # type: ignore[attr-defined]

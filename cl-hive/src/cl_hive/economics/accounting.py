@@ -38,6 +38,7 @@ from typing import Any, Callable
 from pydantic import Field
 
 from libhive.rpcparams import Params, validate
+from libhive.workers import log_failure
 
 from ..protocol.context import Context
 from .weeks import HiveClock, bounds, parse_period, period_of, utc_day
@@ -97,7 +98,10 @@ class Accounting:
         while not stopping.is_set():
             self._wake.wait(1.0)
             self._wake.clear()
-            self.drain()
+            try:
+                self.drain()
+            except Exception:                       # the batch stays uncounted; listforwards catches it up
+                log_failure(log, "counting forwards failed")
 
     def drain(self) -> int:
         """Write every queued event (in batches); returns how many were counted."""

@@ -33,6 +33,7 @@ from typing import Any
 from libhive.errors import HiveError
 from libhive.payments import Payments
 from libhive.wire import MessageType
+from libhive.workers import log_failure
 
 from ..economics import Economics
 from ..economics.errors import AlreadySettled, PlanRefused, UnknownProposal
@@ -202,7 +203,7 @@ class Execution:
                 try:
                     self.pay(prop)
                 except Exception:
-                    log.exception("resuming the settlement payments of %s failed", row["period"])
+                    log_failure(log, "resuming the settlement payments of %s failed", row["period"])
 
     def _maxfee(self, amount_sats: int) -> int:
         ppm = int(self.ctx.hive.option("settlement-max-fee-ppm") or 5000)

@@ -178,8 +178,10 @@ class Offers:
         return rows[0] if rows else None
 
     def offer_of(self, member: str) -> str | None:
+        """The member's offer if we verified it (a row without ``verified_at``, e.g. copied from a monolith
+        database, is not paid until the member announces it again)."""
         row = self.get_row(member)
-        return row["bolt12_offer"] if row else None
+        return row["bolt12_offer"] if row and row.get("verified_at") else None
 
     def list(self) -> list[dict[str, Any]]:
         hive = set(self.ctx.members.ids())

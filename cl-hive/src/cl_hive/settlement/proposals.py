@@ -4,9 +4,10 @@ Proposer.  For a completed week P, attempts follow each other: attempt k starts 
 ``end(P) + grace + k·attempt`` (``hive-settlement-grace-minutes``, ``hive-settlement-attempt-minutes``).  The
 proposer of attempt k is the k-th (cyclically) of the participants that sent a cl-hive (v2) report for P, ordered by
 ``sha256("P:node_id")``: the same list on every node that holds the same reports, and a different first proposer
-every week.  It proposes once its attempt has begun, when it holds every participant's closing report (or half the
-attempt has passed), if no live proposal for P exists and the week earned fees (as the monolith, nothing is
-proposed for a week without fees).
+every week.  It proposes once its attempt has begun, when it holds the closing report of every participant running
+cl-hive (a monolith member sends none; its latest report counts) or half the attempt has passed, if no proposal of P
+that we voted for is pending, ready or completed, and the week earned fees (as the monolith, nothing is proposed
+for a week without fees).
 
 SETTLEMENT_PROPOSE carries the monolith's fields (``proposal_id`` 32 hex, ``period``, ``proposer_peer_id``,
 ``data_hash``, ``plan_hash``, ``total_fees_sats``, ``member_count``, ``contributions[]``, ``timestamp``,
@@ -123,7 +124,8 @@ class Proposals:
             if mine:
                 return None
             v = self.view(period)
-            closed = all(held.get(n, {}).get("final") for n in v["nodes"])
+            # every cl-hive participant's closing report (a monolith member sends none: its last report counts)
+            closed = all(held[n]["final"] for n in v["nodes"] if held.get(n, {}).get("version") == 2)
             if not closed and self.clock.now() < attempt_start + self.attempt_seconds() / 2:
                 return None                       # wait for the closing reports (or half the attempt)
             plan: planlib.Plan = v["plan"]

@@ -105,7 +105,7 @@ class Reports:
         channels = self._hive_channels(hive)
         uptime = {k: v for k, v in sorted(self.eco.presence.observations(period).items()) if k in hive}
         held = self.stored(me, period)
-        seq = (held["seq"] + 1) if held else 1
+        seq = (held["seq"] + 1) if held and held.get("seq") else 1
         ts = int(time.time())
         fees, costs, count = week["fees_earned_sats"], week["rebalance_costs_sats"], week["forward_count"]
         p = {"peer_id": me, "fees_earned_sats": fees, "rebalance_costs_sats": costs, "period_start": start,
@@ -209,7 +209,7 @@ class Reports:
             raise Reject("FEE_REPORT about ourselves")
         if not self.ctx.members.is_in_hive(member) or self.ctx.members.is_banned(member):
             raise Reject("FEE_REPORT from a node that is not in the hive here")
-        if held and held["seq"] >= seq:
+        if held and held.get("version") in (1, 2) and (held.get("seq") or 0) >= seq:
             raise Reject(f"FEE_REPORT seq {seq} for {period} is not newer than the held {held['seq']}")
         stored = {**p, "peer_id": member, "fees_earned_sats": fees, "rebalance_costs_sats": costs,
                   "forward_count": count, "period_start": start, "period_end": end, "timestamp": ts,
@@ -238,8 +238,11 @@ class Reports:
         return _decoded(rows[0]) if rows else None
 
     def for_period(self, period: str) -> dict[str, dict[str, Any]]:
+        """The signed reports of a week (a row without a signature and version, e.g. copied from a monolith
+        database, never enters a plan)."""
         return {r["peer_id"]: _decoded(r) for r in
-                self.db.query("SELECT * FROM settlement_fee_reports WHERE period = ?", (parse_period(period),))}
+                self.db.query("SELECT * FROM settlement_fee_reports WHERE period = ? AND version IN (1, 2) AND "
+                              "signature IS NOT NULL", (parse_period(period),))}
 
     def latest(self) -> list[dict[str, Any]]:
         rows = self.db.query("SELECT r.* FROM settlement_fee_reports r JOIN (SELECT peer_id, MAX(period) AS p FROM "

@@ -186,14 +186,24 @@ class RealNode(FleetNode):
     def restart(self) -> None:
         self.ln.restart()
 
-    def stop(self) -> None:
-        self.ln.stop()
-
     def kill(self) -> None:
         self.ln.daemon.proc.kill()
         self.ln.daemon.proc.wait()
 
-    def start(self) -> None:
+    def stop(self) -> None:
+        self.ln.stop()
+
+    def start(self, plugins: Iterable[str] | None = None, options: dict[str, Any] | None = None) -> None:
+        """Start a stopped node again, optionally with other plugins and options (an option set to None is
+        removed): how a test swaps the monolith for the split plugins on the same node and database."""
+        opts = self.ln.daemon.opts
+        if plugins is not None:
+            opts["plugin"] = [plugin_path(p) for p in plugins]
+        for key, value in (options or {}).items():
+            if value is None:
+                opts.pop(key, None)
+            else:
+                opts[key] = value
         self.ln.start()
         self.rpc = self.ln.rpc
 

@@ -76,7 +76,7 @@ def route(payer, payee, amount_msat: int) -> dict[str, Any]:
     """A real payment over the channels: an invoice of ``payee`` paid by ``payer`` (routed by lightningd)."""
     label = f"traffic-{payer.name}-{payee.name}-{amount_msat}-{len(payee.rpc.call('listinvoices')['invoices'])}"
     inv = payee.rpc.call("invoice", {"amount_msat": amount_msat, "label": label, "description": "traffic"})
-    return payer.rpc.call("pay", {"bolt11": inv["bolt11"]})
+    return payer.rpc.call("pay", {"bolt11": inv["bolt11"], "maxfeepercent": 5})
 
 
 def fees_counted(node, msat: int) -> None:

@@ -30,13 +30,14 @@ from .settlement_kit import OPTIONS, closing_reports, end_week, fees_counted, me
 
 
 def monolith_nodes(fleet, peer, names, **options) -> list:
-    """Monolith nodes on real lightningd: its database path must be absolute (monolith.db_option); it logs BROKEN
+    """Monolith nodes on real lightningd: its database path is made absolute (plugins started later run elsewhere),
+    it logs BROKEN
     when lightningd stops under its RPC pool; its peers reconnect after restarts."""
     opts = [{"plugin": [peer.plugin], "alias": n, **peer.options, **options, "start": False,
              "broken_log": r"plugin-cl-hive-monolith", "may_reconnect": True} for n in names]
     lns = fleet.node_factory.get_nodes(len(names), opts=opts)
     for ln in lns:
-        ln.daemon.opts.update(monolith_peer.db_option(Path(ln.daemon.lightning_dir) / "regtest"))
+        ln.daemon.opts["hive-db-path"] = str(monolith_peer.database_path(Path(ln.daemon.lightning_dir) / "regtest"))
         ln.start()
     nodes = [RealNode(fleet, n, ln) for n, ln in zip(names, lns)]
     for node in nodes:

@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import time
 
+from pyln.client import RpcError
+
 from hive_devnet.fleet import wait_for
 
 from .hive_helpers import promote
@@ -71,6 +73,15 @@ def test_four_members_settle_a_week_and_every_balance_moves_by_the_plan(fleet):
         incoming = n.rpc.call("hive-settlement-period-details", {"period_id": week})["incoming"]
         assert [(x["from_peer"], x["amount_sats"], x["received"]) for x in incoming] == \
             [(b.node_id, plan[(b.node_id, n.node_id)], True)]
+    # hive-status carries real figures; c took b's routing (a -> b -> c) and returned none: a free rider at b
+    membership = b.rpc.call("hive-status")["membership"]
+    assert 0 < membership["uptime_pct"] <= 100 and membership["contribution_ratio"] > 0
+    riders = b.rpc.call("hive-free-riders", {})
+    assert [(r["peer_id"], r["free_rider"]) for r in riders["free_riders"]] == [(c.node_id, "ban_candidate")]
+    proposed = b.rpc.call("hive-free-riders", {"propose_ban": True})["ban_proposals"]
+    assert [p["peer_id"] for p in proposed] == [c.node_id]
+    assert any(p["target"] == c.node_id and p["status"] == "open"
+               for p in b.rpc.call("hive-ban-proposals")["proposals"])
     # nothing is paid twice: another round, a restart, and the action cannot run again
     b.restart()
     wait_for(lambda: b.rpc.call("hive-status").get("node_id"))
@@ -115,3 +126,34 @@ def test_a_payer_killed_mid_payment_resumes_without_paying_twice(fleet, tmp_path
     sent = [p for p in b.rpc.call("listsendpays")["payments"] if p.get("destination") == c.node_id
             and p["status"] == "complete" and p["amount_msat"] == to_c * 1000]
     assert [p["payment_hash"] for p in sent] == [phash]
+
+
+def rpc_error(node, method, params) -> dict:
+    try:
+        node.rpc.call(method, params)
+    except RpcError as exc:
+        return exc.error
+    raise AssertionError(f"{method} {params} succeeded")
+
+
+def test_bad_settlement_input_is_a_clear_error_and_the_plugin_keeps_running(fleet):
+    a = fleet.add_node("a", plugins=["cl-hive"])
+    a.rpc.call("hive-genesis", {})
+    week = a.rpc.call("hive-dev-clock", {})["period"]
+    for method, params, code in (
+            ("hive-settlement-calculate", {"period": "2026-5"}, 2201),
+            ("hive-settlement-calculate", {"period": "2025-53"}, 2201),
+            ("hive-settlement-calculate", {"period": week}, 2202),
+            ("hive-settlement-period-details", {"period_id": "2020-01"}, 2204),
+            ("hive-contribution", {"peer_id": "02" + "11" * 32}, 2203),
+            ("hive-contribution", {"peer_id": "nope"}, -32602),
+            ("hive-settlement-register-offer", {"peer_id": "02" + "11" * 32, "bolt12_offer": "lno1qq"}, 2001),
+            ("hive-settlement-register-offer", {"peer_id": a.node_id, "bolt12_offer": "lnbc1nope"}, 2205),
+            ("hive-dev-clock", {"offset_seconds": "soon"}, -32602),
+            ("hive-fee-reports", {"period": "last week"}, 2201),
+            ("hive-distributed-settlement-proposals", {"status": "lost"}, -32602)):
+        assert rpc_error(a, method, params)["code"] == code, (method, params)
+    membership = a.rpc.call("hive-status")["membership"]
+    assert membership["uptime_pct"] == 100.0 and membership["contribution_ratio"] == 1.0
+    assert a.rpc.call("hive-contribution", {})["this_week"]["period"] == week
+    assert a.rpc.call("hive-settlement-calculate", {})["total_fees_sats"] == 0     # last week: nothing earned

@@ -85,14 +85,24 @@ class Execution:
             self._set_period(period, status=row["status"] if row and row.get("action_id") else status,
                              proposal_id=prop["proposal_id"], expected_sent_sats=expected)
             if expected and not (row and row.get("action_id")):
-                payload = {"proposal_id": prop["proposal_id"], "period": period, "amount_sats": expected,
-                           "payments": [{"to_peer": p["to_peer"], "amount_sats": p["amount_sats"]}
-                                        for p in plan.payments_from(me)]}
-                action = self.gov.queue.propose(ACTION, payload, f"our share of the fee settlement of {period}: pay "
-                                                f"{expected} sat to {len(payload['payments'])} member(s)",
-                                                source="settlement")
-                self._set_period(period, action_id=action.get("id") or action.get("action_id"))
+                self._propose_action(prop, plan)
         self.check_completion(prop["proposal_id"])
+
+    def _propose_action(self, prop: dict[str, Any], plan: planlib.Plan) -> None:
+        """Queue the week's settlement_payment action (retried by the loop if governance cannot take it now)."""
+        period, expected = prop["period"], plan.expected_sent.get(self.ctx.me, 0)
+        payload = {"proposal_id": prop["proposal_id"], "period": period, "amount_sats": expected,
+                   "payments": [{"to_peer": p["to_peer"], "amount_sats": p["amount_sats"]}
+                                for p in plan.payments_from(self.ctx.me)]}
+        try:
+            action = self.gov.queue.propose(ACTION, payload, f"our share of the fee settlement of {period}: pay "
+                                            f"{expected} sat to {len(payload['payments'])} member(s)",
+                                            source="settlement")
+        except HiveError as exc:
+            self._set_period(period, note=f"the settlement_payment action could not be queued: {exc.message}")
+            log.warning("settlement of %s: the payment action could not be queued (%s)", period, exc.message)
+            return
+        self._set_period(period, action_id=action["id"], note=None)
 
     def plan_of(self, prop: dict[str, Any]) -> planlib.Plan:
         return planlib.compute(prop["period"], planlib.parse_contributions(json.loads(prop["contributions"])))
@@ -196,6 +206,11 @@ class Execution:
                 self._settle_budget(p.key)
             elif p.status == "failed":
                 self._release(p.key)
+        for row in self.db.query("SELECT * FROM settlement_periods WHERE status = 'paying' AND action_id IS NULL "
+                                 "AND expected_sent_sats > 0"):
+            prop = self.proposals.get(row["proposal_id"])
+            if prop and prop["status"] == "ready":
+                self._propose_action(prop, self.plan_of(prop))
         for row in self.db.query("SELECT * FROM settlement_periods WHERE status = 'paying' AND authorized_at IS NOT "
                                  "NULL AND executed_at IS NULL"):
             prop = self.proposals.get(row["proposal_id"])

@@ -59,17 +59,13 @@ LIVE = ("pending", "ready")
 
 class Proposals:
     def __init__(self, ctx: Context, economics: Economics, reports: Reports) -> None:
-        self.ctx, self.eco, self.reports = ctx, economics, reports
+        self.ctx, self.eco, self.reports, self.clock = ctx, economics, reports, economics.clock
         self._lock = threading.RLock()
         self.ready_hooks: list[Callable[[dict[str, Any]], None]] = []
 
     @property
     def db(self) -> Any:
         return self.ctx.hive.db
-
-    @property
-    def clock(self) -> Any:
-        return self.eco.clock
 
     def _minutes(self, name: str, default: int) -> int:
         value = self.ctx.hive.option(name)

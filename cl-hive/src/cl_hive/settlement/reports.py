@@ -72,17 +72,12 @@ def _node_map(value: Any, hi: int) -> dict[str, int]:
 
 class Reports:
     def __init__(self, ctx: Context, economics: Economics) -> None:
-        self.ctx, self.eco = ctx, economics
+        self.ctx, self.eco, self.clock = ctx, economics, economics.clock
         self._last_sent: dict[str, tuple[int, int, int]] = {}
-        self._last_sent_at = 0.0
 
     @property
     def db(self) -> Any:
         return self.ctx.hive.db
-
-    @property
-    def clock(self) -> Any:
-        return self.eco.clock
 
     # ---- ours ----------------------------------------------------------------------------------------
     def _hive_channels(self, hive: set[str]) -> dict[str, int]:

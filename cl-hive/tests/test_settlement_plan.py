@@ -178,5 +178,7 @@ def test_capacity_counts_what_both_ends_confirm_and_uptime_is_the_median_of_othe
     assert cs[A].uptime == 98 and cs[B].uptime == 70 and cs[C].uptime == 80 and cs[D].uptime == 50
     monolith_peer = inputs.contributions({**reports, D: report(1)}, [A, D])
     assert monolith_peer[0].capacity == 0
+    silent = inputs.contributions({A: report(2, channels={D: 700})}, [A, D])    # D sent no report at all
+    assert [c.capacity for c in silent] == [700, 700]
     one_sided = inputs.contributions({A: report(2, channels={D: 300}), D: report(1)}, [A, D])
     assert [c.capacity for c in one_sided] == [300, 300]      # a monolith end cannot confirm: the v2 side counts

@@ -116,7 +116,7 @@ def test_monolith_and_cl_hive_members_settle_a_week_together(fleet, monolith):
     payers = {frm for frm, _ in plan}
     receivers = {to for _, to in plan}
     assert payers == {m1.node_id, s1.node_id}, dry
-    assert m2.node_id in receivers and receivers & {s2.node_id, s3.node_id}
+    assert receivers == {m2.node_id, s2.node_id, s3.node_id}, dry
 
     # our proposal reaches quorum on our nodes and on the monolith members (three of five votes)
     proposal = wait_for(lambda: next((p for p in s1.rpc.call("hive-distributed-settlement-proposals", {})["proposals"]

@@ -7,8 +7,9 @@ limit on a proposal).  For each participant M, from the newest report each node 
 * ``fees_earned``, ``rebalance_costs``, ``forward_count``: M's own report (0 without one);
 * ``capacity``: the hive channels M has, each counted at the capacity **both ends** report for it:
   for every other participant N, ``min(M's figure for N, N's figure for M)`` when both sent our (v2) reports;
-  when only one side did (the other is a monolith node, whose reports carry no channel figures), that side's
-  figure; otherwise 0.  A member cannot inflate its capacity with a channel the other end does not confirm;
+  when only one side did (the other is a monolith node, whose reports carry no channel figures, or sent no report
+  at all), that side's figure; otherwise 0.  A member cannot inflate its capacity with a channel another cl-hive
+  member does not confirm (a channel to a member that cannot confirm is taken on the reporter's word);
 * ``uptime``: the median (lower median) of what the *other* participants observed of M during the week and put
   in their v2 reports; 100 when nobody reported an observation.  No node's local measurement enters the hash
   unless it signed it and everyone holds it (the monolith hashed each voter's own local uptime: F9).
@@ -27,7 +28,6 @@ def participants(members: Any) -> list[str]:
 
 def contributions(period_reports: dict[str, dict[str, Any]], nodes: list[str]) -> list[Contribution]:
     v2 = {n for n in nodes if period_reports.get(n, {}).get("version") == 2}
-    v1 = {n for n in nodes if period_reports.get(n, {}).get("version") == 1}
 
     def claim(a: str, b: str) -> int:
         return int(period_reports[a]["hive_channels"].get(b, 0)) if a in v2 else 0
@@ -41,9 +41,9 @@ def contributions(period_reports: dict[str, dict[str, Any]], nodes: list[str]) -
                 continue
             if m in v2 and n in v2:
                 capacity += min(claim(m, n), claim(n, m))
-            elif m in v2 and n in v1:
+            elif m in v2:
                 capacity += claim(m, n)
-            elif m in v1 and n in v2:
+            elif n in v2:
                 capacity += claim(n, m)
         seen = [int(period_reports[n]["observed_uptime"][m]) for n in nodes
                 if n != m and n in v2 and m in period_reports[n]["observed_uptime"]]

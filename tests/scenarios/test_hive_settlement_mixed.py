@@ -60,6 +60,7 @@ def monolith_settled(node, period: str) -> bool:
     return any(s.get("period") == period for s in status.get("settled_periods", []))
 
 
+@pytest.mark.timeout(1200)                   # the monolith's settlement loop: restart, init (~16 s), then 120 s
 @pytest.mark.parametrize("fleet", ["lightningd"], indirect=True)
 def test_monolith_and_cl_hive_members_settle_a_week_together(fleet, monolith):
     m1, m2 = monolith_nodes(fleet, monolith, ["m1", "m2"], **{"hive-governance-mode": "failsafe"})

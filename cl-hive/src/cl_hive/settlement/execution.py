@@ -288,9 +288,10 @@ class Execution:
         if not isinstance(pid, str) or len(pid) > 64 or not isinstance(executor, str) \
                 or not formats.NODE_ID.match(executor):
             raise Reject("SETTLEMENT_EXECUTED malformed")
+        # a monolith payer with several payments sends "payment_hash": null (and signs it so)
         fields = {"plan_hash": p.get("plan_hash", ""), "total_sent_sats": p.get("total_sent_sats", 0),
                   "payment_hash": p.get("payment_hash", ""), "amount_paid_sats": p.get("amount_paid_sats", 0)}
-        if not isinstance(fields["plan_hash"], str) or not isinstance(fields["payment_hash"], str) \
+        if not isinstance(fields["plan_hash"], str) or not isinstance(fields["payment_hash"], (str, type(None))) \
                 or type(fields["total_sent_sats"]) is not int or type(fields["amount_paid_sats"]) is not int \
                 or fields["total_sent_sats"] < 0:
             raise Reject("SETTLEMENT_EXECUTED fields malformed")
@@ -311,8 +312,9 @@ class Execution:
             raise Reject("SETTLEMENT_EXECUTED for a proposal we do not know (yet)")
         if fields["plan_hash"] != prop["plan_hash"]:
             raise Reject("SETTLEMENT_EXECUTED for another plan than the proposal's")
-        self._store_execution({**signed, "signature": p["signature"], "payments": payments if "signature_v2" in p
-                               else None, "signature_v2": p.get("signature_v2")}, msg.peer_id)
+        self._store_execution({**signed, "payment_hash": fields["payment_hash"] or "", "signature": p["signature"],
+                               "payments": payments if "signature_v2" in p else None,
+                               "signature_v2": p.get("signature_v2")}, msg.peer_id)
         self.ctx.send_ack(msg.peer_id, formats.event_id("SETTLEMENT_EXECUTED", signed,
                                                         formats.EVENT_ID_FIELDS["SETTLEMENT_EXECUTED"]) or "")
         self.check_completion(pid)

@@ -98,11 +98,11 @@ def test_a_payer_killed_mid_payment_resumes_without_paying_twice(fleet, tmp_path
     for _ in range(2):
         route(a, c, 400_000_000)                        # a-b-c: b earns the fees
     fees_counted(b, 8_000_000)
+    c.rpc.call("hold-invoices", {"hold": True})          # from now on c's incoming payments wait
     week = end_week([a, b, c])
     closing_reports([a, b, c], week)
     dry = b.rpc.call("hive-settlement-calculate", {"period": week})
     to_c = next(p["amount_sats"] for p in dry["payments_required"] if p["to_peer_full"] == c.node_id)
-    c.rpc.call("hold-invoices", {"hold": True})
     wait_for(lambda: c.rpc.call("held-invoices")["held"], timeout=120, what="b's payment to c is in flight")
     status = b.rpc.call("hive-settlement-period-details", {"period_id": week})
     paying = [p for p in status["our_payments"] if p["to_peer"] == c.node_id]

@@ -1,7 +1,8 @@
 """BOLT12 offers: where each member is paid.
 
 Ours: ``offer amount=any description="hive settlement"`` (lightningd returns the same offer when asked again),
-created when this node enters a hive (genesis or WELCOME) and at startup if missing, and announced with a signed
+created when this node enters a hive (genesis or WELCOME) and at startup if we have none (one the operator disabled
+is replaced only by ``hive-settlement-generate-offer``), and announced with a signed
 SETTLEMENT_OFFER to every hive node: when we enter, when a node joins, when a hive node connects, and every
 ``ANNOUNCE_SECONDS``.
 
@@ -109,12 +110,14 @@ class Offers:
                          MessageType.SETTLEMENT_OFFER, msg)
 
     def enter(self) -> None:
-        """We are in a hive now (genesis, WELCOME, or at startup): make sure we have an offer, announce it."""
-        try:
-            self.ensure_own()
-        except NoOffer as exc:
-            log.warning("%s", exc.message)
-            return
+        """We are in a hive now (genesis, WELCOME, or at startup): create our offer if we have none, announce it.
+        (An offer the operator disabled in lightningd is replaced only by hive-settlement-generate-offer.)"""
+        if self.get_row(self.ctx.me) is None:
+            try:
+                self.ensure_own()
+            except NoOffer as exc:
+                log.warning("%s", exc.message)
+                return
         self.announce()
 
     # ---- theirs --------------------------------------------------------------------------------------

@@ -131,8 +131,8 @@ def test_monolith_and_cl_hive_members_settle_a_week_together(fleet, monolith):
     m1.restart()                                        # its settlement loop's first round comes 120 s after init
     settled(split, week, timeout=400)
     wait_for(lambda: monolith_settled(m1, week), timeout=120, what="m1 (monolith) completes the settlement")
-    # (m2 cannot: m1 made two payments, so its EXECUTED carries "payment_hash": null, which the monolith's own
-    # validator refuses — a monolith-to-monolith bug; cl-hive accepts it as signed)
+    # (m2 cannot: m1 made two payments, so its EXECUTED carries "payment_hash": null — it signed "" — which the
+    # monolith's own validator refuses: a monolith-to-monolith bug; cl-hive reads it as the "" that was signed)
 
     # every receiver got exactly its plan amounts, through its own BOLT12 offer
     for node in (m2, s2, s3):

@@ -288,7 +288,6 @@ class Execution:
         if not isinstance(pid, str) or len(pid) > 64 or not isinstance(executor, str) \
                 or not formats.NODE_ID.match(executor):
             raise Reject("SETTLEMENT_EXECUTED malformed")
-        # a monolith payer with several payments sends "payment_hash": null (and signs it so)
         fields = {"plan_hash": p.get("plan_hash", ""), "total_sent_sats": p.get("total_sent_sats", 0),
                   "payment_hash": p.get("payment_hash", ""), "amount_paid_sats": p.get("amount_paid_sats", 0)}
         if not isinstance(fields["plan_hash"], str) or not isinstance(fields["payment_hash"], (str, type(None))) \
@@ -296,7 +295,9 @@ class Execution:
                 or fields["total_sent_sats"] < 0:
             raise Reject("SETTLEMENT_EXECUTED fields malformed")
         ts = check_fresh(p.get("timestamp"), MESSAGE_MAX_AGE, "SETTLEMENT_EXECUTED")
-        signed = {"proposal_id": pid, "executor_peer_id": executor, **fields, "timestamp": ts}
+        # a monolith signs "payment_hash": "" but sends null when it made several payments (or none)
+        signed = {"proposal_id": pid, "executor_peer_id": executor, **fields,
+                  "payment_hash": fields["payment_hash"] or "", "timestamp": ts}
         check_signature(formats.settlement_executed_signing(signed), p.get("signature"), executor,
                         "SETTLEMENT_EXECUTED")
         payments = p.get("payments")
@@ -312,7 +313,7 @@ class Execution:
             raise Reject("SETTLEMENT_EXECUTED for a proposal we do not know (yet)")
         if fields["plan_hash"] != prop["plan_hash"]:
             raise Reject("SETTLEMENT_EXECUTED for another plan than the proposal's")
-        self._store_execution({**signed, "payment_hash": fields["payment_hash"] or "", "signature": p["signature"],
+        self._store_execution({**signed, "signature": p["signature"],
                                "payments": payments if "signature_v2" in p else None,
                                "signature_v2": p.get("signature_v2")}, msg.peer_id)
         self.ctx.send_ack(msg.peer_id, formats.event_id("SETTLEMENT_EXECUTED", signed,

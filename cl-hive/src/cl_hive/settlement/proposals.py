@@ -5,7 +5,8 @@ Proposer.  For a completed week P, attempts follow each other: attempt k starts 
 proposer of attempt k is the k-th (cyclically) of the participants that sent a cl-hive (v2) report for P, ordered by
 ``sha256("P:node_id")``: the same list on every node that holds the same reports, and a different first proposer
 every week.  It proposes once its attempt has begun, when it holds the closing report of every participant running
-cl-hive (a monolith member sends none; its latest report counts) or half the attempt has passed, if no proposal of P
+cl-hive (it sent a v2 report or a v2-signed offer; a monolith member sends none, its latest report counts) or half
+the attempt has passed, if no proposal of P
 that we voted for is pending, ready or completed, and the week earned fees (as the monolith, nothing is proposed
 for a week without fees).
 
@@ -121,8 +122,12 @@ class Proposals:
             if mine:
                 return None
             v = self.view(period)
-            # every cl-hive participant's closing report (a monolith member sends none: its last report counts)
-            closed = all(held[n]["final"] for n in v["nodes"] if held.get(n, {}).get("version") == 2)
+            # the closing report of every participant that runs cl-hive (it sent us a v2 report or a v2-signed
+            # offer); a monolith member sends none, its latest report counts
+            v2_offers = {r["peer_id"] for r in self.db.query("SELECT peer_id FROM settlement_offers WHERE "
+                                                               "signature_v2 IS NOT NULL")}
+            closed = all(held.get(n, {}).get("final") for n in v["nodes"]
+                         if held.get(n, {}).get("version") == 2 or n in v2_offers)
             if not closed and self.clock.now() < attempt_start + self.attempt_seconds() / 2:
                 return None                       # wait for the closing reports (or half the attempt)
             plan: planlib.Plan = v["plan"]

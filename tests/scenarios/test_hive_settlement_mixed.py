@@ -10,9 +10,10 @@ How the monolith's fixed timings are met honestly:
   past its end (``hive-dev-clock``, regtest only) while the monolith members simply accept any completed-looking
   period string, as they do (F3 — our nodes would not);
 * its FEE_REPORT goes out with the forward (at most one per 30 s), so each fee earner forwards once;
-* it pays only from its hourly settlement loop (first run 120 s after its init, in failsafe mode), so once our
-  proposal is ready on it, m1's node is restarted and its loop's first round pays (the legacy manual
-  ``hive-settlement-execute`` is never used);
+* it pays only from its hourly settlement loop (first run 120 s after its init, in failsafe mode), so m1's node is
+  restarted just before the week ends here: our proposal is ready on m1 well before that first round, which pays
+  (the legacy manual ``hive-settlement-execute`` is never used).  Restarting it later is a trap: a confirmation
+  arriving while it shuts down is recorded as seen before it is stored (its F5) and never processed again;
 * it never votes for our plan (it would hash its own local uptime and gossip capacity: F9) and needs none of its own
   votes: three cl-hive votes are a majority of the five members on both sides.
 """
@@ -109,6 +110,11 @@ def test_monolith_and_cl_hive_members_settle_a_week_together(fleet, monolith):
                                  for r in s.rpc.call("hive-fee-reports", {})["reports"]),
                  timeout=120, what=f"{s.name} holds m1's (monolith) fee report")
 
+    # m1's settlement loop runs 120 s after its init: restart it now, then end the week at once, so that our
+    # proposal is ready on m1 before that round (and every confirmation reaches a running m1)
+    m1.restart()
+    wait_for(lambda: m1.rpc.call("hive-status").get("status"), timeout=90, interval=0.5, what="m1 active again")
+    mesh(fleet, [m1, m2, *split])
     week = end_week(split)
     closing_reports(split, week, count=3)
     dry = s1.rpc.call("hive-settlement-calculate", {"period": week})
@@ -127,9 +133,7 @@ def test_monolith_and_cl_hive_members_settle_a_week_together(fleet, monolith):
     wait_for(lambda: monolith_status(m1, proposal["proposal_id"]) == "ready", timeout=180,
              what="m1 (monolith, a payer) marks our proposal ready")
     wait_for(lambda: period_status(s1, week) in ("executed", "settled"), timeout=120, what="s1 paid its part")
-
-    m1.restart()                                        # its settlement loop's first round comes 120 s after init
-    settled(split, week, timeout=400)
+    settled(split, week, timeout=400)                  # once m1's loop has paid its part too
     wait_for(lambda: monolith_settled(m1, week), timeout=120, what="m1 (monolith) completes the settlement")
     # (m2 cannot: m1 made two payments, so its EXECUTED carries "payment_hash": null — it signed "" — which the
     # monolith's own validator refuses: a monolith-to-monolith bug; cl-hive reads it as the "" that was signed)

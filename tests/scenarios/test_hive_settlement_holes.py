@@ -139,8 +139,8 @@ def test_forged_replayed_and_future_week_messages_are_refused(fleet, tmp_path):
     wait_for(lambda: rejected(a, "SETTLEMENT_EXECUTED") > before, what="the forged execution refused")
     assert period_status(a, week) != "settled"                   # b has not paid: nothing completes
     # a replayed (genuine) vote changes nothing either
-    genuine = captured(c, MessageType.SETTLEMENT_READY, proposal_id=honest)
-    assert genuine
+    genuine = wait_for(lambda: captured(c, MessageType.SETTLEMENT_READY, proposal_id=honest),
+                       what="c saw a genuine vote")
     send(c, a, MessageType.SETTLEMENT_READY, genuine[0])
     b.rpc.call("hive-approve-action", {"action_id": action["id"]})
     settled([a, b, c], week)

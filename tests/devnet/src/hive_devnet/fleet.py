@@ -173,6 +173,7 @@ class RealNode(FleetNode):
         self.ln.stop()
 
     def log_lines(self) -> list[str]:
+        self.ln.daemon.logs_catchup()        # pyln-testing reads the log lazily: take in what was written
         return list(self.ln.daemon.logs)
 
 

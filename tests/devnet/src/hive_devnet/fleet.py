@@ -187,7 +187,9 @@ class RealFleet(Fleet):
                  options: dict[str, Any] | None = None) -> RealNode:
         opts: dict[str, Any] = {"plugin": [plugin_path(p) for p in plugins], "alias": name}
         opts.update(options or {})
-        return RealNode(self, name, self.node_factory.get_node(options=opts))
+        # may_reconnect: lightningd reconnects to its channel peers as an operator's does (pyln-testing otherwise
+        # passes --dev-no-reconnect and fails any node that logs a reconnection, which every restart causes)
+        return RealNode(self, name, self.node_factory.get_node(options=opts, may_reconnect=True))
 
     def open_channel(self, a: FleetNode, b: FleetNode, amount_sat: int) -> str:
         a_ln, b_ln = a.ln, b.ln  # type: ignore[attr-defined]

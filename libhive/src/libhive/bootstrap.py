@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from pyln.client import Plugin
-from pyln.client.plugin import MethodType, Request, RequestState
+from pyln.client.plugin import MethodType, PluginLogHandler, Request, RequestState
 from sqlite_utils import Migrations
 
 from . import contracts, gating
@@ -50,9 +50,18 @@ def _fail(request: Request, code: int, message: str) -> None:
 
 
 class _Plugin(Plugin):
-    """pyln's Plugin with Hive's dispatch of RPC methods (see module docstring)."""
+    """pyln's Plugin with Hive's dispatch of RPC methods (see module docstring) and lightningd's log levels."""
 
     hive: "HivePlugin"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # pyln logs a Python WARNING at lightningd's "info", where an operator does not look; a warning (an
+        # unusable option, a key to re-import) is lightningd's "unusual".  ERROR stays "broken": lightningd
+        # reserves that for bugs (and pyln-testing fails any node that logs it).
+        for handler in logging.getLogger("").handlers:
+            if isinstance(handler, PluginLogHandler):
+                handler.levels[logging.WARNING] = "unusual"
 
     def _dispatch_request(self, request: Request) -> None:
         method = self.methods.get(request.method)

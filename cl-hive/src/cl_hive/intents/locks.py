@@ -40,6 +40,7 @@ from libhive.errors import HiveError
 from libhive.identity import is_node_id
 from libhive.rpcparams import Params, validate
 from libhive.wire import MessageType
+from libhive.workers import log_failure
 from pydantic import Field
 
 from ..protocol import formats
@@ -250,7 +251,7 @@ class IntentLocks:
             try:
                 self.tick()
             except Exception:
-                log.exception("intent round failed")
+                log_failure(log, "intent round failed")
 
     # ---- receiving ----------------------------------------------------------------------------------
     def on_intent(self, msg: Inbound) -> None:

@@ -24,6 +24,9 @@ def fleet(request):
             yield f
         finally:
             f.close()
+        broken = f.broken_lines()          # what pyln-testing's teardown checks on a real node
+        if broken:
+            pytest.fail("a node logged at BROKEN level:\n" + "\n".join(broken[:20]), pytrace=False)
         return
     if not real_nodes_available():
         pytest.skip(REAL_NODE_SKIP_REASON)

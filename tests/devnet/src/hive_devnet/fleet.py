@@ -145,6 +145,11 @@ class DevnetFleet(Fleet):
                                       if c.get("state") == "CHANNELD_NORMAL"), None), what="channel normal")
         return scid or result.get("channel_id")
 
+    def broken_lines(self) -> list[str]:
+        """Every line any node logged at lightningd's BROKEN level (a bug: pyln-testing fails a real node for it)."""
+        return [f"{name}: {line}" for name, node in self.network.nodes.items()
+                for _, level, line in list(node.logs) if level in ("broken", "error")]
+
     def close(self) -> None:
         self.network.close()
 

@@ -59,7 +59,7 @@ def test_approving_a_channel_open_opens_it_within_the_budget_and_survives_restar
 
 
 def test_the_feerate_gate_is_enforced_at_approval_and_the_action_waits(fleet):
-    a, b = hive_of_one(fleet, **{"hive-max-expansion-feerate": 1000}), started(fleet, "b")   # devnet opens at 1012
+    a, b = hive_of_one(fleet, **{"hive-max-expansion-feerate": 1000}), started(fleet, "b")   # the chain: 4000
     fleet.connect(a, b)
     fund(fleet, a, 10_000_000)
     action = propose_open(a, b, 2_000_000)

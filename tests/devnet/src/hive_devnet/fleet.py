@@ -16,6 +16,8 @@ from typing import Any, Callable, Iterable
 
 from pyln.client import LightningRpc
 
+from .ledger_model import PYLN_TESTING_ESTIMATES
+
 HIVE_PLUGINS = ("cl-hive", "cl-hive-comms", "cl-hive-archon")
 REAL_NODE_SKIP_REASON = ("real-node variants need lightningd and bitcoind: put the prebuilt binaries in "
                          "../shared/realln (or set HIVE_REALLN=/path) and use ./dev.sh test, or put lightningd "
@@ -83,8 +85,11 @@ class FleetNode:
 
 
 class Fleet:
-    def add_node(self, name: str, plugins: Iterable[str] = HIVE_PLUGINS,
-                 options: dict[str, Any] | None = None) -> FleetNode:
+    def add_node(self, name: str, plugins: Iterable[str] = HIVE_PLUGINS, options: dict[str, Any] | None = None,
+                 feerates: tuple[int, int, int, int] | None = PYLN_TESTING_ESTIMATES) -> FleetNode:
+        """Start a node with ``plugins`` and their ``options``.  ``feerates``: its bitcoind's fee estimates for 2, 6,
+        12 and 100 blocks, sat/kw (lightningd's ``feerates`` derives from them; opening = the 12-block one).  The
+        default is what pyln-testing gives every node (opening 7500 sat/kw = 30000 sat/kvB)."""
         raise NotImplementedError
 
     def connect(self, a: FleetNode, b: FleetNode) -> None:
@@ -99,14 +104,16 @@ class Fleet:
 
 # ---- the devnet back end ---------------------------------------------------------------------------
 class DevnetNode(FleetNode):
-    def __init__(self, fleet: DevnetFleet, name: str, plugins: list[tuple[str, dict[str, Any]]]) -> None:
+    def __init__(self, fleet: DevnetFleet, name: str, plugins: list[tuple[str, dict[str, Any]]],
+                 feerates: tuple[int, int, int, int] | None) -> None:
         self.fleet = fleet
         self.name = name
         self._plugins = plugins
+        self._feerates = feerates
         self._start()
 
     def _start(self) -> None:
-        self.node = self.fleet.network.add_node(self.name, self._plugins)
+        self.node = self.fleet.network.add_node(self.name, self._plugins, feerates=self._feerates)
         self.node_id = self.node.node_id
         self.port = self.node.port
         self.rpc = LightningRpc(str(self.node.rpc_path))
@@ -129,11 +136,11 @@ class DevnetFleet(Fleet):
         self.network = Network(base_dir)
         self.nodes: dict[str, DevnetNode] = {}
 
-    def add_node(self, name: str, plugins: Iterable[str] = HIVE_PLUGINS,
-                 options: dict[str, Any] | None = None) -> DevnetNode:
+    def add_node(self, name: str, plugins: Iterable[str] = HIVE_PLUGINS, options: dict[str, Any] | None = None,
+                 feerates: tuple[int, int, int, int] | None = PYLN_TESTING_ESTIMATES) -> DevnetNode:
         options = options or {}
         specs = [(plugin_path(p), {k: v for k, v in options.items() if _option_owner(k) == p}) for p in plugins]
-        node = DevnetNode(self, name, specs)
+        node = DevnetNode(self, name, specs, feerates)
         self.nodes[name] = node
         return node
 
@@ -188,13 +195,14 @@ class RealFleet(Fleet):
     def __init__(self, node_factory: Any, bitcoind: Any) -> None:
         self.node_factory, self.bitcoind = node_factory, bitcoind
 
-    def add_node(self, name: str, plugins: Iterable[str] = HIVE_PLUGINS,
-                 options: dict[str, Any] | None = None) -> RealNode:
+    def add_node(self, name: str, plugins: Iterable[str] = HIVE_PLUGINS, options: dict[str, Any] | None = None,
+                 feerates: tuple[int, int, int, int] | None = PYLN_TESTING_ESTIMATES) -> RealNode:
         opts: dict[str, Any] = {"plugin": [plugin_path(p) for p in plugins], "alias": name}
         opts.update(options or {})
         # may_reconnect: lightningd reconnects to its channel peers as an operator's does (pyln-testing otherwise
         # passes --dev-no-reconnect and fails any node that logs a reconnection, which every restart causes)
-        return RealNode(self, name, self.node_factory.get_node(options=opts, may_reconnect=True))
+        return RealNode(self, name, self.node_factory.get_node(options=opts, may_reconnect=True,
+                                                               feerates=feerates))
 
     def open_channel(self, a: FleetNode, b: FleetNode, amount_sat: int) -> str:
         a_ln, b_ln = a.ln, b.ln  # type: ignore[attr-defined]

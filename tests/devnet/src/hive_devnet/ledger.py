@@ -36,10 +36,8 @@ from . import codec
 from .errors import INVALID_PARAMS, LIGHTNINGD, RpcError
 from .ledger_datastore import DatastoreMixin
 from .ledger_model import (
-    FEERATES_PERKW,
-    ONCHAIN_FEE_ESTIMATES,
-    OPENING_FEE_SAT,
     Channel,
+    Feerates,
     NodeState,
     Utxo,
     iso_time,
@@ -183,6 +181,13 @@ class Ledger(ChannelsMixin, InvoicesMixin, PaymentsMixin, DatastoreMixin):
                 self.nodes[node_id] = NodeState(node_id, privkey, alias, node_id[:6],
                                                 last_timestamp=int(self._now()))
 
+    def set_feerates(self, node_id: str, estimates: tuple[int, int, int, int] | None) -> None:
+        """What this node's bitcoind estimates for 2, 6, 12 and 100 blocks (sat/kw; None: no estimate, as on a bare
+        regtest).  pyln-testing sets this per node by mocking estimatesmartfee; `feerates`, the on-chain fees
+        and new channels' commitment feerate follow it."""
+        with self._locked():
+            self._node(node_id).feerates = Feerates(tuple(estimates) if estimates else None)
+
     def set_peer_connected(self, a: str, b: str, connected: bool) -> None:
         with self._locked():
             pair = frozenset((a, b))
@@ -226,7 +231,7 @@ class Ledger(ChannelsMixin, InvoicesMixin, PaymentsMixin, DatastoreMixin):
             node = self._node(a)
             self._node(b)
             have = sum(u.amount_msat for u in node.utxos if u.status == "confirmed") // 1000
-            need = amount_sat + OPENING_FEE_SAT
+            need = amount_sat + node.feerates.onchain_fee_estimates()["opening_channel_satoshis"]
             if have < need:
                 self.fund_wallet(a, need - have)
             ch = self._open(node, b, amount_sat, push_msat, not announce, None, None)
@@ -330,8 +335,4 @@ class Ledger(ChannelsMixin, InvoicesMixin, PaymentsMixin, DatastoreMixin):
     def rpc_feerates(self, node: NodeState, style: Any) -> dict:
         if style not in ("perkw", "perkb"):
             raise RpcError(INVALID_PARAMS, f"'style' should be 'perkw' or 'perkb', not '{token(style)}'")
-        mult = 1 if style == "perkw" else 4
-        rates: dict[str, Any] = {k: v * mult for k, v in FEERATES_PERKW.items()}
-        rates["estimates"] = [{"blockcount": n, "feerate": 253 * mult, "smoothed_feerate": 253 * mult}
-                              for n in (2, 6, 12, 100)]
-        return {style: rates, "onchain_fee_estimates": dict(ONCHAIN_FEE_ESTIMATES)}
+        return node.feerates.to_json(style)

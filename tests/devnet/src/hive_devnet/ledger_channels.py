@@ -27,12 +27,9 @@ from .ledger_model import (
     DEFAULT_FEE_PPM,
     DUST_LIMIT_SAT,
     FUND_CANNOT_AFFORD,
-    MUTUAL_CLOSE_FEE_SAT,
     NODE_FEATURES,
-    OPENING_FEE_SAT,
     SCID_RE,
     U64_MAX,
-    UNILATERAL_CLOSE_FEE_SAT,
     Channel,
     NodeState,
     Policy,
@@ -61,6 +58,7 @@ class ChannelsMixin:
     def _open(self: Ledger, node: NodeState, peer: str, amount_sat: int | None, push_msat: int, private: bool,
               utxo_ids: list[str] | None, reserve_sat: int | None) -> Channel:
         """Fund and open a channel from `node` to `peer` (amount None = all)."""
+        opening_fee = node.feerates.onchain_fee_estimates()["opening_channel_satoshis"]
         avail = [u for u in node.utxos if u.status == "confirmed" and not u.reserved]
         if utxo_ids is not None:
             want = set(utxo_ids)
@@ -70,25 +68,25 @@ class ChannelsMixin:
         if amount_sat is None:
             chosen = avail
             total = sum(u.amount_msat for u in chosen) // 1000
-            amount_sat = total - OPENING_FEE_SAT
+            amount_sat = total - opening_fee
             if amount_sat < DUST_LIMIT_SAT:
                 raise RpcError(FUND_CANNOT_AFFORD,
                                f"Could not afford all using all {len(avail)} available UTXOs: all short")
         else:
             for u in sorted(avail, key=lambda u: -u.amount_msat):
-                if total >= amount_sat + OPENING_FEE_SAT:
+                if total >= amount_sat + opening_fee:
                     break
                 chosen.append(u)
                 total += u.amount_msat // 1000
-            if total < amount_sat + OPENING_FEE_SAT:
-                short = amount_sat + OPENING_FEE_SAT - total
+            if total < amount_sat + opening_fee:
+                short = amount_sat + opening_fee - total
                 raise RpcError(FUND_CANNOT_AFFORD, f"Could not afford {amount_sat}sat using all "
                                                    f"{len(avail)} available UTXOs: {short}sat short")
         if push_msat > amount_sat * 1000:
             raise RpcError(INVALID_PARAMS, "push_msat: must be less than channel amount")
         funding_spk = codec.segwit_scriptpubkey(0, codec.sha256(os.urandom(32)))
         outputs = [(amount_sat, funding_spk)]
-        change = total - amount_sat - OPENING_FEE_SAT
+        change = total - amount_sat - opening_fee
         change_addr = change_spk = ""
         if change >= DUST_LIMIT_SAT:
             change_addr, change_spk = self._new_address(node, "p2tr")
@@ -124,7 +122,8 @@ class ChannelsMixin:
             scratch_txid={n: os.urandom(32).hex() for n in (node.node_id, peer)},
             state="CHANNELD_AWAITING_LOCKIN",
             stats={n: SideStats() for n in (node.node_id, peer)},
-            next_htlc_id={node.node_id: 0, peer: 0}, funding_tx=raw)
+            next_htlc_id={node.node_id: 0, peer: 0}, funding_tx=raw,
+            feerate_perkw=node.feerates.perkw()["unilateral_anchor_close"])
         self.chans[ch.scid] = ch
         self._notify(peer, "channel_opened", {"id": node.node_id, "funding_msat": cap_msat,
                                               "funding_txid": txid, "channel_ready": False})
@@ -206,7 +205,8 @@ class ChannelsMixin:
                     data[0], bytes(codec.convertbits(data[1:], 5, 8, False))).hex()
             except ValueError:
                 raise RpcError(INVALID_PARAMS, "Invalid close destination") from None
-        fee = MUTUAL_CLOSE_FEE_SAT if mutual else UNILATERAL_CLOSE_FEE_SAT
+        estimates = self.nodes[ch.opener].feerates.onchain_fee_estimates()
+        fee = estimates["mutual_close_satoshis" if mutual else "unilateral_close_satoshis"]
         payouts: list[tuple[str, int, str, str]] = []  # node, sats, address, spk
         for nid in ch.ends():
             sats = ch.balance[nid] // 1000 - (fee if nid == ch.opener else 0)
@@ -252,7 +252,7 @@ class ChannelsMixin:
             "ignore_fee_limits": ch.policy[me].ignore_fee_limits,
             "updates": {"local": ch.policy[me].to_json(), "remote": ch.policy[peer].to_json()},
             "state": ch.state, "scratch_txid": ch.scratch_txid[me], "last_tx_fee_msat": 1735000,
-            "lost_state": False, "feerate": {"perkw": 1250, "perkb": 5000},
+            "lost_state": False, "feerate": {"perkw": ch.feerate_perkw, "perkb": ch.feerate_perkw * 4},
             "owner": "channeld" if normal else ("onchaind" if ch.state == "ONCHAIN" else "closingd"),
             "short_channel_id": ch.scid, "direction": direction, "channel_id": ch.channel_id,
             "funding_txid": ch.funding_txid, "funding_outnum": ch.funding_outnum,

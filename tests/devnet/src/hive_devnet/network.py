@@ -50,13 +50,18 @@ class Network:
     def node_by_id(self, node_id: str) -> Node | None:
         return next((n for n in self.nodes.values() if n.node_id == node_id and n.running), None)
 
-    def add_node(self, name: str, plugins: Iterable[tuple[str, dict[str, Any]]] = ()) -> Node:
-        """Create (or re-create after a stop: same hsm_secret, same node id) and start a node."""
+    def add_node(self, name: str, plugins: Iterable[tuple[str, dict[str, Any]]] = (),
+                 feerates: tuple[int, int, int, int] | None = None) -> Node:
+        """Create (or re-create after a stop: same hsm_secret, same node id) and start a node.  ``feerates``: its
+        bitcoind's estimates for 2, 6, 12 and 100 blocks in sat/kw (see Ledger.set_feerates; default: none, or
+        what it had before a restart)."""
         if name in self.nodes and self.nodes[name].running:
             raise ValueError(f"node {name} is already running")
         port = self.nodes[name].port if name in self.nodes else next(self._ports)
         node = Node(self, name, self.base_dir / name, port)
         self.ledger.add_node(node.node_id, node.hsm.node_privkey, name)
+        if feerates is not None:
+            self.ledger.set_feerates(node.node_id, feerates)
         self.nodes[name] = node
         self.run(node.start(list(plugins)))
         self.run(self._reconnect_channel_peers(node))

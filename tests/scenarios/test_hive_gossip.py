@@ -63,9 +63,10 @@ def test_gossip_converges_across_the_fleet(fleet):
     fleet.connect(a, outside)
     fleet.open_channel(a, outside, 400_000)                  # external: a's topology, not its hive capacity
     # d has no channel at all: its signatures verify offline against its node id (F12)
-    def settled():
+    def settled():                                           # every record we check below, in every view
         views = converged([a, b, c, d])
-        return views and all({s["peer_id"]: s["capacity_sats"] for s in v["states"]}.get(b.node_id) == 1_600_000
+        return views and all((by_id := {s["peer_id"]: s for s in v["states"]})[b.node_id]["capacity_sats"]
+                             == 1_600_000 and by_id[a.node_id]["topology"] == [outside.node_id]
                              for v in views) and views
     for view in wait_for(settled, timeout=60, what="one fleet hash everywhere, with the channels counted"):
         by_id = {s["peer_id"]: s for s in view["states"]}

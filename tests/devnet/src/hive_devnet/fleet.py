@@ -95,11 +95,30 @@ class Fleet:
     def connect(self, a: FleetNode, b: FleetNode) -> None:
         a.rpc.call("connect", {"id": b.node_id, "host": "127.0.0.1", "port": b.port})  # type: ignore[attr-defined]
 
-    def open_channel(self, a: FleetNode, b: FleetNode, amount_sat: int) -> str:
+    def open_channel(self, a: FleetNode, b: FleetNode, amount_sat: int, announced: bool = False) -> str:
+        """Fund ``a``'s wallet, open a public channel to ``b`` and mine its funding transaction: returns its
+        short_channel_id once it is CHANNELD_NORMAL at both ends.  ``announced``: mine it six blocks deep and wait
+        until both ends have it in listchannels (a payment routed through it by a third node needs that)."""
+        raise NotImplementedError
+
+    def mine(self, blocks: int = 1) -> None:
+        """Mine ``blocks`` blocks: what is in the mempool confirms (a channel's funding transaction among them:
+        CHANNELD_NORMAL at one confirmation, announced at six), and every running node has seen them."""
         raise NotImplementedError
 
     def close(self) -> None:
         raise NotImplementedError
+
+    @staticmethod
+    def _wait_open(a: FleetNode, b: FleetNode, scid: str, announced: bool) -> str:
+        for x, y in ((a, b), (b, a)):
+            wait_for(lambda: any(c.get("short_channel_id") == scid and c.get("state") == "CHANNELD_NORMAL"
+                                 for c in x.rpc.call("listpeerchannels", {"id": y.node_id})["channels"]),
+                     what=f"{scid} CHANNELD_NORMAL at {x.name}")
+            if announced:
+                wait_for(lambda: len(x.rpc.call("listchannels", {"short_channel_id": scid})["channels"]) == 2,
+                         timeout=60, what=f"{scid} announced, in {x.name}'s listchannels")
+        return scid
 
 
 # ---- the devnet back end ---------------------------------------------------------------------------
@@ -144,13 +163,16 @@ class DevnetFleet(Fleet):
         self.nodes[name] = node
         return node
 
-    def open_channel(self, a: FleetNode, b: FleetNode, amount_sat: int) -> str:
+    def open_channel(self, a: FleetNode, b: FleetNode, amount_sat: int, announced: bool = False) -> str:
         self.network.ledger.fund_wallet(a.node_id, amount_sat + 100_000)
-        result = a.rpc.call("fundchannel", {"id": b.node_id, "amount": amount_sat})
-        scid = wait_for(lambda: next((c.get("short_channel_id") for c in
-                                      a.rpc.call("listpeerchannels", {"id": b.node_id})["channels"]
-                                      if c.get("state") == "CHANNELD_NORMAL"), None), what="channel normal")
-        return scid or result.get("channel_id")
+        funded = a.rpc.call("fundchannel", {"id": b.node_id, "amount": amount_sat})
+        self.mine(6 if announced else 1)
+        scid = next(c["short_channel_id"] for c in a.rpc.call("listpeerchannels", {"id": b.node_id})["channels"]
+                    if c["channel_id"] == funded["channel_id"])
+        return self._wait_open(a, b, scid, announced)
+
+    def mine(self, blocks: int = 1) -> None:
+        self.network.ledger.mine(blocks)
 
     def broken_lines(self) -> list[str]:
         """Every line any node logged at lightningd's BROKEN level (a bug: pyln-testing fails a real node for it)."""
@@ -159,6 +181,12 @@ class DevnetFleet(Fleet):
 
     def close(self) -> None:
         self.network.close()
+
+
+def lightningd_running(ln: Any) -> bool:
+    """Whether a pyln-testing node's lightningd process is up."""
+    proc = ln.daemon.proc
+    return proc is not None and proc.poll() is None
 
 
 def _option_owner(option: str) -> str:
@@ -204,11 +232,16 @@ class RealFleet(Fleet):
         return RealNode(self, name, self.node_factory.get_node(options=opts, may_reconnect=True,
                                                                feerates=feerates))
 
-    def open_channel(self, a: FleetNode, b: FleetNode, amount_sat: int) -> str:
-        a_ln, b_ln = a.ln, b.ln  # type: ignore[attr-defined]
-        a_ln.fundwallet(amount_sat + 100_000)
-        scid, _ = a_ln.fundchannel(b_ln, amount_sat)
-        return scid
+    def open_channel(self, a: FleetNode, b: FleetNode, amount_sat: int, announced: bool = False) -> str:
+        scid, _ = a.ln.fundchannel(b.ln, amount_sat)  # type: ignore[attr-defined]  # funds, mines 1, waits active
+        if announced:
+            self.mine(5)
+        return self._wait_open(a, b, scid, announced)
+
+    def mine(self, blocks: int = 1) -> None:
+        from pyln.testing.utils import sync_blockheight
+        self.bitcoind.generate_block(blocks)
+        sync_blockheight(self.bitcoind, [n for n in self.node_factory.nodes if lightningd_running(n)])
 
     def close(self) -> None:  # node_factory tears itself down
         pass

@@ -23,6 +23,8 @@ OPENER_FEE_BUFFER_MSAT = 4_291_000
 DUST_LIMIT_SAT = 546
 INVOICE_MIN_FINAL_CLTV = 10  # the transcript's decode shows min_final_cltv_expiry 10
 INVOICE_DEFAULT_EXPIRY = 604800
+FUNDING_CONFIRMS = 1        # lightningd's funding-confirms on regtest: CHANNELD_NORMAL at one confirmation
+ANNOUNCE_DEPTH = 6          # a public channel is announced (gossip, listchannels) at six confirmations
 FEERATE_FLOOR = 253          # sat/kw: lightningd's minimum, and every rate when bitcoind has no estimate
 # bitcoind's estimatesmartfee for 2 (CONSERVATIVE), 6, 12 and 100 (ECONOMICAL) blocks, sat/kw, as pyln-testing
 # mocks them for every node it starts (NodeFactory.get_node's default); None = regtest without estimates
@@ -229,14 +231,29 @@ class Utxo:
     amount_msat: int
     scriptpubkey: str
     address: str
-    blockheight: int
-    status: str = "confirmed"  # confirmed | spent
+    blockheight: int | None
+    status: str = "confirmed"  # unconfirmed | confirmed | spent
     reserved: bool = False
+    reserved_to_block: int | None = None  # an input of a transaction still in the mempool
 
     def to_json(self) -> dict:
-        return {"txid": self.txid, "output": self.output, "amount_msat": self.amount_msat,
-                "scriptpubkey": self.scriptpubkey, "address": self.address, "status": self.status,
-                "blockheight": self.blockheight, "reserved": self.reserved}
+        out = {"txid": self.txid, "output": self.output, "amount_msat": self.amount_msat,
+               "scriptpubkey": self.scriptpubkey, "address": self.address, "status": self.status}
+        if self.blockheight is not None:
+            out["blockheight"] = self.blockheight
+        out["reserved"] = self.reserved
+        if self.reserved_to_block is not None:
+            out["reserved_to_block"] = self.reserved_to_block
+        return out
+
+
+@dataclass
+class PendingTx:
+    """A transaction in the mempool: its inputs stay reserved, its outputs unconfirmed, until a block has it."""
+    txid: str
+    spends: list[Utxo]
+    outputs: list[Utxo]
+    channel: "Channel | None" = None
 
 
 @dataclass
@@ -274,7 +291,7 @@ class SideStats:
 
 @dataclass
 class Channel:
-    scid: str
+    scid: str | None             # None until the funding transaction is mined
     channel_id: str
     funding_txid: str
     funding_outnum: int
@@ -298,6 +315,11 @@ class Channel:
     close_txid: str | None = None
     funding_tx: str = ""
     feerate_perkw: int = ANCHOR_CLOSE_MIN  # the commitment transaction's (the opener's anchor-close rate at open)
+    funding_height: int | None = None      # the block the funding transaction is in
+
+    def depth(self, height: int) -> int:
+        """Confirmations of the funding transaction at chain height ``height``."""
+        return 0 if self.funding_height is None else height - self.funding_height + 1
 
     @property
     def capacity_msat(self) -> int:
@@ -311,7 +333,7 @@ class Channel:
 
     def spendable(self, node: str) -> int:
         """What `node` can send in one HTLC: balance less its reserve (and the opener's fee buffer)."""
-        if self.state != "CHANNELD_NORMAL":
+        if self.state not in ("CHANNELD_NORMAL", "CHANNELD_AWAITING_LOCKIN"):
             return 0
         buffer = OPENER_FEE_BUFFER_MSAT if node == self.opener else 0
         return max(0, min(self.balance[node] - self.reserve_msat[node] - buffer, self.policy[node].htlc_max))

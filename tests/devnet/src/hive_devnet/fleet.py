@@ -86,10 +86,13 @@ class FleetNode:
 
 class Fleet:
     def add_node(self, name: str, plugins: Iterable[str] = HIVE_PLUGINS, options: dict[str, Any] | None = None,
-                 feerates: tuple[int, int, int, int] | None = PYLN_TESTING_ESTIMATES) -> FleetNode:
+                 feerates: tuple[int, int, int, int] | None = PYLN_TESTING_ESTIMATES,
+                 hsm_secret: bytes | None = None) -> FleetNode:
         """Start a node with ``plugins`` and their ``options``.  ``feerates``: its bitcoind's fee estimates for 2, 6,
         12 and 100 blocks, sat/kw (lightningd's ``feerates`` derives from them; opening = the 12-block one).  The
-        default is what pyln-testing gives every node (opening 7500 sat/kw = 30000 sat/kvB)."""
+        default is what pyln-testing gives every node (opening 7500 sat/kw = 30000 sat/kvB).  ``hsm_secret``: the
+        content of ``<lightning-dir>/regtest/hsm_secret`` to start from (what an operator restores: e.g. another
+        node's, read from its ``lightning_dir``); by default a new one."""
         raise NotImplementedError
 
     def connect(self, a: FleetNode, b: FleetNode) -> None:
@@ -156,9 +159,12 @@ class DevnetFleet(Fleet):
         self.nodes: dict[str, DevnetNode] = {}
 
     def add_node(self, name: str, plugins: Iterable[str] = HIVE_PLUGINS, options: dict[str, Any] | None = None,
-                 feerates: tuple[int, int, int, int] | None = PYLN_TESTING_ESTIMATES) -> DevnetNode:
+                 feerates: tuple[int, int, int, int] | None = PYLN_TESTING_ESTIMATES,
+                 hsm_secret: bytes | None = None) -> DevnetNode:
         options = options or {}
         specs = [(plugin_path(p), {k: v for k, v in options.items() if _option_owner(k) == p}) for p in plugins]
+        if hsm_secret is not None:
+            _write_hsm_secret(self.network.base_dir / name / self.network.chain / "hsm_secret", hsm_secret)
         node = DevnetNode(self, name, specs, feerates)
         self.nodes[name] = node
         return node
@@ -187,6 +193,15 @@ def lightningd_running(ln: Any) -> bool:
     """Whether a pyln-testing node's lightningd process is up."""
     proc = ln.daemon.proc
     return proc is not None and proc.poll() is None
+
+
+def _write_hsm_secret(path: Path, secret: bytes) -> None:
+    """A restored hsm_secret, read-only like the one lightningd creates."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        path.chmod(0o600)
+    path.write_bytes(secret)
+    path.chmod(0o400)
 
 
 def _option_owner(option: str) -> str:
@@ -224,13 +239,18 @@ class RealFleet(Fleet):
         self.node_factory, self.bitcoind = node_factory, bitcoind
 
     def add_node(self, name: str, plugins: Iterable[str] = HIVE_PLUGINS, options: dict[str, Any] | None = None,
-                 feerates: tuple[int, int, int, int] | None = PYLN_TESTING_ESTIMATES) -> RealNode:
+                 feerates: tuple[int, int, int, int] | None = PYLN_TESTING_ESTIMATES,
+                 hsm_secret: bytes | None = None) -> RealNode:
         opts: dict[str, Any] = {"plugin": [plugin_path(p) for p in plugins], "alias": name}
         opts.update(options or {})
         # may_reconnect: lightningd reconnects to its channel peers as an operator's does (pyln-testing otherwise
         # passes --dev-no-reconnect and fails any node that logs a reconnection, which every restart causes)
-        return RealNode(self, name, self.node_factory.get_node(options=opts, may_reconnect=True,
-                                                               feerates=feerates))
+        ln = self.node_factory.get_node(options=opts, may_reconnect=True, feerates=feerates,
+                                        start=hsm_secret is None)
+        if hsm_secret is not None:     # lightningd's layout: <lightning-dir>/<network>/hsm_secret
+            _write_hsm_secret(Path(ln.daemon.lightning_dir) / "regtest" / "hsm_secret", hsm_secret)
+            ln.start()
+        return RealNode(self, name, ln)
 
     def open_channel(self, a: FleetNode, b: FleetNode, amount_sat: int, announced: bool = False) -> str:
         scid, _ = a.ln.fundchannel(b.ln, amount_sat)  # type: ignore[attr-defined]  # funds, mines 1, waits active

@@ -88,7 +88,7 @@ def test_restarted_node_catches_up_by_anti_entropy(fleet):
     c.stop()
     fleet.open_channel(b, a, 700_000)
     wait_for(lambda: record(a, b)["capacity_sats"] == 700_000, timeout=60, what="a sees b's new capacity")
-    c._start() if hasattr(c, "_start") else c.ln.start()
+    c.start()
     assert record(c, b)["capacity_sats"] == 0                # what c remembered from before
     fleet.connect(c, a)
     rec = wait_for(lambda: (r := record(c, b)) and r["capacity_sats"] == 700_000 and r, timeout=60,

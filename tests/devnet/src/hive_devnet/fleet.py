@@ -62,6 +62,7 @@ class FleetNode:
     name: str
     node_id: str
     rpc: LightningRpc
+    started_with: list[str]
 
     def plugin_start(self, plugin: str, **options: Any) -> dict[str, Any]:
         return self.rpc.call("plugin", {"subcommand": "start", "plugin": plugin_path(plugin), **options})
@@ -75,6 +76,19 @@ class FleetNode:
 
     def restart(self) -> None:
         raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        """Start a stopped node again (same lightning-dir, same plugins)."""
+        raise NotImplementedError
+
+    def wait_active(self) -> None:
+        """Until every plugin the node was started with is active: lightningd serves RPC before the plugins'
+        init replies are in (a scenario starts from a node that is up, as an operator would)."""
+        names = {Path(plugin_path(p)).name for p in self.started_with}
+        wait_for(lambda: names <= self.active_plugins(), what=f"{sorted(names)} active on {self.name}")
 
     def log_lines(self) -> list[str]:
         raise NotImplementedError
@@ -131,6 +145,7 @@ class DevnetNode(FleetNode):
         self.fleet = fleet
         self.name = name
         self._plugins = plugins
+        self.started_with = [path for path, _ in plugins]
         self._feerates = feerates
         self._start()
 
@@ -140,6 +155,7 @@ class DevnetNode(FleetNode):
         self.port = self.node.port
         self.rpc = LightningRpc(str(self.node.rpc_path))
         self.lightning_dir = self.node.network_dir
+        self.wait_active()
 
     def restart(self) -> None:
         self.fleet.network.stop_node(self.node)
@@ -147,6 +163,9 @@ class DevnetNode(FleetNode):
 
     def stop(self) -> None:
         self.fleet.network.stop_node(self.node)
+
+    def start(self) -> None:
+        self._start()
 
     def log_lines(self) -> list[str]:
         return [line for _, _, line in list(self.node.logs)]
@@ -214,18 +233,25 @@ def _option_owner(option: str) -> str:
 
 # ---- the real lightningd back end (pyln-testing) -------------------------------------------------
 class RealNode(FleetNode):
-    def __init__(self, fleet: RealFleet, name: str, ln: Any) -> None:
+    def __init__(self, fleet: RealFleet, name: str, ln: Any, plugins: list[str]) -> None:
         self.fleet, self.name, self.ln = fleet, name, ln
+        self.started_with = plugins
         self.node_id = ln.info["id"]
         self.port = ln.port
         self.rpc = ln.rpc
         self.lightning_dir = Path(ln.daemon.lightning_dir) / "regtest"
+        self.wait_active()
 
     def restart(self) -> None:
         self.ln.restart()
+        self.wait_active()
 
     def stop(self) -> None:
         self.ln.stop()
+
+    def start(self) -> None:
+        self.ln.start()
+        self.wait_active()
 
     def log_lines(self) -> list[str]:
         self.ln.daemon.logs_catchup()        # pyln-testing reads the log lazily: take in what was written
@@ -241,7 +267,8 @@ class RealFleet(Fleet):
     def add_node(self, name: str, plugins: Iterable[str] = HIVE_PLUGINS, options: dict[str, Any] | None = None,
                  feerates: tuple[int, int, int, int] | None = PYLN_TESTING_ESTIMATES,
                  hsm_secret: bytes | None = None) -> RealNode:
-        opts: dict[str, Any] = {"plugin": [plugin_path(p) for p in plugins], "alias": name}
+        plugins = [plugin_path(p) for p in plugins]
+        opts: dict[str, Any] = {"plugin": plugins, "alias": name}
         opts.update(options or {})
         # may_reconnect: lightningd reconnects to its channel peers as an operator's does (pyln-testing otherwise
         # passes --dev-no-reconnect and fails any node that logs a reconnection, which every restart causes)
@@ -250,7 +277,7 @@ class RealFleet(Fleet):
         if hsm_secret is not None:     # lightningd's layout: <lightning-dir>/<network>/hsm_secret
             _write_hsm_secret(Path(ln.daemon.lightning_dir) / "regtest" / "hsm_secret", hsm_secret)
             ln.start()
-        return RealNode(self, name, ln)
+        return RealNode(self, name, ln, plugins)
 
     def open_channel(self, a: FleetNode, b: FleetNode, amount_sat: int, announced: bool = False) -> str:
         scid, _ = a.ln.fundchannel(b.ln, amount_sat)  # type: ignore[attr-defined]  # funds, mines 1, waits active

@@ -175,8 +175,9 @@ def test_checkmessage_recorded_vectors(node, transcript, label):
 
 
 def test_checkmessage_errors(node):
-    for zbase, message in (("0000", "zbase is not valid zbase32"), ("yyyy", "zbase is too short"),
-                           ("y" * 200, "zbase is too long")):
+    for zbase, message in (("0000", "zbase is not valid zbase32"), ("yyyy", "zbase is not valid zbase32"),
+                           ("y" * 100, "zbase is not valid zbase32"), ("yyyyyyyy", "zbase is too short"),
+                           ("y" * 200, "zbase is too long")):   # whole bytes only: length * 5 % 8 == 0
         with pytest.raises(RpcError) as e:
             node.rpc.checkmessage("hello", zbase)
         assert e.value.error == {"code": -32602, "message": message}

@@ -152,9 +152,6 @@ def test_sendcustommsg_errors(pair, transcript):
     # peer_storage (7) is the plugins' business, so it may be sent
     assert b.rpc.call("sendcustommsg", {"node_id": a.id, "msg": "00070002beef"})["status"]
     wait_for(lambda: any(m["payload"] == "00070002beef" for m in custommsgs(a, "rec1.py")), what="peer_storage")
-    # lightningd's hex parameter check never fails (it tests the wrong pointer): not-hex is "sent" as nothing
-    assert b.rpc.call("sendcustommsg", {"node_id": a.id, "msg": "zz"}) == \
-        {"status": "Message sent to connectd for delivery"}
     # once the peer is gone (no channel), lightningd forgets it
     a.rpc.disconnect(b.id, force=True)
     with pytest.raises(RpcError) as e:
@@ -163,3 +160,17 @@ def test_sendcustommsg_errors(pair, transcript):
     with pytest.raises(RpcError) as e:
         b.rpc.disconnect(a.id)
     assert e.value.error == {"code": -32602, "message": f"Unknown peer '{a.id}'"}
+
+
+def test_sendcustommsg_not_hex_is_accepted_and_takes_the_node_down(make_node, plugins):
+    """lightningd's hex parameter check never fails (it tests the wrong pointer): a message that is not hex is
+    accepted with no bytes, and connectd then asserts on a message without a type: the whole sender goes down.
+    (A plugin must send hex of at least the 2-byte type.)"""
+    a = make_node([(plugins["rec1.py"], {})])
+    b = make_node([(plugins["rec1.py"], {})], may_fail=True, broken_log=".")
+    b.connect(a)
+    assert b.rpc.call("sendcustommsg", {"node_id": a.id, "msg": "zz"}) == \
+        {"status": "Message sent to connectd for delivery"}
+    wait_for(lambda: not b.running, what="the sender's lightningd gone")
+    assert b.log(r"connectd: FATAL SIGNAL 6")
+    wait_for(lambda: a.peers() == set(), what="a sees it go")

@@ -21,6 +21,12 @@ from .node import Node, NodeFatal
 PEER_STORAGE = 0x0007     # chanbackup sends this unprompted on every connection (see the transcripts)
 
 
+def peer_storage() -> bytes:
+    """What chanbackup/connectd send each peer on every connection: type 0x0007, u16 length, an opaque blob."""
+    blob = os.urandom(57)
+    return PEER_STORAGE.to_bytes(2, "big") + len(blob).to_bytes(2, "big") + blob
+
+
 class Network:
     def __init__(self, base_dir: str | os.PathLike | None = None, chain: str = "regtest") -> None:
         # unix socket paths are limited to ~108 bytes: keep the base short
@@ -140,19 +146,34 @@ class Network:
             raise ours                          # our own lightningd died (NodeFatal): no answer
         if isinstance(theirs, BaseException):
             raise RpcError(402, "disconnected during connection")
-        for verdict, who in ((ours, dialer), (theirs, target)):
-            if verdict.get("result") == "disconnect":
-                who.log("debug", f"peer_connected hook rejects and says '{verdict.get('error_message', '')}'")
-                raise RpcError(402, "disconnected during connection")
+        sides = ((dialer, target, {"id": target_id, "direction": "out", "address": result["address"]}),
+                 (target, dialer, {"id": dialer.node_id, "direction": "in", "address": {
+                     "type": "ipv4", "address": "127.0.0.1", "port": dialer.port + 10000}}))
+        refused = [who for verdict, who in ((ours, dialer), (theirs, target)) if verdict.get("result") == "disconnect"]
+        if refused:
+            # as lightningd: the transport is already up, so each side's plugins still get the other's peer storage
+            # and a disconnect; the side whose hooks accepted also saw it connect.  The dialer's `connect` fails
+            # (when only the listener refused, lightningd may also answer it before the disconnect arrives).
+            for verdict, who in ((ours, dialer), (theirs, target)):
+                if verdict.get("result") == "disconnect":
+                    who.log("debug", f"peer_connected hook rejects and says '{verdict.get('error_message', '')}'")
+            for who, other, event in sides:
+                if who not in refused:
+                    who.notify("connect", event)
+            for who, other, _ in sides:
+                try:
+                    await who.call_hook("custommsg", {"payload": peer_storage().hex(), "peer_id": other.node_id},
+                                        msgtype=PEER_STORAGE)
+                except NodeFatal:
+                    pass
+                who.notify("disconnect", {"id": other.node_id})
+            raise RpcError(402, "disconnected during connection")
         self._links.add(frozenset((dialer.node_id, target_id)))
         self.ledger.set_peer_connected(dialer.node_id, target_id, True)
-        dialer.notify("connect", {"id": target_id, "direction": "out", "address": result["address"]})
-        target.notify("connect", {"id": dialer.node_id, "direction": "in",
-                                  "address": {"type": "ipv4", "address": "127.0.0.1", "port": dialer.port + 10000}})
-        for a, b in ((dialer, target), (target, dialer)):     # peer_storage: type, u16 length, blob
-            blob = os.urandom(57)
-            msg = PEER_STORAGE.to_bytes(2, "big") + len(blob).to_bytes(2, "big") + blob
-            self.send_custommsg(a.node_id, b.node_id, msg)
+        for who, _, event in sides:
+            who.notify("connect", event)
+        for a, b in ((dialer, target), (target, dialer)):
+            self.send_custommsg(a.node_id, b.node_id, peer_storage())
         return result
 
     async def disconnect(self, a: str, b: str) -> None:

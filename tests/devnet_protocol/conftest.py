@@ -43,12 +43,19 @@ class DevnetBackend:
         self.net = net
 
     def make(self, plugins: list[tuple[str, dict[str, Any]]], name: str | None = None, start: bool = True,
-             **_: Any) -> TNode:
-        return DevnetTNode(self.net, plugins, name, start=start)
+             feerates: tuple[int, int, int, int] | None = None, **_: Any) -> TNode:
+        return DevnetTNode(self.net, plugins, name, start=start, feerates=feerates)
 
     def open_channel(self, a: TNode, b: TNode, sats: int) -> str:
         """A public channel a->b, CHANNELD_NORMAL and announced (six blocks deep)."""
         return self.net.ledger.open_channel(a.id, b.id, sats)
+
+    def fund(self, node: TNode, sats: int) -> None:
+        """A confirmed output of ``sats`` in the node's wallet (one block mined)."""
+        self.net.ledger.fund_wallet(node.id, sats)
+
+    def mine(self, blocks: int) -> None:
+        self.net.ledger.mine(blocks)
 
 
 class RealBackend:
@@ -69,6 +76,14 @@ class RealBackend:
             wait_for(lambda n=n: len(n.rpc.listchannels(scid)["channels"]) == 2, timeout=60,
                      what=f"{scid} announced at {n.name}")
         return scid
+
+    def fund(self, node: TNode, sats: int) -> None:
+        node.ln.fundwallet(sats)                                     # type: ignore[attr-defined]
+
+    def mine(self, blocks: int) -> None:
+        from pyln.testing.utils import sync_blockheight
+        self.bitcoind.generate_block(blocks)
+        sync_blockheight(self.bitcoind, [n for n in self.node_factory.nodes if lightningd_running(n)])
 
 
 @pytest.fixture(params=["devnet", pytest.param("lightningd", marks=pytest.mark.realnode)])

@@ -21,7 +21,7 @@ TRANSCRIPTS = Path(os.environ.get("HIVE_CLN_TRANSCRIPTS") or shared_path("refere
 PLUGIN_SOURCES = Path(__file__).parent / "plugins"
 # installed name -> source file (recorder.py and clash.py take their behaviour from their file name)
 PLUGIN_COPIES = {"rec1.py": "recorder.py", "rec2.py": "recorder.py", "rec3.py": "recorder.py",
-                 "hang_init.py": "hang_init.py", "crasher.py": "crasher.py", "garbage.py": "garbage.py",
+                 "chain.py": "recorder.py", "hang_init.py": "hang_init.py", "crasher.py": "crasher.py", "garbage.py": "garbage.py",
                  "badhook.py": "badhook.py", "clash_getinfo.py": "clash.py", "clash_rec1-emit.py": "clash.py"}
 VERSION = "v26.06.6"
 ID_RE = re.compile(r"^cln:(?P<method>[a-z0-9_-]+)#\d+$")
@@ -175,17 +175,18 @@ class DevnetTNode(TNode):
     node: Node
 
     def __init__(self, net: Network, plugins: list[tuple[str, dict[str, Any]]], name: str | None = None,
-                 start: bool = True) -> None:
+                 start: bool = True, feerates: tuple[int, int, int, int] | None = None) -> None:
         self.net = net
         self.name = name or f"n{next(self._names)}"
         self.plugins = plugins
+        self.feerates = feerates
         if start:
             self.start()
 
     def start(self) -> None:
         """Start the node; NodeFatal if its lightningd dies on the way (the node stays readable)."""
         try:
-            self.net.add_node(self.name, self.plugins)
+            self.net.add_node(self.name, self.plugins, feerates=self.feerates)
         finally:
             self.node = self.net.nodes[self.name]
             self.id = self.node.node_id
@@ -211,17 +212,17 @@ class DevnetTNode(TNode):
 
 
 class RealTNode(TNode):
-    """A real lightningd from pyln-testing's node_factory.  Its bitcoind has no fee estimates (a bare regtest, as
-    when the transcripts were recorded); it may reconnect to its peers after a restart."""
+    """A real lightningd from pyln-testing's node_factory.  Its bitcoind has no fee estimates unless given (a bare
+    regtest, as when the transcripts were recorded); it may reconnect to its peers after a restart."""
 
     def __init__(self, node_factory: Any, plugins: list[tuple[str, dict[str, Any]]], name: str | None = None,
                  may_fail: bool = False, broken_log: str | None = None, start: bool = True,
-                 allow_warning: bool = False) -> None:
+                 allow_warning: bool = False, feerates: tuple[int, int, int, int] | None = None) -> None:
         options: dict[str, Any] = {"plugin": [path for path, _ in plugins]}
         for _, opts in plugins:
             options.update({k: cli_value(k, v) for k, v in opts.items()})
         # bad_notifications: the test plugins emit custom notifications pyln-testing has no schema for
-        self.ln = node_factory.get_node(options=options, feerates=None, may_reconnect=True, may_fail=may_fail,
+        self.ln = node_factory.get_node(options=options, feerates=feerates, may_reconnect=True, may_fail=may_fail,
                                         broken_log=broken_log, allow_warning=allow_warning, bad_notifications=True,
                                         start=False)
         self.name = name or self.ln.daemon.prefix

@@ -11,7 +11,8 @@ plugin's cwd (lightningd's ``<lightning-dir>/<network>``) before pyln dispatches
 only after every earlier frame was recorded, so a test calls it as a barrier before reading the file.
 
 Per-name behaviour, as in the transcripts: rec2 declares no notification topic (so its ``rec_event`` is
-dropped); rec1 also accepts the even custom message type 0x4850.  A file ``<basename>.init-delay`` in the cwd
+dropped); rec1 also accepts the even custom message type 0x4850; ``chain`` also subscribes to channel_opened and
+channel_state_changed.  On ``shutdown`` it records whether lightningd's RPC still answers, then exits.  A file ``<basename>.init-delay`` in the cwd
 makes ``init`` sleep that many seconds.
 """
 import inspect
@@ -178,12 +179,18 @@ def ignore(plugin, **kwargs):
 
 
 for topic in ("connect", "disconnect", "plugin_started", "plugin_stopped", "forward_event", "invoice_payment",
-              "rec_event"):
+              "rec_event") + (("channel_opened", "channel_state_changed") if P == "chain" else ()):
     plugin.add_subscription(topic, ignore)
 
 
 @plugin.subscribe("shutdown")
 def on_shutdown(plugin, **kwargs):
+    """Try lightningd's RPC once more (record whether it still answers), then exit."""
+    try:
+        plugin.rpc.getinfo()
+        record({"event": "rpc-at-shutdown", "answered": True})
+    except Exception as exc:  # noqa: BLE001 - recorded
+        record({"event": "rpc-at-shutdown", "answered": False, "error": type(exc).__name__})
     os._exit(0)
 
 

@@ -116,7 +116,7 @@ def test_plugin_stop_then_start(ab, transcript, plugins):
     stop = ab.rpc.call("plugin", {"subcommand": "stop", "plugin": "rec2.py"})
     assert stop == transcript.call("plugin stop")["response"]["result"]
     # rec2 got "shutdown" (and exited); only then rec1 got plugin_stopped
-    rec2_last = [r for r in ab.records("rec2.py", barrier=False) if r.get("pid") == old_pid][-1]
+    rec2_last = [r for r in ab.records("rec2.py", barrier=False) if r.get("pid") == old_pid and "frame" in r][-1]
     assert rec2_last["frame"] == transcript.first(node="a", plugin="rec2", method="shutdown")
     stopped = ab.records("rec1.py")
     stopped = [r for r in stopped if r.get("frame", {}).get("method") == "plugin_stopped"]

@@ -86,11 +86,14 @@ class Node:
                 fut.set_result(message)
 
     def is_in_log(self, pattern: str) -> str | None:
+        """The first line of the node's log, or of what it printed (errlog), matching ``pattern``."""
         rx = re.compile(pattern)
-        for _, _, line in self.logs:
-            if rx.search(line):
-                return line
-        return None
+        return next((line for line in self.log_and_errlog() if rx.search(line)), None)
+
+    def log_and_errlog(self) -> list[str]:
+        errlog = self.root / "errlog"
+        printed = errlog.read_text().splitlines() if errlog.exists() else []
+        return [line for _, _, line in self.logs] + printed
 
     def next_request_number(self) -> int:
         return next(self._request_numbers)
@@ -137,7 +140,7 @@ class Node:
         (lightningd prints the message, e.g. "--hive-x=abc: 'abc' is not a number", and exits); otherwise kill
         the plugin, and a timeout is fatal too ("Can't recover from plugin failure")."""
         if isinstance(exc, OptionError):
-            await self.fatal(exc.cli)
+            await self.fatal(exc.cli, stderr_only=True)
         await p.kill(str(exc), "info" if str(exc).startswith("disabled itself") else "unusual")
         if isinstance(exc, PluginTimeout):
             await self.fatal("Can't recover from plugin failure, terminating.")
@@ -258,11 +261,17 @@ class Node:
             pass
         self._log_file.close()
 
-    async def fatal(self, message: str) -> None:
+    async def fatal(self, message: str, stderr_only: bool = False) -> None:
         """lightningd's fatal(): log it and exit.  Plugins lose their stdin (here: are killed, without
-        'shutdown'), RPC connections drop, peers see the connection close.  Raises NodeFatal."""
+        'shutdown'), RPC connections drop, peers see the connection close.  Raises NodeFatal.  ``stderr_only``:
+        lightningd only prints the message (its configuration is refused before it logs), as the devnet does to
+        ``<lightning-dir>/errlog``, the file pyln-testing sends lightningd's stderr to."""
         if not self.stopping:
-            self.log("broken", message)
+            if stderr_only:
+                with open(self.root / "errlog", "a") as f:
+                    f.write(f"lightningd: {message}\n")
+            else:
+                self.log("broken", message)
             self.running = False
             self.stopping = True
             # its own task: the link task that noticed (e.g. a custommsg hook) is cancelled by the disconnect

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -109,6 +110,13 @@ class Fleet:
         node's, read from its ``lightning_dir``); by default a new one."""
         raise NotImplementedError
 
+    def start_refused(self, name: str, plugins: Iterable[str] = HIVE_PLUGINS,
+                      options: dict[str, Any] | None = None) -> list[str]:
+        """Start a node that lightningd must refuse to run (e.g. a plugin option of the wrong type): returns what
+        it said (its log and, on real lightningd, its stderr, where it writes why it exits).  AssertionError if
+        the node came up."""
+        raise NotImplementedError
+
     def connect(self, a: FleetNode, b: FleetNode) -> None:
         a.rpc.call("connect", {"id": b.node_id, "host": "127.0.0.1", "port": b.port})  # type: ignore[attr-defined]
 
@@ -187,6 +195,15 @@ class DevnetFleet(Fleet):
         node = DevnetNode(self, name, specs, feerates)
         self.nodes[name] = node
         return node
+
+    def start_refused(self, name: str, plugins: Iterable[str] = HIVE_PLUGINS,
+                      options: dict[str, Any] | None = None) -> list[str]:
+        from .node import NodeFatal
+        try:
+            self.add_node(name, plugins, options)
+        except NodeFatal:
+            return self.network.nodes[name].log_and_errlog()
+        raise AssertionError(f"{name} started")
 
     def open_channel(self, a: FleetNode, b: FleetNode, amount_sat: int, announced: bool = False) -> str:
         self.network.ledger.fund_wallet(a.node_id, amount_sat + 100_000)
@@ -278,6 +295,22 @@ class RealFleet(Fleet):
             _write_hsm_secret(Path(ln.daemon.lightning_dir) / "regtest" / "hsm_secret", hsm_secret)
             ln.start()
         return RealNode(self, name, ln, plugins)
+
+    def start_refused(self, name: str, plugins: Iterable[str] = HIVE_PLUGINS,
+                      options: dict[str, Any] | None = None) -> list[str]:
+        opts: dict[str, Any] = {"plugin": [plugin_path(p) for p in plugins], "alias": name, **(options or {})}
+        ln = self.node_factory.get_node(options=opts, start=False, may_fail=True, expect_fail=True,
+                                        broken_log=".")
+        ln.daemon.start(wait_for_initialized=False, stderr_redir=True)
+        try:
+            code = ln.daemon.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"{name} started") from None
+        assert code != 0, f"{name} exited with status 0"
+        lightning_dir = Path(ln.daemon.lightning_dir)
+        said = (lightning_dir / "errlog").read_text(errors="replace").splitlines()
+        log = lightning_dir / "log"
+        return said + (log.read_text(errors="replace").splitlines() if log.exists() else [])
 
     def open_channel(self, a: FleetNode, b: FleetNode, amount_sat: int, announced: bool = False) -> str:
         scid, _ = a.ln.fundchannel(b.ln, amount_sat)  # type: ignore[attr-defined]  # funds, mines 1, waits active

@@ -105,7 +105,7 @@ class TNode:
     def running(self) -> bool:
         raise NotImplementedError
 
-    def start(self) -> None:
+    def start(self, wait: bool = True) -> None:
         raise NotImplementedError
 
     def restart(self) -> None:
@@ -183,10 +183,11 @@ class DevnetTNode(TNode):
         if start:
             self.start()
 
-    def start(self) -> None:
-        """Start the node; NodeFatal if its lightningd dies on the way (the node stays readable)."""
+    def start(self, wait: bool = True) -> None:
+        """Start the node; NodeFatal if its lightningd dies on the way (the node stays readable).  ``wait=False``:
+        return once its RPC socket answers, before "Server started"."""
         try:
-            self.net.add_node(self.name, self.plugins, feerates=self.feerates)
+            self.net.add_node(self.name, self.plugins, feerates=self.feerates, wait=wait)
         finally:
             self.node = self.net.nodes[self.name]
             self.id = self.node.node_id
@@ -196,7 +197,8 @@ class DevnetTNode(TNode):
 
     @property
     def running(self) -> bool:
-        return self.node.running
+        """Its lightningd is up (starting, or started, not yet stopped or dead)."""
+        return not self.node.stopping
 
     def restart(self) -> None:
         self.net.stop_node(self.node, grace=5)
@@ -232,10 +234,15 @@ class RealTNode(TNode):
         if start:
             self.start()
 
-    def start(self) -> None:
-        """Start lightningd (its stderr kept in <lightning-dir>/errlog); an exception if it exits on the way."""
-        self.ln.start(stderr_redir=True)
-        self.id = self.ln.info["id"]
+    def start(self, wait: bool = True) -> None:
+        """Start lightningd (its stderr kept in <lightning-dir>/errlog); an exception if it exits on the way.
+        ``wait=False``: return once its RPC socket answers, before "Server started"."""
+        if wait:
+            self.ln.start(stderr_redir=True)
+            self.id = self.ln.info["id"]
+            return
+        self.ln.daemon.start(wait_for_initialized=False, stderr_redir=True)
+        wait_for(lambda: self.rpc_path.exists() or not self.running, what="the RPC socket")
 
     @property
     def running(self) -> bool:

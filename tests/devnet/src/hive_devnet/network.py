@@ -11,6 +11,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any, Awaitable, Iterable
 
@@ -57,10 +58,11 @@ class Network:
         return next((n for n in self.nodes.values() if n.node_id == node_id and n.running), None)
 
     def add_node(self, name: str, plugins: Iterable[tuple[str, dict[str, Any]]] = (),
-                 feerates: tuple[int, int, int, int] | None = None) -> Node:
+                 feerates: tuple[int, int, int, int] | None = None, wait: bool = True) -> Node:
         """Create (or re-create after a stop: same hsm_secret, same node id) and start a node.  ``feerates``: its
         bitcoind's estimates for 2, 6, 12 and 100 blocks in sat/kw (see Ledger.set_feerates; default: none, or
-        what it had before a restart)."""
+        what it had before a restart).  ``wait=False``: return once its RPC socket answers, while its startup
+        goes on (as a client of lightningd sees it before "Server started")."""
         if name in self.nodes and self.nodes[name].running:
             raise ValueError(f"node {name} is already running")
         port = self.nodes[name].port if name in self.nodes else next(self._ports)
@@ -69,9 +71,17 @@ class Network:
         if feerates is not None:
             self.ledger.set_feerates(node.node_id, feerates)
         self.nodes[name] = node
-        self.run(node.start(list(plugins)))
-        self.run(self._reconnect_channel_peers(node))
+        if not wait:
+            started = asyncio.run_coroutine_threadsafe(self._start_node(node, list(plugins)), self.loop)
+            while not node.rpc_path.exists() and not started.done():
+                time.sleep(0.01)
+            return node
+        self.run(self._start_node(node, list(plugins)))
         return node
+
+    async def _start_node(self, node: Node, plugins: list[tuple[str, dict[str, Any]]]) -> None:
+        await node.start(plugins)
+        await self._reconnect_channel_peers(node)
 
     async def _reconnect_channel_peers(self, node: Node) -> None:
         """lightningd reconnects at startup to every peer it has an open channel with."""

@@ -69,7 +69,6 @@ class Node:
         self._log_waiters: list[tuple[re.Pattern, asyncio.Future]] = []
         self._clients: set[asyncio.StreamWriter] = set()
         self.configured_options: dict[str, dict[str, Any]] = {}   # startup options, kept for `plugin start`
-        self._startup_inits: list[asyncio.Future] = []
         self.running = False
         self.stopping = False
 
@@ -104,9 +103,9 @@ class Node:
 
     # ---- start / stop -----------------------------------------------------------------------------
     async def start(self, plugins: list[tuple[str, dict[str, Any]]]) -> None:
-        """lightningd's startup: spawn all, getmanifest to all, then init to all at once, and serve without
-        waiting for the init replies (a plugin is listed inactive until its reply is in; one that never answers
-        takes the node down STARTUP_TIMEOUT later)."""
+        """lightningd's startup: the RPC socket first (it answers from then on), spawn all, getmanifest to all,
+        then init to all at once; "Server started" once every init reply is in (a plugin that never answers takes
+        the node down after STARTUP_TIMEOUT)."""
         await self._start_rpc_server()
         for path, opts in plugins:
             p = PluginProcess(self, path, opts, startup=True)
@@ -117,9 +116,9 @@ class Node:
                 await self.fatal(f"error starting plugin '{p.path}': {exc}")
             self.plugins.append(p)
         await asyncio.gather(*(self._manifest_or_kill(p) for p in list(self.plugins)))
-        self._startup_inits = [asyncio.ensure_future(self._startup_init(p)) for p in list(self.plugins)
-                               if p.state is State.AWAITING_INIT]
-        await asyncio.sleep(0)                      # every init request is written before we serve
+        await asyncio.gather(*(self._init_or_kill(p) for p in list(self.plugins) if p.state is State.AWAITING_INIT))
+        if self.stopping:                           # stopped (or dead) before its startup finished
+            return
         self.running = True
         self.log("info", f"Server started with public key {self.node_id}, alias {self.name} "
                          f"(color #{self.node_id[2:8]}) and lightningd {LIGHTNINGD_VERSION}")
@@ -160,12 +159,6 @@ class Node:
                 by = f" by plugin {owners[m].path}" if owners[m] else ""
                 return f'Could not register method "{m}", a method with that name is already registered{by}'
         return None
-
-    async def _startup_init(self, p: PluginProcess) -> None:
-        try:
-            await self._init_or_kill(p)
-        except NodeFatal:                           # a startup plugin timed out: the node is gone, as logged
-            pass
 
     async def _init_or_kill(self, p: PluginProcess) -> bool:
         try:

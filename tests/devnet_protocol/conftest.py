@@ -118,7 +118,7 @@ def make_node(backend):
     def make(plugins=(), name=None, wait_active=True, **kwargs) -> TNode:
         node = backend.make(list(plugins), name, **kwargs)
         made.append(node)
-        if wait_active and kwargs.get("start", True):     # lightningd serves before the init replies are in
+        if wait_active and kwargs.get("start", True):     # `plugin list` may lag lightningd's startup
             names = {Path(path).name for path, _ in plugins}
             wait_for(lambda: all(node.plugin_list().get(n, {}).get("active") for n in names),
                      what=f"{sorted(names)} active")

@@ -86,8 +86,8 @@ class FleetNode:
         raise NotImplementedError
 
     def wait_active(self) -> None:
-        """Until every plugin the node was started with is active: lightningd serves RPC before the plugins'
-        init replies are in (a scenario starts from a node that is up, as an operator would)."""
+        """Until every plugin the node was started with is active (`plugin list` can show one inactive for a
+        moment after lightningd's startup): a scenario starts from a node that is up, as an operator would."""
         names = {Path(plugin_path(p)).name for p in self.started_with}
         wait_for(lambda: names <= self.active_plugins(), what=f"{sorted(names)} active on {self.name}")
 

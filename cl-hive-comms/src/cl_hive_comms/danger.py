@@ -36,6 +36,10 @@ _FORBIDDEN_NAMES = frozenset({
     "utxopsbt", "fundpsbt", "reserveinputs", "unreserveinputs", "sendcustommsg", "sendonionmessage", "sendonion",
     "injectonionmessage", "injectpaymentonion", "check", "help", "batching", "developer", "newaddr",
     "hive-inject-packet",
+    # found by the readiness gate C (ops/reviewed/lightningd-methods.txt): they sign with a node key (invoices,
+    # offers, invoice requests, payer proofs), decrypt with it, read every table (sql), or control the node
+    "createinvoice", "createoffer", "createinvoicerequest", "createproof", "decryptencrypteddata", "sql",
+    "graceful", "reckless", "dev",
 })
 # the identity plugin's operations (DID, bindings, credentials, vault, recovery) are the operator's alone
 _FORBIDDEN_PREFIXES = ("hive-comms-", "hive-client-", "hive-archon-", "dev-", "dev_", "commando-")
@@ -55,6 +59,10 @@ _FUNDS_NAMES = frozenset({
     "close", "withdraw", "multiwithdraw", "txprepare", "txsend", "txdiscard", "sendpsbt", "fundpsbt", "utxopsbt",
     "addpsbtoutput", "addpsbtinput", "upgradewallet", "funderupdate", "emergencyrecover", "recoverchannel",
     "hive-approve-action", "hive-intent-open",
+    # found by the readiness gate C: keysend through xpay, liquidity-ad lease rates, aborting channel opens, and
+    # cl-hive's governance controls (failsafe mode executes safety actions by itself; a proposed action can open
+    # a channel once approved)
+    "xkeysend", "setleaserates", "abort_channels", "hive-set-mode", "hive-propose-action",
 })
 _FUNDS_PREFIXES = ("splice", "dev-splice", "openchannel_", "fundchannel", "multifund", "xpay", "renepay", "pay-")
 

@@ -151,3 +151,14 @@ def test_a_failing_gate_prints_its_evidence_and_exits_non_zero(repo, capsys):
     assert exit_.value.code == 1
     assert "[PASS] passes" in out and "[FAIL] not merged yet" in out
     assert "not found: no test matches tests/elsewhere.py::*" in out and "Gates: B FAIL" in out
+
+
+def test_a_skip_counts_only_for_a_reason_the_gate_list_accepts(repo):
+    run_pytest(repo)
+    assert check(repo, ["test_sample.py::test_skipped"]).status == gates.FAIL
+    ctx = gates.Context(repo, Record(repo, source_tree(repo)))
+    accepted = gates.check_tests(ctx, {"select": ["test_sample.py::test_ok", "test_sample.py::test_skipped"],
+                                       "allowed_skips": ["not here"]})
+    assert accepted.status == gates.PASS
+    real = gates.check_tests(ctx, {"select": ["test_sample.py::test_real_skipped"], "allowed_skips": ["not here"]})
+    assert real.status == gates.FAIL                      # "no lightningd" is not an accepted reason

@@ -92,6 +92,10 @@ class Recorder:
         if report.failed and "message" not in entry:
             text = str(getattr(report, "longreprtext", "") or "").strip().splitlines()
             entry["message"] = (text[-1] if text else "")[:300]
+        elif report.skipped and "message" not in entry:     # longrepr: (file, line, "Skipped: <reason>")
+            longrepr = report.longrepr
+            reason = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr or "")
+            entry["message"] = reason.removeprefix("Skipped: ")[:300]
 
     def pytest_sessionfinish(self, session: Any, exitstatus: int) -> None:
         tests = {k: v for k, v in self.tests.items() if v["outcome"] is not None}

@@ -6,6 +6,7 @@ hsm_secret, and every table of a plugin's database, read and compared.
 """
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
 from dataclasses import dataclass
@@ -177,3 +178,39 @@ def compare(before: Snapshot, after: Snapshot) -> list[str]:
 
 def rows(snap: Snapshot) -> int:
     return sum(len(t.rows) for t in snap.values())
+
+
+# ---- the previous version's node (tests/ops/previous) -------------------------------------------------------------
+PREVIOUS = Path(__file__).parent / "previous"
+
+
+def current_migrations() -> dict[str, list[str]]:
+    """The migrations this version's plugins run with, in order (as each plugin's entry point registers them)."""
+    import importlib
+    modules = {"cl-hive": "cl_hive.plugin", "cl-hive-comms": "cl_hive_comms.plugin",
+               "cl-hive-archon": "cl_hive_archon.plugin"}
+    return {p: list(importlib.import_module(m).hive.migrations.names) for p, m in modules.items()}
+
+
+def migrations_in(snap: Snapshot, plugin: str) -> set[str]:
+    table = snap["_sqlite_migrations"]
+    which, name = table.columns.index("migration_set"), table.columns.index("name")
+    return {row[name] for row in table.rows if row[which] == plugin}
+
+
+def previous_manifest() -> dict[str, Any]:
+    return json.loads((PREVIOUS / "manifest.json").read_text())
+
+
+def write_previous_databases(into: Path) -> dict[str, Path]:
+    """The previous version's three databases as files in ``into`` (from their SQL dumps)."""
+    files = {}
+    for plugin, name in DB_FILES.items():
+        path = into / name
+        conn = sqlite3.connect(path)
+        try:
+            conn.executescript((PREVIOUS / f"{plugin}.sql").read_text())
+        finally:
+            conn.close()
+        files[plugin] = path
+    return files

@@ -99,3 +99,25 @@ def test_every_table_of_every_plugin_comes_back_on_a_fresh_node(fleet, tmp_path)
     kit.wait_all_active(again)
     assert_every_table_came_back(again, files)
     assert_the_node_works_on_it(again, src_did, peer)
+
+
+@pytest.mark.realnode
+def test_a_backup_the_previous_version_made_restores_into_this_version(real_fleet, tmp_path):
+    """tests/ops/previous: the bundle an earlier version's archon made, restored by this version's archon into a
+    fresh node with that node's hsm_secret; its databases migrate forward and keep every row."""
+    previous = kit.previous_manifest()
+    node = kit.node_with_secret(real_fleet, "restored", kit.PREVIOUS / "hsm_secret")
+    assert node.node_id == previous["node_id"]
+    bundle_path = tmp_path / "previous.hbk"
+    bundle_path.write_bytes((kit.PREVIOUS / previous["bundle"]).read_bytes())
+    backed = bundle_snapshots(node, str(bundle_path), tmp_path / "bundle")
+    current = kit.current_migrations()
+    for plugin, info in previous["plugins"].items():
+        assert kit.migrations_in(backed[plugin], plugin) == set(info["migrations"])    # the old schema
+        assert current[plugin][:len(info["migrations"])] == info["migrations"]          # which this one extends
+    restore_with_archon(node, str(bundle_path))
+    for plugin in HIVE_PLUGINS:                                 # migrated forward at restore / at the next start
+        assert node.rpc.call(kit.STATUS[plugin])["schema_version"] == len(current[plugin])
+    assert_every_table_came_back(node, backed)
+    peer = type("Peer", (), {"node_id": previous["peer"]})
+    assert_the_node_works_on_it(node, previous["did"], peer)

@@ -114,6 +114,7 @@ VOLATILE: dict[tuple[str, str, str | None], str] = {
     ("comms_outbox", "next_attempt_at", None): "a pending message is tried again at start",
     ("comms_outbox", "attempts", None): "a pending message is tried again at start",
     ("comms_outbox", "last_error", None): "a pending message is tried again at start",
+    ("comms_bindings", "fetched_at", None): "comms checks its binding cache again when it starts",
     ("nostr_state", "value", "transport.dmail"): "archon registers Dmail again each time it starts",
     ("nostr_state", "updated_at", "transport.dmail"): "archon registers Dmail again each time it starts",
     ("archon_meta", "value", "sibling-db-path:"): "archon records where this node's siblings keep their databases",

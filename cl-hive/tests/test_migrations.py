@@ -20,6 +20,13 @@ SHIPPED = (
     "m103_hive_saved_fee_policies",
     "m104_hive_revenue_ops",
     "m105_hive_revenue_ops_policies",
+    "m300_hive_intent_context",
+    "m301_hive_rebalance",
+    "m302_hive_liquidity",
+    "m303_hive_member_health",
+    "m304_hive_peer_warnings",
+    "m305_hive_fee_intel",
+    "m306_hive_planner",
 )
 
 

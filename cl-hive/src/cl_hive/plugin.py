@@ -59,10 +59,10 @@ def _hive_fields() -> dict[str, Any]:
                      "handshakes": hive_membership.handshake.pending()}}
 
 
-# local to the node (no wire messages): governance, the hive fee policy, the methods cl-revenue-ops calls
+# governance and the hive fee policy are local to the node (no wire messages); fleet coordination is not
 hive_governance = governance.register(hive, ctx.members)   # .queue.propose(...) / .queue.register_executor(...)
 fee_policy = fees.register(hive, ctx.members, hive_governance.audit)
-revenue_ops = coordination.register(hive, ctx.members, fee_policy)
+fleet_coordination = coordination.register(ctx, fee_policy, intent_locks, fleet_state, hive_governance)
 intent_locks.use_governance(hive_governance.queue)   # committed channel_open intents -> propose()
 
 main = main_for(hive)

@@ -32,6 +32,8 @@ Code ranges (keep this table current when adding a family):
             1977 insufficient ecash, 1980 receipt signing, 1985 marketplace,
             1986 transport unavailable
 2100-2199   cl-hive governance, budget and fee policy (cl_hive/governance/common.py)
+2300-2399   cl-hive fleet coordination (cl_hive/coordination/common.py): 2301 unknown channel, 2302 rate limited,
+            2303 not enough data
 -32602      bad RPC parameters (JSON-RPC's own code; rpcparams.py)
 -32603      internal error in a handler (bootstrap.py; details go to the log)
 ==========  =====================================================

@@ -156,6 +156,17 @@ class MessageType(IntEnum):
     MEMBER_LEFT = 32797
     BAN_PROPOSAL = 32799
     BAN_VOTE = 32801
+    # Fleet coordination: expansion (cooperative channel opens)
+    PEER_AVAILABLE = 32803
+    EXPANSION_NOMINATE = 32805
+    EXPANSION_ELECT = 32807
+    EXPANSION_DECLINE = 32819
+    # Fleet coordination: shared observations
+    LIQUIDITY_NEED = 32811
+    HEALTH_REPORT = 32813
+    FEE_INTELLIGENCE_SNAPSHOT = 32825
+    PEER_REPUTATION_SNAPSHOT = 32827  # carries peer warnings
+    LIQUIDITY_SNAPSHOT = 32831
     # Settlement
     SETTLEMENT_OFFER = 32821
     FEE_REPORT = 32823

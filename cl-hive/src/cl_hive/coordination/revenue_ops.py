@@ -1,63 +1,34 @@
-"""The ``hive-*`` methods cl-revenue-ops calls (the (R) methods of the upstream monolith) and the read-only
-getters it consumes, with upstream's parameter names and result shapes.
+"""The ``hive-*`` methods cl-revenue-ops calls about its channels, with upstream's parameter names and result
+shapes:
 
-This module holds the methods backed by real data in this version:
-
-* ``hive-channel-opened`` / ``hive-channel-closed``: recorded in ``hive_peer_events``; an open to a hive node gets
-  the hive fee policy at once;
+* ``hive-channel-opened`` / ``hive-channel-closed``: recorded in ``hive_peer_events`` and shared with the fleet as
+  PEER_AVAILABLE (``planner/expansion``); an open to a hive node gets the hive fee policy at once;
 * ``hive-report-period-costs``: the current ISO week's rebalancing costs, kept in ``hive_period_costs`` for the
   settlement;
-* ``hive-report-liquidity-state`` / ``hive-liquidity-state``: our own reported state (the fleet part is not
-  shared yet);
 * ``hive-get-channel-flags`` (from the hive fee policy) and ``hive-get-channel-ages`` (from the chain height and
   ``listforwards``).
 
-The methods whose data belongs to deferred long-tail features are in ``revenue_ops_deferred``.  Every method
-validates its parameters (-32602 on bad input) and accepts every parameter cl-revenue-ops sends, including the
-ones the upstream signatures lacked, so cl-revenue-ops' circuit breaker is never tripped by a binding error.
+The fleet coordination methods are in the capability modules next to this one (``rebalance``, ``health``,
+``warnings``, ``fee_intel``, ``planner``, ``splice``); what has no data in this version is in
+``revenue_ops_deferred``.  Every method validates its parameters (-32602 on bad input) and accepts every parameter
+cl-revenue-ops sends, including the ones the upstream signatures lacked, so cl-revenue-ops' circuit breaker is never
+tripped by a binding error.
 """
 from __future__ import annotations
 
-import inspect
-from datetime import datetime, timezone
 from typing import Any, Callable, Literal
 
 from pydantic import Field
 
 from libhive.db import Database
-from libhive.rpcparams import Params, validate
+from libhive.rpcparams import Params
 
 from ..fees.policy import FeePolicy
-from ..governance.common import dumps, loads, now
+from ..governance.common import dumps, now
+from .common import expose, iso_week, node_id_field
 
 EVENT_RETENTION_DAYS = 180
 BLOCKS_PER_DAY = 144
-
-
-def node_id_field(default: Any = ...) -> Any:
-    return Field(default, pattern=r"^0[23][0-9a-f]{64}$")
-
-
-def expose(hive: Any, name: str, model: type[Params], description: str
-           ) -> Callable[[Callable[[Any], dict[str, Any]]], Callable[..., dict[str, Any]]]:
-    """Register ``handler(params)`` as RPC method ``name`` whose parameters are ``model``'s fields, in order
-    (so positional calls work as upstream), each optional at the binding level and validated by the model."""
-    def wrap(handler: Callable[[Any], dict[str, Any]]) -> Callable[..., dict[str, Any]]:
-        fields = list(model.model_fields)
-
-        def method(*args: Any, **kwargs: Any) -> dict[str, Any]:
-            return handler(validate(model, **dict(zip(fields, args)), **kwargs))
-        method.__signature__ = inspect.Signature(   # type: ignore[attr-defined]
-            [inspect.Parameter(f, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None) for f in fields])
-        method.__name__ = name.replace("-", "_")
-        hive.method(name, description)(method)
-        return method
-    return wrap
-
-
-def iso_week(ts: float | None = None) -> str:
-    year, week, _ = datetime.fromtimestamp(now() if ts is None else ts, timezone.utc).isocalendar()
-    return f"{year}-W{week:02d}"
 
 
 # ---- parameters -----------------------------------------------------------------------------------------
@@ -92,18 +63,6 @@ class PeriodCosts(Params):
     rebalance_costs_sats: int = Field(0, ge=0)
 
 
-class LiquidityReport(Params):
-    depleted_channels: list[dict[str, Any]] = Field(default_factory=list, max_length=1000)
-    saturated_channels: list[dict[str, Any]] = Field(default_factory=list, max_length=1000)
-    rebalancing_active: bool = False
-    rebalancing_peers: list[str] = Field(default_factory=list, max_length=1000)
-    liquidity_needs: list[dict[str, Any]] = Field(default_factory=list, max_length=1000)
-
-
-class LiquidityQuery(Params):
-    action: Literal["status", "needs"] = "status"
-
-
 class ScidQuery(Params):
     scid: str | None = Field(None, pattern=r"^\d{1,8}x\d{1,8}x\d{1,5}$")
 
@@ -111,6 +70,15 @@ class ScidQuery(Params):
 class RevenueOps:
     def __init__(self, db: Callable[[], Database], rpc: Callable[[], Any], members: Any, fees: FeePolicy) -> None:
         self._db, self._rpc, self.members, self.fees = db, rpc, members, fees
+        self.on_event: Callable[[str, str, str, dict[str, Any]], int] | None = None   # shares events with the fleet
+
+    def _share(self, peer_id: str, event_type: str, channel_id: str, details: dict[str, Any]) -> int:
+        if self.on_event is None:
+            return 0
+        try:
+            return self.on_event(peer_id, event_type, channel_id, details)
+        except Exception:
+            return 0
 
     def record_event(self, peer_id: str, event_type: str, channel_id: str, details: dict[str, Any]) -> None:
         ts = now()
@@ -129,7 +97,7 @@ class RevenueOps:
             changes = self.fees.reconcile(p.peer_id)
             failed = [c for c in changes if c["action"] == "failed"]
             out["fee_action"] = f"failed: {failed[0]['error']}" if failed else "set_hive_fee"
-        out["message"] = "recorded locally (peer events are not gossiped to other members in this version)"
+        out["broadcast_count"] = self._share(p.peer_id, "channel_open", p.channel_id, p.model_dump())
         return out
 
     def channel_closed(self, p: ChannelClosed) -> dict[str, Any]:
@@ -141,7 +109,7 @@ class RevenueOps:
                                                                                                  "channel_close")
         self.record_event(p.peer_id, event, p.channel_id, p.model_dump())
         return out | {"action": "notified_hive", "event_type": event,
-                      "message": "recorded locally (peer events are not gossiped to other members in this version)"}
+                      "broadcast_count": self._share(p.peer_id, event, p.channel_id, p.model_dump())}
 
     def period_costs(self, p: PeriodCosts) -> dict[str, Any]:
         period = iso_week()
@@ -149,29 +117,6 @@ class RevenueOps:
             conn.execute("INSERT OR REPLACE INTO hive_period_costs (period, rebalance_costs_sats, updated_at) "
                          "VALUES (?, ?, ?)", (period, p.rebalance_costs_sats, now()))
         return {"status": "accepted", "rebalance_costs_sats": p.rebalance_costs_sats, "period": period}
-
-    def report_liquidity(self, p: LiquidityReport) -> dict[str, Any]:
-        with self._db().write() as conn:
-            conn.execute("INSERT OR REPLACE INTO hive_own_reports (kind, report, updated_at) VALUES (?, ?, ?)",
-                         ("liquidity_state", dumps(p.model_dump()), now()))
-        return {"status": "recorded", "depleted_count": len(p.depleted_channels),
-                "saturated_count": len(p.saturated_channels), "shared_with_fleet": False}
-
-    def liquidity_state(self, p: LiquidityQuery) -> dict[str, Any]:
-        note = "fleet liquidity sharing is not implemented in this version; our_state is this node's own report"
-        if p.action == "needs":
-            return {"fleet_needs": [], "implemented": False, "note": note}
-        rows = self._db().query("SELECT report, updated_at FROM hive_own_reports WHERE kind = 'liquidity_state'")
-        own = loads(rows[0]["report"]) if rows else {}
-        return {"active": False, "implemented": False, "note": note,
-                "fleet_summary": {"total_members": len(self.members.ids()),
-                                  "members_with_depleted_channels": 0, "members_with_saturated_channels": 0,
-                                  "members_rebalancing": 0, "common_bottleneck_peers": []},
-                "our_state": {"depleted_channels": len(own.get("depleted_channels", [])),
-                              "saturated_channels": len(own.get("saturated_channels", [])),
-                              "rebalancing_active": bool(own.get("rebalancing_active", False)),
-                              "reported_at": rows[0]["updated_at"] if rows else None},
-                "rebalancing_activity": {"active_count": 0, "peers_in_use": []}}
 
     def channels(self, scid: str | None) -> list[dict[str, Any]]:
         params = {"short_channel_id": scid} if scid else {}
@@ -209,10 +154,6 @@ def register(hive: Any, members: Any, fees: FeePolicy) -> RevenueOps:
            "profitability (recorded).")(ops.channel_closed)
     expose(hive, "hive-report-period-costs", PeriodCosts, "cl-revenue-ops: this ISO week's rebalancing costs, "
            "for the settlement.")(ops.period_costs)
-    expose(hive, "hive-report-liquidity-state", LiquidityReport, "cl-revenue-ops: our depleted/saturated channels "
-           "and rebalancing activity.")(ops.report_liquidity)
-    expose(hive, "hive-liquidity-state", LiquidityQuery, "Fleet liquidity state (status|needs); only our own "
-           "report in this version.")(ops.liquidity_state)
     expose(hive, "hive-get-channel-flags", ScidQuery, "Per channel: hive-internal (fixed hive fee, excluded from "
            "fee optimisation) or not.")(ops.channel_flags)
     expose(hive, "hive-get-channel-ages", ScidQuery, "Per channel: age in days, maturity, settled forwards.")(

@@ -1,84 +1,50 @@
-"""cl-revenue-ops' ``hive-*`` methods whose data belongs to long-tail features this version does not implement
-(fee intelligence, NNLB health, splice coordination, yield metrics, anticipatory liquidity, fee coordination,
-cost reduction and MCF, Physarum positioning, peer quality).
+"""cl-revenue-ops' ``hive-*`` methods whose data belongs to long-tail features this version does not implement:
+Kalman velocity and intra-day patterns (anticipatory liquidity), yield metrics, pheromones and stigmergic markers,
+time-of-day fees, the fleet min-cost-flow solver (MCF), Physarum positioning, peer quality scores and fee-change
+outcomes.  docs/coordination.md lists each with the reason.
 
-Each answers with upstream's documented result shape and empty or neutral data: the values upstream itself returns
-when it has no data (``"error": "no_data"``, ``"status": "no_forecast"``, zero counts, empty lists, a fee
-recommendation equal to the current fee with confidence 0, "safe" for a splice with no fleet data, neutral health
-50/"stable"/1.0).  Reports are validated and acknowledged as ``"status": "ignored"`` (nothing is stored or
-shared).  Every result carries ``"implemented": false`` and a ``note`` naming the missing feature, so neither an
-operator nor cl-revenue-ops can mistake it for fleet data.  Parameters are validated like any other method.
+Every one validates its parameters like any other method (-32602 on bad input) and answers with a *result* that
+says so: ``{"error": "not_implemented", "feature": ..., "reason": ...}`` plus the identifiers it was asked about.
+No neutral values, no empty lists presented as data, no "ignored" acknowledgements: cl-revenue-ops reads a result
+``error`` as "no hive input" (none of these trip its circuit breaker) and keeps its local behaviour.  Reports sent
+to these methods are not stored.
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
-from libhive.rpcparams import InvalidParams, Params
+from libhive.rpcparams import Params
 
-from .revenue_ops import expose, node_id_field
+from .common import NoParams, expose
 
+ANTICIPATORY = ("anticipatory liquidity (Kalman velocity, intra-day flow patterns)",
+                "needs per-channel flow time series aggregated across members; this version keeps none")
+YIELD = ("yield metrics", "needs per-channel revenue and cost history across members; this version keeps none")
+PHEROMONES = ("pheromones and stigmergic markers", "swarm-style fee learning is not implemented; fee coordination "
+              "here is hive-coord-fee-recommendation (warnings and competing members)")
+TIME_FEES = ("time-of-day fees", "needs hourly flow patterns this version does not collect")
+MCF = ("fleet min-cost-flow optimisation (MCF)", "no fleet-wide solver runs in this version; for routes through the "
+       "members use hive-fleet-rebalance-path")
+PHYSARUM = ("Physarum strategic positioning", "not implemented; channel opens come from the planner (hive-topology)")
+QUALITY = ("peer quality scores", "scoring outside peers from members' channel events is not implemented")
+FEE_OUTCOMES = ("fee-change outcomes", "this version does not record fee changes and their effect")
 
 
 def optional_channel() -> Any:
     return Field(None, max_length=100)
 
 
-def deferred(feature: str, **fields: Any) -> dict[str, Any]:
-    return {**fields, "implemented": False,
-            "note": f"{feature} is not implemented in this cl-hive version: no data (see docs/governance.md)"}
-
-
-def _clock() -> dict[str, Any]:
-    t = datetime.now(timezone.utc)
-    return {"current_hour": t.hour, "current_day": t.weekday(), "current_day_name": t.strftime("%a")}
+def not_implemented(feature: tuple[str, str], **asked: Any) -> dict[str, Any]:
+    name, why = feature
+    return {**{k: v for k, v in asked.items() if v is not None}, "error": "not_implemented", "feature": name,
+            "reason": f"{name}: {why} (see docs/coordination.md)"}
 
 
 # ---- parameters (upstream order first, then what cl-revenue-ops also sends) ------------------------------
-class FeeIntelQuery(Params):
-    peer_id: str | None = node_id_field(None)
-    action: Literal["query", "list"] = "query"
-
-
-class FeeObservation(Params):
-    peer_id: str = node_id_field()
-    our_fee_ppm: int = Field(0, ge=0)
-    their_fee_ppm: int | None = Field(None, ge=0)
-    volume_sats: int = Field(0, ge=0)
-    forward_count: int = Field(0, ge=0)
-    period_hours: float = Field(1.0, gt=0)
-    revenue_rate: float | None = None
-
-
-class MemberHealth(Params):
-    member_id: str | None = Field(None, pattern=r"^(all|0[23][0-9a-f]{64})$")
-    action: Literal["query", "aggregate"] = "query"
-
-
-class HealthReport(Params):
-    profitable_channels: int = Field(0, ge=0)
-    underwater_channels: int = Field(0, ge=0)
-    stagnant_channels: int = Field(0, ge=0)
-    total_channels: int | None = Field(None, ge=0)
-    revenue_trend: str = Field("stable", max_length=20)
-    liquidity_score: int = 50
-
-
-class PeerOnly(Params):
-    peer_id: str = node_id_field()
-
-
 class OptionalPeer(Params):
-    peer_id: str | None = node_id_field(None)
-
-
-class SpliceCheck(Params):
-    peer_id: str = node_id_field()
-    splice_type: Literal["splice_in", "splice_out"]
-    amount_sats: int = Field(ge=0)
-    channel_id: str | None = optional_channel()
+    peer_id: str | None = Field(None, pattern=r"^0[23][0-9a-f]{64}$")
 
 
 class PeriodDays(Params):
@@ -93,10 +59,6 @@ class VelocityPrediction(Params):
 class CriticalVelocity(Params):
     threshold_hours: int | None = Field(None, ge=1, le=24 * 30)
     hours_threshold: int | None = Field(None, ge=1, le=24 * 30)     # what cl-revenue-ops sends
-
-
-class NoParams(Params):
-    pass
 
 
 class KalmanReport(Params):
@@ -136,14 +98,6 @@ class RecordFlow(Params):
     timestamp: int | None = Field(None, ge=0)
 
 
-class CoordFee(Params):
-    channel_id: str = Field(max_length=100)
-    current_fee: int = Field(500, ge=0)
-    local_balance_pct: float = Field(0.5, ge=0, le=1)
-    source: str | None = Field(None, max_length=66)
-    destination: str | None = Field(None, max_length=66)
-
-
 class DepositMarker(Params):
     source: str = Field(max_length=66)
     destination: str = Field(max_length=66)
@@ -153,13 +107,6 @@ class DepositMarker(Params):
     channel_id: str | None = optional_channel()
     peer_id: str | None = Field(None, max_length=66)
     amount_sats: int = Field(0, ge=0)
-
-
-class BroadcastWarning(Params):
-    peer_id: str = node_id_field()
-    threat_type: Literal["drain", "unreliable", "force_close"] = "drain"
-    severity: float = Field(0.5, ge=0, le=1)
-    evidence: dict[str, Any] | None = None
 
 
 class PheromoneLevels(Params):
@@ -179,16 +126,6 @@ class RebalancePath(Params):
     from_channel: str = Field(max_length=100)
     to_channel: str = Field(max_length=100)
     amount_sats: int = Field(ge=1)
-
-
-class RebalanceOutcome(Params):
-    from_channel: str = Field("", max_length=100)
-    to_channel: str = Field("", max_length=100)
-    amount_sats: int = Field(0, ge=0)
-    cost_sats: int = Field(0, ge=0)
-    success: bool = False
-    via_fleet: bool = False
-    failure_reason: str = Field("", max_length=500)
 
 
 class McfCompletion(Params):
@@ -213,207 +150,61 @@ class FlowIntensity(Params):
     forward_count_7d: int | None = Field(None, ge=0)
 
 
-class ScidOnly(Params):
-    scid: str | None = Field(None, pattern=r"^\d{1,8}x\d{1,8}x\d{1,5}$")
-
-
 class FeeChangeOutcomes(Params):
     scid: str | None = Field(None, pattern=r"^\d{1,8}x\d{1,8}x\d{1,5}$")
     days: int = Field(30, ge=1, le=90)
 
 
-class NnlbOpportunities(Params):
-    min_amount: int = Field(50_000, ge=0)
+class ScidQuery(Params):
+    scid: str | None = Field(None, pattern=r"^\d{1,8}x\d{1,8}x\d{1,5}$")
 
 
-# ---- results --------------------------------------------------------------------------------------------
-FEE_INTEL, HEALTH, LIQ = "fee intelligence sharing", "NNLB health tracking", "fleet liquidity coordination"
-SPLICE, YIELD, ANTIC = "splice coordination", "yield metrics", "anticipatory liquidity"
-FEECO, COST, MCF = "fee coordination (corridors, pheromones, defense)", "fleet rebalance routing", "MCF optimisation"
-PHYS, QUALITY = "Physarum strategic positioning", "peer quality scoring"
-NO_PATH = {"fleet_path_available": False, "fleet_path": [], "estimated_fleet_cost_sats": None,
-           "estimated_external_cost_sats": None, "savings_pct": 0, "recommendation": "use_external_path"}
+# (method, parameters, feature, description, the parameters echoed back)
+DEFERRED: list[tuple[str, type[Params], tuple[str, str], str, tuple[str, ...]]] = [
+    ("hive-yield-summary", PeriodDays, YIELD, "Fleet yield summary [period_days].", ("period_days",)),
+    ("hive-velocity-prediction", VelocityPrediction, ANTICIPATORY, "Predicted channel balance from flow velocity.",
+     ("channel_id",)),
+    ("hive-critical-velocity", CriticalVelocity, ANTICIPATORY, "Channels depleting or filling fast.", ()),
+    ("hive-report-kalman-velocity", KalmanReport, ANTICIPATORY, "cl-revenue-ops: a Kalman velocity estimate.",
+     ("channel_id",)),
+    ("hive-query-kalman-velocity", ChannelOnly, ANTICIPATORY, "Fleet Kalman velocity for a channel.",
+     ("channel_id",)),
+    ("hive-detect-patterns", OptionalChannel, ANTICIPATORY, "Intra-day flow patterns of a channel.", ("channel_id",)),
+    ("hive-predict-liquidity", PredictLiquidity, ANTICIPATORY, "Intra-day liquidity forecast of a channel.",
+     ("channel_id",)),
+    ("hive-anticipatory-predictions", AnticipatoryPredictions, ANTICIPATORY, "At-risk channels from intra-day "
+     "patterns.", ("channel_id",)),
+    ("hive-record-flow", RecordFlow, ANTICIPATORY, "cl-revenue-ops: a flow sample.", ("channel_id",)),
+    ("hive-deposit-marker", DepositMarker, PHEROMONES, "cl-revenue-ops: a routing outcome marker.", ("channel_id",)),
+    ("hive-pheromone-levels", PheromoneLevels, PHEROMONES, "Pheromone levels of channels [channel_id].",
+     ("channel_id",)),
+    ("hive-time-fee-status", NoParams, TIME_FEES, "Time-of-day fee adjustments.", ()),
+    ("hive-time-fee-adjustment", TimeFeeAdjustment, TIME_FEES, "Time-of-day fee adjustment for a channel.",
+     ("channel_id",)),
+    ("hive-time-peak-hours", ChannelOnly, TIME_FEES, "Peak routing hours of a channel.", ("channel_id",)),
+    ("hive-mcf-status", NoParams, MCF, "MCF optimiser status.", ()),
+    ("hive-mcf-assignments", NoParams, MCF, "Our MCF rebalance assignments.", ()),
+    ("hive-mcf-optimized-path", RebalancePath, MCF, "MCF-optimised rebalance path between two channels.",
+     ("from_channel", "to_channel")),
+    ("hive-report-mcf-completion", McfCompletion, MCF, "cl-revenue-ops: an MCF assignment finished.",
+     ("assignment_id",)),
+    ("hive-claim-mcf-assignment", McfClaim, MCF, "Claim an MCF assignment for execution.", ("assignment_id",)),
+    ("hive-get-mcf-targets", NoParams, MCF, "MCF balance targets per channel.", ()),
+    ("hive-flow-recommendations", OptionalChannel, PHYSARUM, "Physarum channel lifecycle recommendations.",
+     ("channel_id",)),
+    ("hive-report-flow-intensity", FlowIntensity, PHYSARUM, "cl-revenue-ops: a channel's flow intensity.",
+     ("channel_id",)),
+    ("hive-get-peer-quality", OptionalPeer, QUALITY, "Peer quality assessments.", ("peer_id",)),
+    ("hive-get-fee-change-outcomes", FeeChangeOutcomes, FEE_OUTCOMES, "Outcomes of past fee changes.", ("scid",)),
+]
 
 
-def fee_intel_query(p: FeeIntelQuery) -> dict[str, Any]:
-    if p.action == "list":
-        return deferred(FEE_INTEL, peers=[], count=0)
-    if p.peer_id is None:
-        raise InvalidParams("invalid parameters: peer_id: required for action \"query\"")
-    return deferred(FEE_INTEL, error="no_data", peer_id=p.peer_id, message="No fee intelligence data for this peer")
+def register(hive: Any) -> None:
+    for name, model, feature, description, echo in DEFERRED:
+        def handler(p: Params, feature: tuple[str, str] = feature, echo: tuple[str, ...] = echo) -> dict[str, Any]:
+            return not_implemented(feature, **{k: getattr(p, k) for k in echo})
+        expose(hive, name, model, f"{description} [not implemented in this version: answers error "
+               f"\"not_implemented\" with the reason]")(handler)
 
 
-def member_health(p: MemberHealth, our_id: Callable[[], str | None]) -> dict[str, Any]:
-    if p.member_id == "all" or p.action == "aggregate":
-        return deferred(HEALTH, fleet_health=50, member_count=0, struggling_count=0, vulnerable_count=0,
-                        stable_count=0, thriving_count=0, members=[])
-    return deferred(HEALTH, member_id=p.member_id or our_id(), error="No health record found", health_score=50,
-                    health_tier="stable", budget_multiplier=1.0)
-
-
-def splice_check(p: SpliceCheck) -> dict[str, Any]:
-    if p.splice_type == "splice_in":
-        return deferred(SPLICE, safety="safe", reason="Splice-in always safe (increases capacity)",
-                        can_proceed=True, amount_sats=p.amount_sats)
-    return deferred(SPLICE, safety="safe", reason="No fleet capacity data, local decision", can_proceed=True,
-                    fleet_capacity=None, new_fleet_capacity=None, fleet_share=None, new_share=None)
-
-
-def pheromone_levels(p: PheromoneLevels) -> dict[str, Any]:
-    if p.action == "update":
-        return deferred(FEECO, status="ignored", channel_id=p.channel_id)
-    if p.channel_id:
-        return deferred(FEECO, channel_id=p.channel_id, pheromone_level=0.0, above_exploit_threshold=False,
-                        pheromone_levels=[{"channel_id": p.channel_id, "level": 0.0, "above_threshold": False}])
-    return deferred(FEECO, total_channels=0, channels_above_threshold=0, levels=[], pheromone_levels=[])
-
-
-def coord_fee(p: CoordFee) -> dict[str, Any]:
-    return deferred(FEECO, channel_id=p.channel_id, peer_id="", current_fee_ppm=p.current_fee,
-                    recommended_fee_ppm=p.current_fee, is_primary=True, corridor_role="unassigned",
-                    corridor_source=p.source, corridor_destination=p.destination, floor_applied=False,
-                    ceiling_applied=False, stigmergic_influence=0.0, defensive_multiplier=1.0,
-                    defense_multiplier=1.0, pheromone_level=0.0, time_adjustment_pct=0.0, is_salient=False,
-                    salience_reason="", confidence=0.0, reason="no fleet coordination data; keep the current fee",
-                    adjustment_reason="no fleet coordination data")
-
-
-def defense_status(p: OptionalPeer) -> dict[str, Any]:
-    out = deferred(FEECO, active_warnings=[], warning_count=0, defensive_fees_active=0)
-    if p.peer_id:
-        out["peer_threat"] = {"is_threat": False, "threat_type": None, "severity": 0.0, "defensive_multiplier": 1.0}
-    return out
-
-
-def mcf_status(our_id: Callable[[], str | None]) -> dict[str, Any]:
-    return deferred(MCF, enabled=False, is_coordinator=False, coordinator_id=None, our_pubkey=our_id(),
-                    pending_assignments={"count": 0, "assignments": []},
-                    solution_info={"valid": False, "last_timestamp": 0, "total_flow_sats": 0, "total_cost_sats": 0,
-                                   "assignment_count": 0},
-                    ack_stats={"count": 0, "recent": []},
-                    completion_stats={"total": 0, "success": 0, "failure": 0, "recent": []})
-
-
-def defense_by_channel(rpc: Callable[[], Any], p: ScidOnly) -> dict[str, Any]:
-    params = {"short_channel_id": p.scid} if p.scid else {}
-    channels = [c for c in rpc().call("listpeerchannels", params)["channels"] if c.get("short_channel_id")]
-    return deferred(FEECO, channels={c["short_channel_id"]: {
-        "under_defense": False, "defense_type": None, "defensive_fee_ppm": None, "defense_started_at": None,
-        "defense_reason": None, "active_warnings": 0} for c in channels})
-
-
-def register(hive: Any, members: Any) -> None:
-    our_id: Callable[[], str | None] = lambda: hive.node_id  # noqa: E731
-    rpc: Callable[[], Any] = lambda: hive.rpc  # noqa: E731
-    simple: list[tuple[str, type[Params], str, Callable[[Any], dict[str, Any]]]] = [
-        ("hive-fee-intel-query", FeeIntelQuery, "Fee intelligence for an external peer (query|list).",
-         fee_intel_query),
-        ("hive-report-fee-observation", FeeObservation, "cl-revenue-ops: a fee observation (not collected).",
-         lambda p: deferred(FEE_INTEL, status="ignored", observation_id=None, peer_id=p.peer_id)),
-        ("hive-member-health", MemberHealth, "NNLB health of a member, or the fleet (aggregate).",
-         lambda p: member_health(p, our_id)),
-        ("hive-report-health", HealthReport, "cl-revenue-ops: our channel health (not collected).",
-         lambda p: deferred(HEALTH, status="ignored", health_score=50, health_tier="stable", budget_multiplier=1.0)),
-        ("hive-check-rebalance-conflict", PeerOnly, "Is another member rebalancing through this peer?",
-         lambda p: deferred(LIQ, conflict=False, peer_id=p.peer_id)),
-        ("hive-splice-check", SpliceCheck, "Is a splice safe for fleet connectivity?", splice_check),
-        ("hive-splice-recommendations", PeerOnly, "Fleet connectivity to a peer and safe splice-out amounts.",
-         lambda p: deferred(SPLICE, peer_id=p.peer_id, fleet_capacity=None, our_capacity=None,
-                            other_member_capacity=None, peer_total_capacity=None, fleet_share=None,
-                            safe_splice_out_amount=None, has_fleet_coverage=False, recommendations=[])),
-        ("hive-yield-summary", PeriodDays, "Fleet yield summary [period_days].",
-         lambda p: deferred(YIELD, status="no_data", total_capacity_sats=0, total_revenue_sats=0,
-                            total_costs_sats=0, total_net_revenue_sats=0, avg_roi_pct=0.0, avg_turn_rate=0.0,
-                            avg_capital_efficiency=0.0, total_channels=0, profitable_channels=0,
-                            underwater_channels=0, high_flow_channels=0, low_flow_channels=0,
-                            internal_competition_count=0, estimated_competition_loss_sats=0,
-                            period_days=p.period_days)),
-        ("hive-velocity-prediction", VelocityPrediction, "Predicted channel balance from flow velocity.",
-         lambda p: deferred(YIELD, error="insufficient_data", channel_id=p.channel_id,
-                            message="Insufficient data for prediction")),
-        ("hive-critical-velocity", CriticalVelocity, "Channels depleting or filling fast [threshold_hours].",
-         lambda p: deferred(YIELD, status="ok", threshold_hours=p.threshold_hours or p.hours_threshold or 24,
-                            critical_count=0, channels=[])),
-        ("hive-internal-competition", NoParams, "Routes where several members compete.",
-         lambda p: deferred(LIQ, status="ok", competition_count=0, message="No internal competition data",
-                            competitions=[], competing_routes=[])),
-        ("hive-report-kalman-velocity", KalmanReport, "cl-revenue-ops: a Kalman velocity estimate (not collected).",
-         lambda p: deferred(ANTIC, status="ignored", channel_id=p.channel_id,
-                            velocity_pct_per_hour=p.velocity_pct_per_hour, acknowledged=False)),
-        ("hive-query-kalman-velocity", ChannelOnly, "Fleet Kalman velocity for a channel.",
-         lambda p: deferred(ANTIC, status="no_data", channel_id=p.channel_id,
-                            message="No Kalman velocity data available for this channel")),
-        ("hive-detect-patterns", OptionalChannel, "Intra-day flow patterns of a channel.",
-         lambda p: deferred(ANTIC, status="ok", channel_id=p.channel_id, pattern_count=0, actionable_count=0,
-                            patterns=[])),
-        ("hive-predict-liquidity", PredictLiquidity, "Intra-day liquidity forecast of a channel.",
-         lambda p: deferred(ANTIC, status="no_forecast", channel_id=p.channel_id,
-                            message="Insufficient data for forecast")),
-        ("hive-anticipatory-predictions", AnticipatoryPredictions, "At-risk channels from intra-day patterns.",
-         lambda p: deferred(ANTIC, status="ok", channel_id=p.channel_id, hours_ahead=p.hours_ahead,
-                            min_risk=p.min_risk, predictions=[], channels=[])),
-        ("hive-record-flow", RecordFlow, "cl-revenue-ops: a flow sample (not collected).",
-         lambda p: deferred(ANTIC, status="ignored", channel_id=p.channel_id,
-                            net_flow=p.inbound_sats - p.outbound_sats)),
-        ("hive-coord-fee-recommendation", CoordFee, "Coordinated fee recommendation for a channel.", coord_fee),
-        ("hive-deposit-marker", DepositMarker, "cl-revenue-ops: a routing outcome marker (not collected).",
-         lambda p: deferred(FEECO, status="ignored", marker=None)),
-        ("hive-defense-status", OptionalPeer, "Drain-defense warnings [peer_id].", defense_status),
-        ("hive-broadcast-warning", BroadcastWarning, "Warn the fleet about a peer (not sent in this version).",
-         lambda p: deferred(FEECO, status="not_broadcast", warning={
-             "peer_id": p.peer_id, "threat_type": p.threat_type, "severity": p.severity, "reporter": our_id()})),
-        ("hive-pheromone-levels", PheromoneLevels, "Pheromone levels of channels [channel_id].", pheromone_levels),
-        ("hive-fee-coordination-status", NoParams, "Fee coordination overview.",
-         lambda p: deferred(FEECO, corridor_assignments=0, active_markers=0, defense_status={"active_warnings": 0},
-                            pheromone_channels=0, fleet_fee_floor=None, fleet_fee_ceiling=None,
-                            time_based_fees={"enabled": False}, assignments=[], recent_markers=[],
-                            our_corridors={"primary": 0, "secondary": 0})),
-        ("hive-time-fee-status", NoParams, "Time-of-day fee adjustments.",
-         lambda p: deferred(FEECO, enabled=False, **_clock(), active_adjustments=0, adjustments=[], config={})),
-        ("hive-time-fee-adjustment", TimeFeeAdjustment, "Time-of-day fee adjustment for a channel.",
-         lambda p: deferred(FEECO, channel_id=p.channel_id, base_fee_ppm=p.base_fee, adjusted_fee_ppm=p.base_fee,
-                            adjustment_pct=0.0, adjustment_type="none", **_clock(), pattern_intensity=0.0,
-                            confidence=0.0, reason="no temporal pattern data")),
-        ("hive-time-peak-hours", ChannelOnly, "Peak routing hours of a channel.",
-         lambda p: deferred(FEECO, channel_id=p.channel_id, peak_hours=[], count=0)),
-        ("hive-fleet-rebalance-path", RebalancePath, "Is a rebalance through fleet members cheaper?",
-         lambda p: deferred(COST, **NO_PATH)),
-        ("hive-report-rebalance-outcome", RebalanceOutcome, "cl-revenue-ops: a rebalance outcome (not collected).",
-         lambda p: deferred(COST, status="ignored", recorded=False, marker_deposited=False,
-                            circular_flow_warnings=[])),
-        ("hive-mcf-status", NoParams, "MCF optimiser status.", lambda p: mcf_status(our_id)),
-        ("hive-mcf-assignments", NoParams, "Our MCF rebalance assignments.",
-         lambda p: deferred(MCF, last_solution_timestamp=0, ack_sent=False,
-                            summary={"pending": 0, "executing": 0, "completed": 0, "failed": 0},
-                            pending=[], executing=[], completed=[], failed=[])),
-        ("hive-mcf-optimized-path", RebalancePath, "MCF-optimised rebalance path between two channels.",
-         lambda p: deferred(MCF, source=None, **NO_PATH)),
-        ("hive-report-mcf-completion", McfCompletion, "cl-revenue-ops: an MCF assignment finished.",
-         lambda p: deferred(MCF, success=False, error=f"Assignment {p.assignment_id} not found")),
-        ("hive-claim-mcf-assignment", McfClaim, "Claim an MCF assignment for execution.",
-         lambda p: deferred(MCF, success=False, error=f"Assignment {p.assignment_id} not found or not pending"
-                            if p.assignment_id else "No pending assignments")),
-        ("hive-flow-recommendations", OptionalChannel, "Physarum channel lifecycle recommendations.",
-         lambda p: deferred(PHYS, recommendations=[], count=0,
-                            by_action={"strengthen": 0, "stimulate": 0, "atrophy": 0, "hold": 0},
-                            summary={"strengthen_count": 0, "maintain_count": 0, "stimulate_count": 0,
-                                     "atrophy_count": 0},
-                            capital_to_redeploy_sats=0, recommended_splice_sats=0)),
-        ("hive-report-flow-intensity", FlowIntensity, "cl-revenue-ops: a channel's flow intensity (not collected).",
-         lambda p: deferred(PHYS, status="ignored", channel_id=p.channel_id)),
-        ("hive-get-defense-status", ScidOnly, "Per channel: under drain defense or not.",
-         lambda p: defense_by_channel(rpc, p)),
-        ("hive-get-peer-quality", OptionalPeer, "Peer quality assessments.",
-         lambda p: deferred(QUALITY, peers={})),
-        ("hive-get-fee-change-outcomes", FeeChangeOutcomes, "Outcomes of past fee changes.",
-         lambda p: deferred(FEECO, changes=[])),
-        ("hive-get-mcf-targets", NoParams, "MCF balance targets per channel.",
-         lambda p: deferred(MCF, targets={}, computed_at=0)),
-        ("hive-get-nnlb-opportunities", NnlbOpportunities, "Low-cost rebalances between members.",
-         lambda p: deferred(HEALTH, opportunities=[])),
-    ]
-    for name, model, description, handler in simple:
-        expose(hive, name, model, f"{description} [no data in this version]")(handler)
-
-
-__all__ = ["deferred", "register"]
+__all__ = ["DEFERRED", "not_implemented", "register"]

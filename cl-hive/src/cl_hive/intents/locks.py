@@ -22,6 +22,13 @@ no later than the abort (an old abort cannot cancel a newer intent).  Remote int
 ``MAX_REMOTE`` entries; the oldest inserted is evicted first (so crafted timestamps cannot evict recent ones).
 Nothing is recorded as "seen" (F5): intents are keyed by (type, target, initiator) and ordered by timestamp.
 
+Intent types: ``channel_open`` (above) and ``rebalance`` (``coordination/rebalance``: a member about to rebalance
+through an external peer holds that peer).  Each local type is registered with ``register_type`` (its hold, and
+what happens at commit); a committed intent stays live on other nodes until its ``expires_at`` or until its
+initiator releases it (a signed INTENT_ABORT, e.g. when the rebalance finished or the governance action
+was rejected).  Precedence: an intent that had passed its hold before another was announced wins whatever the
+node ids (it may already be executing); only intents whose announcements crossed are decided by the lowest id.
+
 The lock assumes an INTENT reaches the other members within the hold period; a node cut off for longer than
 that may commit a conflicting action (as with the monolith).
 """
@@ -34,7 +41,7 @@ import threading
 import time
 from collections import Counter, OrderedDict
 from dataclasses import asdict, dataclass
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 from libhive.errors import HiveError
 from libhive.identity import is_node_id
@@ -69,6 +76,15 @@ class ActionProposer(Protocol):
     def propose(self, action_type: str, payload: dict[str, Any], reason: str) -> Any: ...
 
 
+@dataclass(frozen=True)
+class IntentType:
+    """How this node runs its own intents of one type."""
+
+    name: str
+    hold: Callable[[], int]                                  # seconds to wait for crossing announcements
+    on_commit: Callable[[dict[str, Any]], Any] | None = None  # result recorded as the intent's outcome
+
+
 class OpenParams(Params):
     target: str = Field(pattern=r"^0[23][0-9a-f]{64}$")
     amount_sats: int | None = Field(None, ge=1, le=21_000_000 * 100_000_000)
@@ -94,6 +110,15 @@ class RemoteIntent:
         return self.status == "pending" and now <= self.expires_at
 
 
+def precedes(remote: RemoteIntent, row: dict[str, Any], me: str, hold: int) -> bool:
+    """Does ``remote`` win over our intent ``row`` for the same action and target?"""
+    if row["timestamp"] + hold < remote.timestamp:         # ours had passed its hold before theirs was announced
+        return False
+    if remote.timestamp + hold < row["timestamp"]:         # theirs had passed its hold before ours was announced
+        return True
+    return remote.initiator < me                           # announcements crossed: lowest node id wins
+
+
 def _target_ok(intent_type: str, target: Any) -> bool:
     if intent_type in NODE_TARGET_TYPES:
         return is_node_id(target)
@@ -107,15 +132,41 @@ class IntentLocks:
         self._lock = threading.RLock()
         self._remote: OrderedDict[str, RemoteIntent] = OrderedDict()
         self._proposer: ActionProposer | None = None
+        self._types: dict[str, IntentType] = {}
+        self.register_type("channel_open", self.hold_seconds, self._propose_open)
+
+    def register_type(self, name: str, hold: Callable[[], int],
+                      on_commit: Callable[[dict[str, Any]], Any] | None = None) -> None:
+        if name not in INTENT_TYPES:
+            raise ValueError(f"unknown intent type {name!r}")
+        self._types[name] = IntentType(name, hold, on_commit)
 
     def use_governance(self, proposer: ActionProposer) -> None:
+        """Committed channel_open intents go to ``proposer``; a rejected or expired action releases its intent."""
         self._proposer = proposer
+        current = getattr(proposer, "executor", lambda _name: None)("channel_open")
+        if current is not None:
+            proposer.register_executor(   # type: ignore[attr-defined]
+                "channel_open", current.execute, current.validate, safety=current.safety,
+                cost_sats=current.cost_sats, accepts_amount=current.accepts_amount, replace=True,
+                on_discard=lambda action: self._discarded(action, current.on_discard))
+
+    def _discarded(self, action: dict[str, Any], previous: Callable[[dict[str, Any]], None] | None) -> None:
+        if previous is not None:
+            previous(action)
+        intent_id = (action.get("payload") or {}).get("intent_id")
+        if isinstance(intent_id, int):
+            self.release(intent_id, f"action {action.get('id')} {action.get('status', 'discarded')}")
 
     def hold_seconds(self) -> int:
         try:
             return max(0, int(self.ctx.hive.option("intent-hold-seconds")))
         except (TypeError, ValueError):
             return DEFAULT_HOLD
+
+    def hold_for(self, intent_type: str) -> int:
+        t = self._types.get(intent_type)
+        return t.hold() if t else self.hold_seconds()
 
     def _default_amount(self) -> int:
         """Without an amount: governance's smallest channel (``hive-min-channel-sats``), else 1,000,000."""
@@ -131,32 +182,65 @@ class IntentLocks:
     # ---- announce -----------------------------------------------------------------------------------
     def open(self, target: str, amount_sats: int | None = None) -> dict[str, Any]:
         p = validate(OpenParams, target=target, amount_sats=amount_sats)
+        return self.announce("channel_open", p.target, p.amount_sats or self._default_amount())
+
+    def announce(self, intent_type: str, target: str, amount_sats: int | None = None, *,
+                 lifetime: int | None = None, context: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Store a pending intent of a registered type and send INTENT to every reachable hive node.  Refused while
+        another node's live intent for the same type and target is known, or one of ours is pending."""
         self.ctx.require_member("announce an intent")
-        if p.target == self.ctx.me:
+        if intent_type not in self._types:
+            raise BadState(f"intents of type {intent_type} are not run by this node")
+        if target == self.ctx.me:
             raise BadState("an intent cannot target this node itself")
-        amount = p.amount_sats or self._default_amount()
         now = int(time.time())
-        hold = self.hold_seconds()
+        hold = self.hold_for(intent_type)
         with self._lock:
-            holder = next(iter(self._live_remote("channel_open", p.target, now)), None)
+            holder = next(iter(self._live_remote(intent_type, target, now)), None)
             if holder is not None:
-                raise BadState(f"{holder.initiator} already holds a channel_open intent for {p.target} "
+                raise BadState(f"{holder.initiator} already holds a {intent_type} intent for {target} "
                                f"(until {holder.expires_at})")
-            if self._local("channel_open", p.target, ("pending",)):
-                raise BadState(f"this node already has a pending channel_open intent for {p.target}")
-            expires = now + max(2 * hold, hold + 60)
-            sig = self.ctx.sign(formats.intent_signing_v2("channel_open", p.target, self.ctx.me, now, expires))
+            if self._local(intent_type, target, ("pending",)):
+                raise BadState(f"this node already has a pending {intent_type} intent for {target}")
+            expires = now + (lifetime if lifetime is not None else max(2 * hold, hold + 60))
+            expires = min(expires, now + MAX_EXPIRY)
+            sig = self.ctx.sign(formats.intent_signing_v2(intent_type, target, self.ctx.me, now, expires))
             with self.db.write() as conn:
                 cur = conn.execute("INSERT INTO hive_intents (intent_type, target, initiator, timestamp, expires_at, "
-                                   "amount_sats, signature, status) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending')",
-                                   ("channel_open", p.target, self.ctx.me, now, expires, amount, sig))
+                                   "amount_sats, signature, status, context) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
+                                   (intent_type, target, self.ctx.me, now, expires, amount_sats, sig,
+                                    json.dumps(context) if context else None))
                 intent_id = cur.lastrowid
-        payload = {"intent_type": "channel_open", "target": p.target, "initiator": self.ctx.me, "timestamp": now,
+        payload = {"intent_type": intent_type, "target": target, "initiator": self.ctx.me, "timestamp": now,
                    "expires_at": expires, "signature": sig}
         sent = send_each(self.ctx, reachable_members(self.ctx), MessageType.INTENT, payload)
         self.stats["intents_announced"] += 1
-        return {"intent_id": intent_id, "status": "pending", "intent_type": "channel_open", "target": p.target,
-                "amount_sats": amount, "commit_after": now + hold, "expires_at": expires, "sent_to": sent}
+        return {"intent_id": intent_id, "status": "pending", "intent_type": intent_type, "target": target,
+                "amount_sats": amount_sats, "commit_after": now + hold, "expires_at": expires, "sent_to": sent}
+
+    def release(self, intent_id: int, reason: str) -> bool:
+        """End one of our pending or committed intents early and tell the hive (signed INTENT_ABORT)."""
+        rows = self.db.query("SELECT * FROM hive_intents WHERE id = ?", (intent_id,))
+        if not rows or rows[0]["status"] not in ("pending", "committed"):
+            return False
+        row = rows[0]
+        if not self._transition(row["id"], "released", reason[:200], row["outcome"] and json.loads(row["outcome"]),
+                                old=row["status"]):
+            return False
+        self._send_abort(row, reason[:200])
+        self.stats["intents_released"] += 1
+        return True
+
+    def live_local(self, intent_type: str, target: str) -> dict[str, Any] | None:
+        """Our pending or committed intent of this type on this target that has not expired."""
+        now = time.time()
+        for row in self._local(intent_type, target, ("pending", "committed")):
+            if now <= row["expires_at"]:
+                return row
+        return None
+
+    def live_remote(self, intent_type: str, target: str) -> list[RemoteIntent]:
+        return self._live_remote(intent_type, target, time.time())
 
     # ---- local rows ---------------------------------------------------------------------------------
     def _local(self, intent_type: str, target: str, statuses: tuple[str, ...]) -> list[dict[str, Any]]:
@@ -183,21 +267,24 @@ class IntentLocks:
         if not self._transition(row["id"], "aborted", ABORT_REASON, {"winner": winner}):
             return False
         self.stats["intents_lost"] += 1
-        if row["intent_type"] in ABORT_TYPES:
-            ts = int(time.time())
-            payload = {"intent_type": row["intent_type"], "target": row["target"], "initiator": self.ctx.me,
-                       "timestamp": ts, "reason": ABORT_REASON}
-            payload["signature"] = self.ctx.sign(formats.intent_abort_signing(
-                row["intent_type"], row["target"], self.ctx.me, ts, ABORT_REASON))
-            send_each(self.ctx, reachable_members(self.ctx), MessageType.INTENT_ABORT, payload)
+        self._send_abort(row, ABORT_REASON)
         log.info("intent %d (%s %s) lost the tie-break to %s; aborted", row["id"], row["intent_type"],
                  row["target"][:16], winner[:16])
         return True
 
+    def _send_abort(self, row: dict[str, Any], reason: str) -> None:
+        if row["intent_type"] not in ABORT_TYPES or not is_node_id(row["target"]):
+            return
+        ts = int(time.time())
+        payload = {"intent_type": row["intent_type"], "target": row["target"], "initiator": self.ctx.me,
+                   "timestamp": ts, "reason": reason}
+        payload["signature"] = self.ctx.sign(formats.intent_abort_signing(
+            row["intent_type"], row["target"], self.ctx.me, ts, reason))
+        send_each(self.ctx, reachable_members(self.ctx), MessageType.INTENT_ABORT, payload)
+
     # ---- commit -------------------------------------------------------------------------------------
     def tick(self) -> None:
         now = time.time()
-        hold = self.hold_seconds()
         member = self.ctx.members.our_tier() == "member"
         for row in self.db.query("SELECT * FROM hive_intents WHERE status = 'pending' ORDER BY id"):
             if not member:
@@ -206,38 +293,50 @@ class IntentLocks:
             if now > row["expires_at"]:
                 self._transition(row["id"], "expired", "not committed before expiry")
                 continue
+            hold = self.hold_for(row["intent_type"])
             if now < row["timestamp"] + hold:
                 continue
             winners = [r for r in self._live_remote(row["intent_type"], row["target"], now)
-                       if r.initiator < self.ctx.me]
+                       if precedes(r, row, self.ctx.me, hold)]
             if winners:
                 self._lose(row, winners[0].initiator)
                 continue
             if self._transition(row["id"], "committed"):
                 self.stats["intents_committed"] += 1
                 self._execute(row)
+        for row in self.db.query("SELECT id FROM hive_intents WHERE status = 'committed' AND expires_at < ?",
+                                 (int(now),)):
+            self._transition(row["id"], "done", "lock expired", old="committed")
         self._forget_stale(now)
 
     def _execute(self, row: dict[str, Any]) -> None:
-        if row["intent_type"] != "channel_open":
+        itype = self._types.get(row["intent_type"])
+        if itype is None or itype.on_commit is None:
             return
-        if self._proposer is None:
-            self._transition(row["id"], "committed", None, {"execution": "not executed: governance is not wired "
-                                                            "into this plugin"}, old="committed")
-            return
-        payload = {"target": row["target"], "amount_sats": row["amount_sats"] or DEFAULT_AMOUNT, "intent_id": row["id"]}
         try:
-            result = self._proposer.propose("channel_open", payload,
-                                            f"intent {row['id']} committed after a {self.hold_seconds()} s hold")
+            outcome = itype.on_commit(row)
         except HiveError as exc:
             self._transition(row["id"], "failed", exc.message, {"error": {"code": exc.code, "message": exc.message}},
                              old="committed")
             return
         except Exception as exc:
-            log.exception("governance refused intent %d", row["id"])
+            log.exception("committing intent %d failed", row["id"])
             self._transition(row["id"], "failed", str(exc)[:200], None, old="committed")
             return
-        self._transition(row["id"], "committed", None, {"governance": result}, old="committed")
+        if outcome is not None:
+            self._transition(row["id"], "committed", None, outcome, old="committed")
+
+    def _propose_open(self, row: dict[str, Any]) -> dict[str, Any]:
+        if self._proposer is None:
+            return {"execution": "not executed: governance is not wired into this plugin"}
+        context = json.loads(row["context"]) if row.get("context") else {}
+        payload = {"target": row["target"], "amount_sats": row["amount_sats"] or DEFAULT_AMOUNT, "intent_id": row["id"]}
+        if context:
+            payload["context"] = context
+        reason = f"intent {row['id']} committed after a {self.hold_for('channel_open')} s hold"
+        if context.get("reason"):
+            reason = f"{context['reason']} ({reason})"
+        return {"governance": self._proposer.propose("channel_open", payload, reason)}
 
     def _forget_stale(self, now: float) -> None:
         with self._lock:
@@ -283,9 +382,10 @@ class IntentLocks:
                 self.stats["remote_evicted"] += 1
             self._remote[intent.key] = intent
         self.stats["remote_intents"] += 1
-        if initiator < self.ctx.me and intent.live(time.time()):
+        if intent.live(time.time()):
             for row in self._local(itype, target, ("pending",)):
-                self._lose(row, initiator)
+                if precedes(intent, row, self.ctx.me, self.hold_for(itype)):
+                    self._lose(row, initiator)
 
     def on_abort(self, msg: Inbound) -> None:
         p = msg.payload
@@ -319,7 +419,8 @@ class IntentLocks:
         rows = self.db.query("SELECT * FROM hive_intents ORDER BY id DESC LIMIT ?", (limit,))
         for row in rows:
             row["outcome"] = json.loads(row["outcome"]) if row["outcome"] else None
-            row["commit_after"] = row["timestamp"] + self.hold_seconds()
+            row["context"] = json.loads(row["context"]) if row.get("context") else None
+            row["commit_after"] = row["timestamp"] + self.hold_for(row["intent_type"])
         now = time.time()
         with self._lock:
             remote = [{**asdict(r), "live": r.live(now)} for r in self._remote.values()]

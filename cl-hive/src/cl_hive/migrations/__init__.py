@@ -13,5 +13,6 @@ migrations = Migrations("cl-hive")
 
 # each module registers its migrations on ``migrations`` when imported, so this line fixes their order
 from . import core, fleet, governance  # noqa: E402,F401
+from . import coordination  # noqa: E402,F401
 
 __all__ = ["migrations"]

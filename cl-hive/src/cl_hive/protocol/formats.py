@@ -190,3 +190,78 @@ def membership_hash(rows: list[tuple[str, str]]) -> str:
 def intent_abort_signing(intent_type: str, target: str, initiator: str, timestamp: int, reason: str) -> str:
     return canonical_json({"intent_type": intent_type, "target": target, "initiator": initiator,
                            "timestamp": timestamp, "reason": reason})
+
+
+# ---- fleet coordination (monolith protocol.py: Phase 6 expansion, Phase 7 intelligence) --------------------
+def _hash16(entries: list[Any], key: Any) -> str:
+    """The monolith's snapshot digest: sha256 of the canonical JSON of the entries sorted by ``key``, first 16 hex
+    characters (64 bits; the v2 signature below covers the full hash)."""
+    return _sha256_hex(canonical_json(sorted(entries, key=key)))[:16]
+
+
+def _snapshot_signing(name: str, p: dict[str, Any], entries_key: str, key: Any) -> str:
+    entries = p.get(entries_key) or []
+    return f"{name}:{p.get('reporter_id', '')}:{p.get('timestamp', 0)}:{len(entries)}:{_hash16(entries, key)}"
+
+
+def liquidity_snapshot_signing(p: dict[str, Any]) -> str:
+    return _snapshot_signing("LIQUIDITY_SNAPSHOT", p, "needs",
+                             lambda n: (n.get("target_peer_id", ""), n.get("need_type", "")))
+
+
+def fee_intelligence_snapshot_signing(p: dict[str, Any]) -> str:
+    return _snapshot_signing("FEE_INTELLIGENCE_SNAPSHOT", p, "peers", lambda e: e.get("peer_id", ""))
+
+
+def peer_reputation_snapshot_signing(p: dict[str, Any]) -> str:
+    return _snapshot_signing("PEER_REPUTATION_SNAPSHOT", p, "peers", lambda e: e.get("peer_id", ""))
+
+
+def liquidity_need_signing(p: dict[str, Any]) -> str:
+    return (f"LIQUIDITY_NEED:{p.get('reporter_id', '')}:{p.get('timestamp', 0)}:{p.get('need_type', '')}:"
+            f"{p.get('target_peer_id', '')}:{p.get('amount_sats', 0)}:{p.get('urgency', '')}:"
+            f"{p.get('max_fee_ppm', 0)}")
+
+
+def health_report_signing(p: dict[str, Any]) -> str:
+    """Covers the four scores only; the needs/assistance flags are left unsigned by the monolith (v2 covers them)."""
+    return (f"HEALTH_REPORT:{p.get('reporter_id', '')}:{p.get('timestamp', 0)}:{p.get('overall_health', 0)}:"
+            f"{p.get('capacity_score', 0)}:{p.get('revenue_score', 0)}:{p.get('connectivity_score', 0)}")
+
+
+def peer_available_signing(p: dict[str, Any]) -> str:
+    return canonical_json({"target_peer_id": p.get("target_peer_id", ""), "reporter_peer_id": p.get(
+        "reporter_peer_id", ""), "event_type": p.get("event_type", ""), "timestamp": p.get("timestamp", 0),
+        "capacity_sats": p.get("capacity_sats", 0)})
+
+
+def expansion_nominate_signing(p: dict[str, Any]) -> str:
+    return canonical_json({"round_id": p.get("round_id", ""), "target_peer_id": p.get("target_peer_id", ""),
+                           "nominator_id": p.get("nominator_id", ""), "timestamp": p.get("timestamp", 0),
+                           "available_liquidity_sats": p.get("available_liquidity_sats", 0),
+                           "quality_score": p.get("quality_score", 0.5),
+                           "has_existing_channel": p.get("has_existing_channel", False),
+                           "channel_count": p.get("channel_count", 0)})
+
+
+def expansion_elect_signing(p: dict[str, Any]) -> str:
+    return canonical_json({"round_id": p.get("round_id", ""), "target_peer_id": p.get("target_peer_id", ""),
+                           "elected_id": p.get("elected_id", ""), "coordinator_id": p.get("coordinator_id", ""),
+                           "timestamp": p.get("timestamp", 0), "channel_size_sats": p.get("channel_size_sats", 0),
+                           "quality_score": p.get("quality_score", 0.5),
+                           "nomination_count": p.get("nomination_count", 0)})
+
+
+def expansion_decline_signing(p: dict[str, Any]) -> str:
+    return (f"EXPANSION_DECLINE:{p.get('round_id', '')}:{p.get('decliner_id', '')}:{p.get('reason', '')}:"
+            f"{p.get('timestamp', 0)}")
+
+
+SIGNATURE_FIELDS = ("signature", "signature_v2")
+
+
+def payload_signing_v2(type_name: str, payload: dict[str, Any]) -> str:
+    """cl-hive's second signature on coordination messages: the full sha256 of the canonical JSON of every payload
+    field but the signatures, so nothing a monolith leaves unsigned (or covers with 64 bits) can be altered."""
+    body = {k: v for k, v in payload.items() if k not in SIGNATURE_FIELDS}
+    return f"hive:{type_name.lower()}:v2:{_sha256_hex(canonical_json(body))}"

@@ -60,9 +60,9 @@ _FUNDS_NAMES = frozenset({
     "addpsbtoutput", "addpsbtinput", "upgradewallet", "funderupdate", "emergencyrecover", "recoverchannel",
     "hive-approve-action", "hive-intent-open",
     # found by the readiness gate C: keysend through xpay, liquidity-ad lease rates, aborting channel opens, and
-    # cl-hive's governance controls (failsafe mode executes safety actions by itself; a proposed action can open
-    # a channel once approved)
-    "xkeysend", "setleaserates", "abort_channels", "hive-set-mode", "hive-propose-action",
+    # cl-hive's governance controls (failsafe mode executes safety actions by itself; a proposed action, or the
+    # planner's, opens a channel once approved)
+    "xkeysend", "setleaserates", "abort_channels", "hive-set-mode", "hive-propose-action", "hive-planner-run",
 })
 _FUNDS_PREFIXES = ("splice", "dev-splice", "openchannel_", "fundchannel", "multifund", "xpay", "renepay", "pay-")
 

@@ -114,6 +114,9 @@ VOLATILE: dict[tuple[str, str, str | None], str] = {
     ("comms_outbox", "next_attempt_at", None): "a pending message is tried again at start",
     ("comms_outbox", "attempts", None): "a pending message is tried again at start",
     ("comms_outbox", "last_error", None): "a pending message is tried again at start",
+    **{("hive_fleet_state", column, None): "a node's signed gossip record is replaced by its newer one (ours is "
+                                           "signed again when cl-hive starts); the version never goes back"
+       for column in ("version", "last_update", "state_hash", "signature", "received_at")},
     ("comms_bindings", "fetched_at", None): "comms checks its binding cache again when it starts",
     ("nostr_state", "value", "transport.dmail"): "archon registers Dmail again each time it starts",
     ("nostr_state", "updated_at", "transport.dmail"): "archon registers Dmail again each time it starts",
@@ -138,6 +141,10 @@ def snapshot(path: str | Path) -> Snapshot:
         return result
     finally:
         conn.close()
+
+
+# columns that may change only upwards (checked even where VOLATILE lets them differ)
+MONOTONIC = {("hive_fleet_state", "version")}
 
 
 def _volatile(table: str, column: str, key_value: Any) -> bool:
@@ -172,6 +179,8 @@ def compare(before: Snapshot, after: Snapshot) -> list[str]:
                 continue
             changed = [c for i, c in enumerate(table.columns)
                        if row[i] != found[i] and not _volatile(name, c, row_key[0])]
+            changed += [f"{c} went back" for i, c in enumerate(table.columns)
+                        if (name, c) in MONOTONIC and found[i] is not None and row[i] is not None and found[i] < row[i]]
             if changed:
                 differences.append(f"{name}: row {row_key} changed in {changed}")
     return differences

@@ -134,3 +134,14 @@ def test_restore_refuses_another_plugins_backup_and_a_corrupt_one(tmp_path):
     assert not list(tmp_path.glob("*.pre-restore-*"))                              # nothing was replaced
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT count(*) FROM hive_members").fetchone()[0] == 3
+
+
+def test_a_damaged_database_is_refused_when_it_is_opened(tmp_path):
+    """Rather than opening and failing every later query with "database disk image is malformed"."""
+    path = tmp_path / "cl-hive.sqlite3"
+    make(path, members=200)
+    with open(path, "r+b") as f:
+        f.seek(4096 * 2)
+        f.write(os.urandom(4096))
+    with pytest.raises(Exception, match=r"is damaged \(quick_check: .*restore it from a backup"):
+        Database.open(path, plugin="cl-hive", migrations=migrations(1))

@@ -463,6 +463,7 @@ class Database:
                 raise StorageError(f"cannot enable WAL on {absolute} (journal_mode={mode})")
             db = cls(conn, absolute, policy, migrations)
             db._check_identity(conn, where=absolute)
+            db._check_damage(conn)
             db._migrate()
         except BaseException:
             conn.close()
@@ -702,6 +703,18 @@ class Database:
 
     def _check_identity(self, conn: sqlite3.Connection, where: str) -> None:
         _check_identity(_contents(conn), self.plugin, self._known, where)
+
+    def _check_damage(self, conn: sqlite3.Connection) -> None:
+        """A damaged file is refused at open (the plugin then disables itself with the reason), rather than
+        failing every later query with "database disk image is malformed"."""
+        try:
+            rows = [row[0] for row in conn.execute("PRAGMA quick_check")]
+        except sqlite3.DatabaseError as exc:
+            rows = [str(exc)]
+        if rows != ["ok"]:
+            found = "; ".join(" ".join(str(row).split()) for row in rows[:3])      # one line, for the node's log
+            raise StorageError(f"{self._path} is damaged (quick_check: {found}); restore it from a "
+                               "backup (docs/runbooks/corrupt-database.md)")
 
     def _check_candidate(self, contents: _Contents, where: str) -> None:
         _check_identity(contents, self.plugin, self._known, where)

@@ -13,11 +13,13 @@ import pytest
 
 from cl_hive_archon import backup as bundle
 from cl_hive_archon.keys import BACKUP_KEY_LABEL
-from hive_devnet.fleet import HIVE_PLUGINS, wait_for
+from hive_devnet.fleet import HIVE_PLUGINS
+from hive_ops import runbooks
 
 import ops_kit as kit
 
 HIVE_DB = str(Path(sys.executable).parent / "hive-db")
+RESTORE_RUNBOOK = Path(__file__).resolve().parents[2] / "docs" / "runbooks" / "restore-node.md"
 
 
 def bundle_snapshots(node, path: str, into: Path) -> dict[str, kit.Snapshot]:
@@ -45,6 +47,11 @@ def restore_with_archon(node, path: str) -> None:
     for sibling in ("cl-hive", "cl-hive-comms"):
         node.plugin_start(sibling)
     kit.wait_all_active(node)
+
+
+def runbook_signals_hold(node, when: str, since: int = 0) -> None:
+    wanted = [s for s in runbooks.read(RESTORE_RUNBOOK) if s.when == when]
+    assert wanted and runbooks.check_live(wanted, lambda m, p: node.rpc.call(m, p), node.log_lines()[since:]) == []
 
 
 def assert_every_table_came_back(node, backed: dict[str, kit.Snapshot]) -> None:
@@ -84,7 +91,11 @@ def test_every_table_of_every_plugin_comes_back_on_a_fresh_node(fleet, tmp_path)
     # archon's encrypted bundle: all three databases at once, on a running node
     fresh = kit.node_with_secret(fleet, "fresh-archon", secret)
     assert fresh.node_id == src.node_id
+    kit.wait_all_active(fresh)
+    runbook_signals_hold(fresh, "fresh")                      # docs/runbooks/restore-node.md
+    mark = len(fresh.log_lines())
     restore_with_archon(fresh, made["path"])
+    runbook_signals_hold(fresh, "restored", since=mark)
     assert_every_table_came_back(fresh, backed)
     assert_the_node_works_on_it(fresh, src_did, peer)
     kit.stop(fresh)

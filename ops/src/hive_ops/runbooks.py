@@ -7,14 +7,18 @@ A runbook (``docs/runbooks/*.md``) shows what the operator sees in fenced blocks
     status hive-status siblings.cl-hive-comms.active = false
     status hive-archon-status warnings[0] ~ runs degraded
     log cl-hive-archon: cl-hive-comms is not active: cl-hive-archon runs degraded
-    log lightningd: Plugin … exited
+    log lightningd: plugin-cl-hive-comms: Killing plugin: exited during normal operation
+    error hive-comms-cashu-mint {"amount_sat": 10, "idempotency_key": "probe-0001"} = 1975 ~ is unreachable
     ```
 
 * ``status <method> <path> <op> <value>``: call ``<method>`` (no parameters) and read ``<path>`` (dotted keys,
   ``[n]`` for list items) of its answer; ``= <json>`` equal, ``~ <text>`` contains the text, ``!= <json>`` not
   equal.
 * ``log <source>: <message>``: a line of the node's log holds the message; ``…`` stands for any text (what
-  changes from one node to the next).  ``<source>`` is the plugin that logs it, or ``lightningd``.
+  changes from one node to the next).  ``<source>`` is the plugin that logs it, ``libhive``, or something else
+  (``lightningd``, ``sqlite``) whose words the code does not hold.
+* ``error <method> <params> = <code> [~ <text>]``: calling ``<method>`` with the JSON object ``<params>`` answers
+  that error code (and a message holding the text).
 
 The scenario tests (``tests/ops/test_runbooks.py``) bring each situation about on a node and check every signal
 of that situation.  The gates check statically that every method, status key and log message a runbook names
@@ -31,17 +35,20 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 WILDCARD = "…"
+OUR_SOURCES = ("cl-hive", "cl-hive-comms", "cl-hive-archon", "libhive")
 FENCE = re.compile(r"^```signals(?:\s+when=(?P<when>\S+))?\s*$")
 
 
 @dataclass(frozen=True)
 class Signal:
-    kind: str              # status | log
+    kind: str              # status | log | error
     when: str | None
-    method: str = ""       # status
+    method: str = ""       # status, error
     path: str = ""         # status
     op: str = ""           # status: = ~ !=
-    value: str = ""        # status
+    value: str = ""        # status; error: the text the message holds
+    params: str = ""       # error: a JSON object
+    code: str = ""         # error
     source: str = ""       # log
     message: str = ""      # log
     line: str = ""
@@ -70,6 +77,15 @@ def parse(text: str) -> list[Signal]:
             if not match:
                 raise ValueError(f"unreadable status signal: {line!r}")
             signals.append(Signal("status", when, line=line, **match.groupdict()))
+        elif kind == "error":
+            match = re.match(r"(?P<method>\S+)\s+(?P<params>\{.*\})\s+=\s+(?P<code>-?\d+)(?:\s+~\s+(?P<value>.+))?$",
+                             rest.strip())
+            if not match:
+                raise ValueError(f"unreadable error signal: {line!r}")
+            json.loads(match.group("params"))
+            signals.append(Signal("error", when, line=line, method=match.group("method"),
+                                  params=match.group("params"), code=match.group("code"),
+                                  value=(match.group("value") or "").strip()))
         elif kind == "log":
             source, _, message = rest.strip().partition(": ")
             if not message:
@@ -119,14 +135,24 @@ def log_pattern(signal: Signal) -> re.Pattern[str]:
     return re.compile(".*".join(re.escape(f) for f in signal.fragments()))
 
 
-def check_live(signals: Iterable[Signal], call: Callable[[str], Any], log_lines: list[str]) -> list[str]:
-    """The signals that do not hold on a node right now (empty: all of them hold)."""
+def check_live(signals: Iterable[Signal], call: Callable[..., Any], log_lines: list[str]) -> list[str]:
+    """The signals that do not hold on a node right now (empty: all of them hold).  ``call(method, params)``
+    calls the node and raises on an error answer (an ``.error`` dict with ``code`` and ``message``)."""
     failed = []
     answers: dict[str, Any] = {}
     for signal in signals:
-        if signal.kind == "status":
+        if signal.kind == "error":
+            try:
+                answer = call(signal.method, json.loads(signal.params))
+            except Exception as exc:                   # pyln's RpcError: .error = {code, message}
+                error = getattr(exc, "error", None) or {}
+                if str(error.get("code")) != signal.code or signal.value not in str(error.get("message", "")):
+                    failed.append(f"{signal.line}   (answered {json.dumps(error)[:200]})")
+            else:
+                failed.append(f"{signal.line}   (answered without an error: {json.dumps(answer)[:200]})")
+        elif signal.kind == "status":
             if signal.method not in answers:
-                answers[signal.method] = call(signal.method)
+                answers[signal.method] = call(signal.method, {})
             ok, value = status_holds(signal, answers[signal.method])
             if not ok:
                 failed.append(f"{signal.line}   (found {json.dumps(value)[:200]})")
@@ -188,8 +214,12 @@ def check_references(root: Path, runbooks: list[str], sources: list[str]) -> Rep
             if signal.kind == "status":
                 names = [signal.method] + [k for k in path_keys(signal.path) if isinstance(k, str)]
                 missing += [f"{signal.method} … {name!r}" for name in names if not _in_code(name, constants)]
-            elif signal.source != "lightningd":
+            elif signal.kind == "error":
+                names = [signal.method] + ([signal.value] if signal.value else [])
+                missing += [f"error {name!r}" for name in names if not _in_code(name, constants)]
+            elif signal.source in OUR_SOURCES:
                 missing += [f"log {f!r}" for f in signal.fragments() if not _in_code(f, constants)]
+        missing = list(dict.fromkeys(missing))
         if not signals:
             report.ok = False
             report.evidence.append(f"{relative}: names no signals")
@@ -198,7 +228,7 @@ def check_references(root: Path, runbooks: list[str], sources: list[str]) -> Rep
             report.evidence.append(f"{relative}: not found in the code: {'; '.join(missing[:8])}"
                                    + (f" (+{len(missing) - 8})" if len(missing) > 8 else ""))
         else:
-            statuses = sum(1 for s in signals if s.kind == "status")
-            report.evidence.append(f"{relative}: {statuses} status field(s) and {len(signals) - statuses} log "
-                                   "line(s), all found in the code")
+            kinds = {k: sum(1 for s in signals if s.kind == k) for k in ("status", "log", "error")}
+            report.evidence.append(f"{relative}: {kinds['status']} status field(s), {kinds['log']} log line(s), "
+                                   f"{kinds['error']} error answer(s), all found in the code")
     return report

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .db import FILE_MODE, _contents, _file_digest, _integrity_problems, open_readonly
+from .db import FILE_MODE, _file_digest, read_file
 from .errors import BackupError
 from .schema import is_bookkeeping
 
@@ -59,18 +59,10 @@ def describe_file(path: str | os.PathLike[str]) -> FileReport:
     if not os.path.isfile(src):
         raise BackupError(f"no database file at {src}")
     size, sha256 = _file_digest(src)
-    conn = open_readonly(src)
     try:
-        try:
-            contents = _contents(conn)
-            problems = _integrity_problems(conn)
-            tables = {}
-            for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"):
-                tables[name] = conn.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0]
-        except sqlite3.DatabaseError as exc:
-            return FileReport(src, None, (), (), (f"SQLite cannot read it: {exc}",), {}, size, sha256)
-    finally:
-        conn.close()
+        contents, problems, tables = read_file(src, count_rows=True)
+    except sqlite3.DatabaseError as exc:
+        return FileReport(src, None, (), (), (f"SQLite cannot read it: {exc}",), {}, size, sha256)
     owners = tuple(sorted(contents.sets))
     plugin = owners[0] if len(owners) == 1 else None
     if plugin is None and not problems:

@@ -52,8 +52,8 @@ _log = logging.getLogger("libhive.db")
 DEFAULT_BUSY_TIMEOUT = 5.0
 FILE_MODE = 0o600
 
-__all__ = ["DEFAULT_BUSY_TIMEOUT", "FILE_MODE", "BackupInfo", "Database", "backup_readonly", "inspect_backup", "read_file",
-           "open_readonly", "vet_database_path", "vet_database_place"]
+__all__ = ["DEFAULT_BUSY_TIMEOUT", "FILE_MODE", "BackupInfo", "Database", "backup_readonly", "inspect_backup",
+           "open_readonly", "read_file", "vet_database_path", "vet_database_place"]
 
 
 @dataclass(frozen=True)

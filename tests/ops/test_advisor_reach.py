@@ -7,8 +7,6 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from hive_ops import advisor, surface
 
 import ops_kit as kit
@@ -16,7 +14,6 @@ import ops_kit as kit
 REVIEWED = Path(__file__).resolve().parents[2] / "ops" / "reviewed"
 
 
-@pytest.mark.realnode
 def test_lightningd_has_exactly_the_reviewed_methods(real_fleet):
     node = real_fleet.add_node("n")
     kit.wait_all_active(node)

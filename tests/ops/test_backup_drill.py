@@ -112,7 +112,6 @@ def test_every_table_of_every_plugin_comes_back_on_a_fresh_node(fleet, tmp_path)
     assert_the_node_works_on_it(again, src_did, peer)
 
 
-@pytest.mark.realnode
 def test_a_backup_the_previous_version_made_restores_into_this_version(real_fleet, tmp_path):
     """tests/ops/previous: the bundle an earlier version's archon made, restored by this version's archon into a
     fresh node with that node's hsm_secret; its databases migrate forward and keep every row."""

@@ -66,7 +66,6 @@ def test_lightningd_is_the_official_image_at_the_version_the_tests_run():
     assert f"elementsproject/lightningd:{LIGHTNINGD_VERSION}" in (ROOT / "docs" / "operations.md").read_text()
 
 
-@pytest.mark.realnode
 def test_the_real_lightningd_of_the_tests_is_that_version(real_fleet):
     assert subprocess.run(["lightningd", "--version"], capture_output=True, text=True).stdout.strip() == \
         LIGHTNINGD_VERSION
@@ -155,7 +154,6 @@ def test_it_hands_over_to_the_next_entrypoint(tmp_path):
                                    f"--plugin={BIN / 'cl-hive-comms'}"]
 
 
-@pytest.mark.realnode
 def test_real_lightningd_starts_on_what_the_entrypoint_passes(real_fleet):
     done = run_entrypoint(HIVE_OPTIONS="hive-comms-relay-retry=7;hive-archon-registry=hyperswarm")
     assert done.returncode == 0, done.stderr

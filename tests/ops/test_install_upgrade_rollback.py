@@ -20,8 +20,6 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from hive_devnet.fleet import HIVE_PLUGINS, RealNode, wait_for
 
 import ops_kit as kit
@@ -114,7 +112,6 @@ def assert_running_this_version(node, clone: Path) -> dict[str, dict]:
     return statuses
 
 
-@pytest.mark.realnode
 def test_install_upgrade_and_roll_back_as_the_guide_says(real_fleet, tmp_path):
     clone = install(tmp_path / "hive")
 

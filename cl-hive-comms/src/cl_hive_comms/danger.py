@@ -40,6 +40,8 @@ _FORBIDDEN_NAMES = frozenset({
     # offers, invoice requests, payer proofs), decrypt with it, read every table (sql), or control the node
     "createinvoice", "createoffer", "createinvoicerequest", "createproof", "decryptencrypteddata", "sql",
     "graceful", "reckless", "dev",
+    # cl-hive's monolith migration (cl-hive-migrate's RPC): reads a database file the caller names
+    "hive-migrate",
 })
 # the identity plugin's operations (DID, bindings, credentials, vault, recovery) are the operator's alone
 _FORBIDDEN_PREFIXES = ("hive-comms-", "hive-client-", "hive-archon-", "dev-", "dev_", "commando-")

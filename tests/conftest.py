@@ -5,11 +5,13 @@ pyln-testing (skipped, with the reason, when those binaries are not on PATH).
 """
 from __future__ import annotations
 
+import os
 import subprocess
 from collections import Counter
 
 import pytest
 
+from hive_devnet import monolith as monolith_peer
 from hive_devnet.fleet import REAL_NODE_SKIP_REASON, DevnetFleet, RealFleet, real_nodes_available
 
 if real_nodes_available():  # pragma: no cover - needs the real binaries
@@ -28,6 +30,20 @@ def fleet(request):
     if not real_nodes_available():
         pytest.skip(REAL_NODE_SKIP_REASON)
     yield RealFleet(request.getfixturevalue("node_factory"), request.getfixturevalue("bitcoind"))
+
+
+@pytest.fixture(scope="session")
+def monolith(tmp_path_factory):
+    """The upstream monolith as a test peer (real lightningd only): ``.plugin`` (an executable for a ``plugin=``
+    line) and ``.node_options()``.  Its virtualenv is made once, in .tools/monolith-venv; see
+    hive_devnet/monolith.py.  Fails with the reason when it cannot be provided (HIVE_SKIP_MONOLITH=1: skip)."""
+    try:
+        return monolith_peer.prepare(tmp_path_factory.mktemp("monolith"))
+    except monolith_peer.MonolithUnavailable as exc:
+        if os.environ.get("HIVE_SKIP_MONOLITH") == "1":
+            pytest.skip(f"monolith unavailable and HIVE_SKIP_MONOLITH=1: {exc}")
+        pytest.fail(f"cannot run the upstream monolith: {exc} (HIVE_SKIP_MONOLITH=1 skips these tests)",
+                    pytrace=False)
 
 
 # ---- how many variants ran on real lightningd (CI's output says so) ----------------------------------

@@ -7,17 +7,17 @@ with the reason.  The plugin itself talks to the mint only over HTTP (the NUT AP
 """
 from __future__ import annotations
 
-import fcntl
 import os
 import socket
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+
+from hive_devnet.venvs import VenvUnavailable, ensure_venv
 
 CASHU_PINS = ("cashu==0.20.2", "marshmallow<4", "limits<5")
 REPO = Path(__file__).resolve().parents[2]
@@ -35,33 +35,10 @@ def _unavailable(reason: str) -> None:
 def ensure_mint_executable() -> Path:
     """The ``mint`` script of the pinned nutshell, installing it into its own venv on first use."""
     mint = VENV / "bin" / "mint"
-    marker = VENV / ".hive-cashu-pins"
-    wanted = "\n".join(CASHU_PINS)
-    if mint.exists() and marker.exists() and marker.read_text() == wanted:
-        return mint
-    VENV.parent.mkdir(parents=True, exist_ok=True)
-    with open(VENV.parent / ".cashu-venv.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)             # parallel test runs install once
-        if mint.exists() and marker.exists() and marker.read_text() == wanted:
-            return mint
-        base = getattr(sys, "_base_executable", sys.executable)
-        uv = REPO / ".tools" / "bin" / "uv"          # installed by ./dev.sh; needs neither venv nor pip modules
-        if uv.exists():
-            steps = ([str(uv), "venv", "--quiet", "--clear", "--python", base, str(VENV)],
-                     [str(uv), "pip", "install", "--quiet", "--python", str(VENV / "bin" / "python"), *CASHU_PINS])
-        else:
-            steps = ([base, "-m", "venv", "--clear", str(VENV)],
-                     [str(VENV / "bin" / "python"), "-m", "pip", "install", "--quiet", *CASHU_PINS])
-        for cmd in steps:
-            try:
-                done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
-            except (OSError, subprocess.TimeoutExpired) as exc:
-                _unavailable(f"{' '.join(cmd[:4])} failed: {exc}")
-            if done.returncode != 0:
-                _unavailable(f"{' '.join(cmd[:4])} exited {done.returncode}: {done.stderr[-2000:]}")
-        if not mint.exists():
-            _unavailable(f"pip installed {CASHU_PINS} but {mint} does not exist")
-        marker.write_text(wanted)
+    try:
+        ensure_venv(VENV, list(CASHU_PINS), mint)
+    except VenvUnavailable as exc:
+        _unavailable(str(exc))
     return mint
 
 

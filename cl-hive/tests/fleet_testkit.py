@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections import deque
 from pathlib import Path
 from typing import Any, Callable
@@ -26,6 +27,7 @@ from cl_hive import intents, state
 from cl_hive.membership import lifecycle
 from cl_hive.membership.members import MemberStore
 from cl_hive.migrations import migrations
+from cl_hive.protocol import formats
 from cl_hive.protocol.context import Context
 from cl_hive.protocol.ingress import Inbound, Ingress
 from cl_hive.protocol.outbox import Outbox
@@ -209,7 +211,6 @@ def signed_gossip(node: SimNode, *, version: int, timestamp: int, capacity: int 
                   topology: list[str] | None = None, fee_policy: dict[str, Any] | None = None,
                   signer: SimNode | None = None, **extra: Any) -> dict[str, Any]:
     """A GOSSIP payload about ``node`` (signed by ``signer``, default ``node`` itself)."""
-    from cl_hive.protocol import formats
     p = {"peer_id": node.node_id, "sender_id": node.node_id, "capacity_sats": capacity, "available_sats": available,
          "fee_policy": fee_policy if fee_policy is not None else {"base_fee": 0, "fee_rate": 0, "min_htlc": 0,
                                                                     "max_htlc": 0, "cltv_delta": 40},
@@ -219,3 +220,21 @@ def signed_gossip(node: SimNode, *, version: int, timestamp: int, capacity: int 
     p["signature"] = (signer or node).sign(formats.gossip_signing(node.node_id, timestamp, version,
                                                                   p.get("fleet_hash", ""), data_hash))
     return p
+
+
+def full_sync(sender: SimNode, states: list[dict[str, Any]], members: list[dict[str, Any]], *,
+              fleet_hash: str | None = None, ts: int | None = None) -> dict[str, Any]:
+    """A FULL_SYNC built and signed by ``sender`` itself (a member: the attacker of F4)."""
+    ts = ts or int(time.time())
+    fh = fleet_hash if fleet_hash is not None else (formats.states_hash(states) or formats.fleet_hash([]))
+    return {"states": states, "fleet_hash": fh, "members": members, "sender_id": sender.node_id, "timestamp": ts,
+            "signature": sender.sign(formats.full_sync_signing(sender.node_id, fh, formats.members_hash(members),
+                                                               ts))}
+
+
+def entry_from(payload: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    """A FULL_SYNC state entry made from a GOSSIP payload (monolith field names, no proof)."""
+    e = {k: payload[k] for k in ("peer_id", "capacity_sats", "available_sats", "fee_policy", "topology", "version")}
+    e["last_update"] = payload["timestamp"]
+    e.update(changes)
+    return e

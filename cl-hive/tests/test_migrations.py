@@ -27,6 +27,8 @@ SHIPPED = (
     "m304_hive_peer_warnings",
     "m305_hive_fee_intel",
     "m306_hive_planner",
+    "m400_hive_tier_claims",
+    "m401_hive_monolith_imports",
 )
 
 

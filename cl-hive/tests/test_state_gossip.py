@@ -175,3 +175,22 @@ def test_state_survives_a_restart_and_the_version_continues(net, trio):
     assert a.fleet.gossip.tick() == "heartbeat"
     net.pump()
     assert b.state_of(a).version == 2
+
+
+def test_a_record_that_reached_nobody_is_handed_on_once_nodes_are_reachable(net):
+    """At start-up nobody may be connected yet; a monolith node sends no STATE_HASH later, so the record itself
+    must reach it: re-sent (same version) once a node is reachable, and to each hive node that connects."""
+    a, b, c = net.add("a"), net.add("b"), net.add("c")
+    form_hive([a, b, c])
+    assert a.fleet.gossip.tick() == "first"          # nobody connected: sent to no one
+    net.pump()
+    assert b.state_of(a) is None
+    net.connect(a, b)
+    a.fleet.gossip._last_sent = 0.0
+    assert a.fleet.gossip.tick() == "resend"
+    net.pump()
+    assert b.state_of(a).version == a.state_of(a).version
+    net.connect(a, c)
+    a.fleet.sync.on_connect(c.node_id)
+    net.pump()
+    assert c.state_of(a).version == a.state_of(a).version and a.fleet.gossip.our_version() == 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from fleet_testkit import form_hive, signed_gossip
+from fleet_testkit import entry_from, form_hive, full_sync, signed_gossip
 
 from cl_hive.protocol import formats
 from cl_hive.protocol.ingress import Reject
@@ -16,23 +16,6 @@ FAKE = "03" + "77" * 32
 
 def hashes(nodes):
     return {n.fleet.store.fleet_hash() for n in nodes}
-
-
-def full_sync(sender, states, members, *, fleet_hash=None, ts=None):
-    """A FULL_SYNC built and signed by ``sender`` itself (a member: the attacker of F4)."""
-    ts = ts or int(time.time())
-    fh = fleet_hash if fleet_hash is not None else (formats.states_hash(states) or formats.fleet_hash([]))
-    return {"states": states, "fleet_hash": fh, "members": members, "sender_id": sender.node_id, "timestamp": ts,
-            "signature": sender.sign(formats.full_sync_signing(sender.node_id, fh, formats.members_hash(members),
-                                                               ts))}
-
-
-def entry_from(payload, **changes):
-    """A FULL_SYNC state entry made from a GOSSIP payload (monolith field names, no proof)."""
-    e = {k: payload[k] for k in ("peer_id", "capacity_sats", "available_sats", "fee_policy", "topology", "version")}
-    e["last_update"] = payload["timestamp"]
-    e.update(changes)
-    return e
 
 
 def test_sparse_fleet_converges_by_anti_entropy_with_signed_records(net):

@@ -95,3 +95,7 @@ def test_deferred_validators_run_as_pydantic_ones():
     for bad in ({"low": -1, "high": 2}, {"low": 3, "high": 2}):
         with pytest.raises(ValidationError):
             Pair.model_validate(bad)
+
+
+def test_field_names_come_from_the_declaration_in_pydantics_order():
+    assert Child.field_names() == ["kind", "inner", "n", "tag"] == list(Child.model_fields)

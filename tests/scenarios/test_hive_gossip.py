@@ -66,6 +66,7 @@ def test_gossip_converges_across_the_fleet(fleet):
     def settled():
         views = converged([a, b, c, d])
         return views and all({s["peer_id"]: s["capacity_sats"] for s in v["states"]}.get(b.node_id) == 1_600_000
+                             and {s["peer_id"]: s["topology"] for s in v["states"]}.get(a.node_id) == [outside.node_id]
                              for v in views) and views
     for view in wait_for(settled, timeout=60, what="one fleet hash everywhere, with the channels counted"):
         by_id = {s["peer_id"]: s for s in view["states"]}

@@ -148,3 +148,28 @@ def test_floods_and_garbage_are_dropped_and_the_node_keeps_serving(fleet, spy_pa
                        what="rate limit engaged")
     assert ingress.get("rejected_decode", 0) >= 1
     assert status(victim)["tier"] == "member"              # still serving, state untouched
+
+
+def test_mixed_fleet_admits_by_channel_yet_answers_no_strangers_challenge(fleet, spy_path):
+    """Mixed fleet (monolith nodes in the hive, docs/protocol.md §6.1): a joiner without a ticket is challenged
+    only once it has a channel with the member, as the monolith admits; a stranger's CHALLENGE still gets no
+    signature (F1) and its WELCOME changes nothing (F2)."""
+    member = fleet.add_node("member", plugins=["cl-hive"], options={"hive-mixed-fleet": "on"})
+    member.rpc.call("hive-genesis")
+    assert status(member)["fleet_mode"]["mode"] == "mixed"
+    stranger = fleet.add_node("stranger", plugins=[spy_path])
+    fleet.connect(stranger, member)
+    hello = {"pubkey": stranger.node_id, "protocol_version": 1, "supported_versions": [1, 2]}
+    send(stranger, member, MessageType.HELLO, hello)
+    wait_for(lambda: rejected(member, "HELLO") >= 1, what="hello without ticket or channel refused")
+    assert received(stranger, MessageType.CHALLENGE) == []
+    fleet.open_channel(stranger, member, 500_000)
+    send(stranger, member, MessageType.HELLO, hello)
+    wait_for(lambda: received(stranger, MessageType.CHALLENGE), what="challenged: the channel is the proof")
+    forged_vouch = f"hive:vouch:{stranger.node_id}:{'ab' * 8}:{int(time.time())}"
+    send(stranger, member, MessageType.CHALLENGE, {"nonce": forged_vouch, "hive_id": status(member)["hive_id"]})
+    send(stranger, member, MessageType.WELCOME, {"hive_id": "evil", "tier": "neophyte", "member_count": 1,
+                                                 "state_hash": ""})
+    wait_for(lambda: rejected(member, "CHALLENGE") >= 1 and rejected(member, "WELCOME") >= 1, what="both refused")
+    assert received(stranger, MessageType.ATTEST) == []
+    assert status(member)["tier"] == "member" and tier_of(member, stranger) is None

@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from libhive.rpcparams import Params, validate
-from pydantic import Field
+from libhive.models import Field
 
 from .codec import DID_PATTERN
 from .context import Archon

@@ -44,7 +44,7 @@ from libhive.dbfiles import replace_stopped
 from libhive.errors import HiveError, StorageError, quote
 from libhive.paths import check_dir_option, child_dir, private_dir
 from libhive.rpcparams import Params, validate
-from pydantic import Field
+from libhive.models import Field
 
 from . import agent, publish, vault
 from .codec import is_did

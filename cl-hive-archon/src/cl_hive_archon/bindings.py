@@ -18,7 +18,7 @@ from libhive import contracts
 from libhive.identity import NodeIdentity, is_node_id
 from libhive.identity import verify as verify_node_signature
 from libhive.rpcparams import Params, validate
-from pydantic import Field
+from libhive.models import Field
 
 from . import publish
 from .codec import DID_PATTERN, npub

@@ -25,8 +25,8 @@ from typing import Any, Literal
 
 from libhive import contracts
 from libhive.identity import is_node_id
+from libhive.models import Field, model_validator
 from libhive.rpcparams import Params, validate
-from pydantic import Field, model_validator
 
 from . import bindings, jwe, operations, publish
 from .codec import DID_PATTERN, is_did

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from libhive import contracts
 from libhive.rpcparams import Params, validate
-from pydantic import Field
+from libhive.models import Field
 
 from . import publish, vault
 from .codec import is_did

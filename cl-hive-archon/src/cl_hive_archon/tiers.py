@@ -16,7 +16,7 @@ from typing import Any
 
 from libhive import contracts
 from libhive.rpcparams import Params, validate
-from pydantic import Field
+from libhive.models import Field
 
 from . import bindings
 from .codec import is_did

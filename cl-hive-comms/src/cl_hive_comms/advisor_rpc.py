@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any, Callable, Literal
 
-from pydantic import Field
+from libhive.models import Field
 
 from libhive.rpcparams import ActionParams, InvalidParams, Params, uses, validate
 

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from pydantic import Field
+from libhive.models import Field
 
 from libhive.amounts import AmountError, parse_msat
 from libhive.db import Database

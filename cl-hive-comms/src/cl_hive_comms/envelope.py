@@ -19,10 +19,9 @@ import os
 import time
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from libhive.errors import quote
-from libhive.rpcparams import describe
+from libhive.models import Field, Model, parse
 
 from . import schnorr
 from .canonical import StrictJSONError, canonical, check_value, loads_strict
@@ -34,8 +33,7 @@ TRANSPORTS = ("nostr-dm", "rpc")
 MAX_ENVELOPE_BYTES = 64 * 1024
 
 
-class Envelope(BaseModel):
-    model_config = ConfigDict(defer_build=True, extra="forbid", strict=True, frozen=True)
+class Envelope(Model):
     v: int = Field(ge=VERSION, le=VERSION)
     sender: str = Field(pattern=r"^[0-9a-f]{64}$")
     recipient: str = Field(pattern=r"^([0-9a-f]{64}|0[23][0-9a-f]{64})$")
@@ -76,10 +74,7 @@ def decode(raw: str | bytes | dict[str, Any]) -> Envelope:
         raise AuthenticationFailed(f"malformed request: {exc}") from None
     if not isinstance(data, dict):
         raise AuthenticationFailed("malformed request: the envelope must be a JSON object")
-    try:
-        return Envelope.model_validate(data)
-    except ValidationError as exc:
-        raise AuthenticationFailed(f"malformed request: {describe(exc, '(envelope)', 5)}") from None
+    return parse(Envelope, data, AuthenticationFailed, "malformed request", root="(envelope)", limit=5)
 
 
 def authenticate(raw: str | bytes | dict[str, Any], *, transport: str, our_ids: set[str],

@@ -21,7 +21,7 @@ import os
 import time
 from typing import Any, Callable, Literal
 
-from pydantic import Field
+from libhive.models import Field
 
 from libhive.amounts import msat_or_zero
 from libhive.db import Database

@@ -12,10 +12,9 @@ import re
 import time
 from typing import Any, Callable, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
 
 from libhive.db import Database
-from libhive.rpcparams import describe
+from libhive.models import Model, parse
 
 from .canonical import StrictJSONError, loads_strict
 from .client_errors import MarketplaceError, TransportUnavailable
@@ -29,11 +28,11 @@ LIQUIDITY_HEARTBEAT = 38393
 MAX_CONTENT = 16 * 1024
 D_TAG = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
-M = TypeVar("M", bound=BaseModel)
+M = TypeVar("M")
 
 
-class Content(BaseModel):
-    model_config = ConfigDict(defer_build=True, extra="forbid", strict=True, frozen=True)
+class Content(Model):
+    """Base of the marketplace events' contents (libhive.models: strict, closed, immutable)."""
 
 
 def parse_event(event: VerifiedEvent, kind: int, model: type[M]) -> tuple[str, str, M]:
@@ -52,11 +51,9 @@ def parse_event(event: VerifiedEvent, kind: int, model: type[M]) -> tuple[str, s
 def parse_json(text: str, model: type[M]) -> M:
     try:
         data = loads_strict(text, MAX_CONTENT)
-        return model.model_validate(data)
     except StrictJSONError as exc:
         raise MarketplaceError(f"content is not strict JSON: {exc}") from None
-    except ValidationError as exc:
-        raise MarketplaceError(f"content does not match its schema: {describe(exc, '(content)', 4)}") from None
+    return parse(model, data, MarketplaceError, "content does not match its schema", root="(content)", limit=4)
 
 
 def parse_coordinate(text: str, kind: int) -> tuple[str, str]:
@@ -75,7 +72,7 @@ def need(transport: TransportProvider) -> ClientTransport:
 
 
 def publish_listing(db: Callable[[], Database], transport: TransportProvider, kind: int, d: str,
-                    content: BaseModel, tags: list[list[str]]) -> dict[str, Any]:
+                    content: Model, tags: list[list[str]]) -> dict[str, Any]:
     """Publish one of our own addressable events and remember it."""
     if not D_TAG.fullmatch(d):
         raise MarketplaceError("d must be 1-64 of [A-Za-z0-9._:-]")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Literal
 
-from pydantic import Field
+from libhive.models import Field
 
 from libhive.rpcparams import ActionParams, InvalidParams, Params, uses, validate
 

@@ -13,7 +13,7 @@ import os
 import time
 from typing import Any, Callable, Literal
 
-from pydantic import Field
+from libhive.models import Field
 
 from libhive.db import Database
 from libhive.errors import quote

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from libhive.models import Field
 
 from libhive.bootstrap import HivePlugin
 from libhive.rpcparams import ActionParams, InvalidParams, Params, one_message_or_a_listing, uses, validate

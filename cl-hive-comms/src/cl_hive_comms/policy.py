@@ -19,11 +19,11 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from libhive.db import Database
 from libhive.errors import quote
-from libhive.rpcparams import InvalidParams, describe
+from libhive.models import Field, Model, parse
+from libhive.rpcparams import InvalidParams
 
 from . import danger
 from .danger import MethodRule
@@ -32,15 +32,13 @@ PRESETS: dict[str, tuple[int, int]] = {"conservative": (4, 3), "moderate": (6, 5
 METHOD = r"^[a-z][a-z0-9_-]{0,63}$"
 
 
-class ExtraMethod(BaseModel):
-    model_config = ConfigDict(defer_build=True, extra="forbid", strict=True, frozen=True)
+class ExtraMethod(Model):
     group: Literal["monitor", "fees", "invoices", "peers", "channels", "payments", "hive"]
     danger: int = Field(ge=1, le=10)
     params: list[str] = Field(default_factory=list, max_length=32)
 
 
-class Overrides(BaseModel):
-    model_config = ConfigDict(defer_build=True, extra="forbid", strict=True, frozen=True)
+class Overrides(Model):
     max_danger: int | None = Field(default=None, ge=0, le=10)
     confirm_above: int | None = Field(default=None, ge=0, le=10)
     blocked_methods: list[str] = Field(default_factory=list, max_length=256)
@@ -57,10 +55,7 @@ class Decision:
 
 
 def parse_overrides(data: Any) -> Overrides:
-    try:
-        ov = Overrides.model_validate(data)
-    except ValidationError as exc:
-        raise InvalidParams(f"invalid policy overrides: {describe(exc, '(overrides)', 5)}") from None
+    ov = parse(Overrides, data, InvalidParams, "invalid policy overrides", root="(overrides)", limit=5)
     for name in [*ov.blocked_methods, *ov.danger, *ov.extra_methods]:
         if not re.fullmatch(METHOD, name):
             raise InvalidParams(f"invalid policy overrides: {quote(name)} is not a method name")

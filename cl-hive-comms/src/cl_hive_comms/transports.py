@@ -113,7 +113,7 @@ class ExternalTransport:
 def check_send_method(send_method: str) -> None:
     """A registered send_method must be a known contract that takes (recipient, payload_hex, idempotency_key)."""
     contract = contracts.RPC_CONTRACTS.get(send_method)
-    fields = set(getattr(contract.params, "model_fields", {})) if contract else set()
+    fields = set(contract.params.field_names()) if contract else set()
     if contract is None or not {"recipient", "payload_hex", "idempotency_key"} <= fields:
         raise TransportConflict(f"send_method {quote(send_method)} is not a transport-send contract in libhive.contracts")
 

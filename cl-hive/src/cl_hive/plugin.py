@@ -6,8 +6,8 @@ from typing import Any
 from libhive import contracts
 from libhive.bootstrap import HivePlugin, main_for
 
-from . import __version__, coordination, fees, governance, intents, membership, state
-from .membership import MemberStore
+from . import __version__, coordination, fees, governance, intents, membership, migrate, state
+from .membership import MemberStore, fleet_mode
 from .migrations import migrations
 from .protocol import Context, Ingress, Outbox, Transport
 
@@ -55,6 +55,7 @@ def _hive_fields() -> dict[str, Any]:
                            "uptime_pct": None, "contribution_ratio": None},   # as cl-revenue-ops reads it
             "hive": {"hive_id": ctx.hive_id, "tier": ctx.members.our_tier(),
                      "members": ctx.members.count(("member",)), "neophytes": ctx.members.count(("neophyte",)),
+                     "fleet_mode": fleet_mode.current(ctx).describe(),
                      "outbox": ctx.outbox.summary(), "ingress": dict(ctx.ingress.stats),
                      "handshakes": hive_membership.handshake.pending()}}
 
@@ -64,6 +65,7 @@ hive_governance = governance.register(hive, ctx.members)   # .queue.propose(...)
 fee_policy = fees.register(hive, ctx.members, hive_governance.audit)
 fleet_coordination = coordination.register(ctx, fee_policy, intent_locks, fleet_state, hive_governance)
 intent_locks.use_governance(hive_governance.queue)   # committed channel_open intents -> propose()
+migrate.register(hive)                                 # hive-migrate: a monolith database into this node
 
 main = main_for(hive)
 

@@ -1,5 +1,6 @@
 """The inter-plugin contracts: every RPC method one Hive plugin calls on another, and every custom notification
-topic one emits for another, with a version.  Both sides import this module and validate with pydantic.
+topic one emits for another, with a version.  Both sides import this module and validate with pydantic
+(through libhive.models).
 
 Rules of the road:
 
@@ -18,10 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
+from . import models
 from .errors import HiveError, quote
-from .rpcparams import describe
+from .models import Field
 from .timeouts import run_with_timeout
 
 RESERVED_NOTIFICATION_KEYS = frozenset({"plugin", "request", "origin", "payload"})
@@ -41,8 +41,8 @@ class SiblingUnavailable(HiveError):
     code = 1702
 
 
-class Model(BaseModel):
-    model_config = ConfigDict(defer_build=True, extra="forbid", strict=True, frozen=True)
+class Model(models.Model):
+    """A contract's params or result (libhive.models: strict, closed, immutable; built on first use)."""
 
 
 # ---- shared result shapes --------------------------------------------------------------------------
@@ -60,7 +60,7 @@ class FeatureView(Model):
 
 class StatusResult(Model):
     """What every plugin's status method returns (``hive-status`` adds hive fields under ``hive``)."""
-    model_config = ConfigDict(defer_build=True, extra="allow", strict=True, frozen=True)
+    model_config = {"extra": "allow"}
     plugin: Literal["cl-hive", "cl-hive-comms", "cl-hive-archon"]
     version: str
     node_id: str | None
@@ -269,10 +269,7 @@ def topics_emitted_by(plugin: str) -> list[str]:
 
 
 def _validate(model: type[Model], data: Any, what: str) -> Model:
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise ContractError(f"{what}: {describe(exc, '(root)')}") from None
+    return models.parse(model, data, ContractError, what, root="(root)")
 
 
 def check_request(method: str, params: dict[str, Any]) -> Model:

@@ -15,7 +15,7 @@ model is built, so that a module declaring models does not import pydantic.  ``V
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 # The defaults of every Hive model: strict types, unknown fields refused, immutable.  A class's own
 # ``model_config`` (a plain dict) is merged over its bases'.
@@ -98,6 +98,16 @@ class Model(metaclass=_LazyMeta):
     """Base of every Hive validation model (see the module docstring)."""
 
     @classmethod
+    def field_names(cls) -> list[str]:
+        """The fields, in pydantic's order (bases first), read from the declaration: nothing is built."""
+        names: list[str] = []
+        for klass in reversed(cls.__mro__):
+            for name, annotation in klass.__dict__.get("__annotations__", {}).items():
+                if "ClassVar" not in str(annotation) and not name.startswith("_") and name not in names:
+                    names.append(name)
+        return names
+
+    @classmethod
     def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> Any:
         return handler(cls.built())        # used inside another model's annotations: validate as the built one
 
@@ -129,6 +139,36 @@ def _module_namespace(cls: type) -> dict[str, Any]:
     import sys
     module = sys.modules.get(cls.__module__)
     return dict(vars(module)) if module else {}
+
+
+def describe(exc: Any, root: str = "(params)", limit: int | None = 10) -> str:
+    """A pydantic ``ValidationError`` as one line a caller can act on: ``field.path: message; ...`` (``root``
+    names a problem with the whole object; at most ``limit`` errors, so untrusted input cannot produce an endless
+    message).  pydantic's messages do not repeat the input; long field names are shortened."""
+    from .errors import short_name
+    errors = exc.errors()
+    shown = errors[:limit] if limit else errors
+    parts = []
+    for e in shown:
+        where = ".".join(str(p) for p in e["loc"]) or root
+        message = e["msg"].removeprefix("Value error, ")      # our own validators' messages, as written
+        parts.append(f"{short_name(where)}: {message}")
+    more = f"; ... ({len(errors) - len(shown)} more)" if len(errors) > len(shown) else ""
+    return "; ".join(parts) + more
+
+
+M = TypeVar("M")
+
+
+def parse(model: type[M], data: Any, error: Callable[[str], Exception], what: str, root: str = "(params)",
+          limit: int | None = 10) -> M:
+    """``model.model_validate(data)``, or ``error(f"{what}: <describe>")`` raised (never pydantic's own error):
+    the one way a plugin turns untrusted data into a model."""
+    from pydantic import ValidationError
+    try:
+        return model.model_validate(data)          # type: ignore[attr-defined]
+    except ValidationError as exc:
+        raise error(f"{what}: {describe(exc, root, limit)}") from None
 
 
 def __getattr__(name: str) -> Any:

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
-
-from .errors import HiveError, short_name
+from .errors import HiveError
+from .models import Model, model_validator, parse
 
 INVALID_PARAMS = -32602
 
@@ -21,9 +20,9 @@ class InvalidParams(HiveError):
     code = INVALID_PARAMS
 
 
-class Params(BaseModel):
-    """Base for RPC parameter models: strict types, unknown fields refused, immutable."""
-    model_config = ConfigDict(defer_build=True, extra="forbid", strict=True, frozen=True)
+class Params(Model):
+    """Base for RPC parameter models: strict types, unknown fields refused, immutable (libhive.models' defaults;
+    built into a pydantic model on first use)."""
 
 
 class ActionParams(Params):
@@ -60,28 +59,9 @@ def one_message_or_a_listing(*listing: str) -> Any:
     return check
 
 
-P = TypeVar("P", bound=BaseModel)
-
-
-def describe(exc: ValidationError, root: str = "(params)", limit: int | None = 10) -> str:
-    """pydantic's errors as one line a caller can act on: ``field.path: message; ...`` (``root`` names a
-    problem with the whole object; at most ``limit`` errors, so untrusted input cannot produce an endless
-    message).  pydantic's messages do not repeat the input; long field names are shortened."""
-    errors = exc.errors()
-    shown = errors[:limit] if limit else errors
-    parts = []
-    for e in shown:
-        where = ".".join(str(p) for p in e["loc"]) or root
-        message = e["msg"].removeprefix("Value error, ")      # our own validators' messages, as written
-        parts.append(f"{short_name(where)}: {message}")
-    more = f"; ... ({len(errors) - len(shown)} more)" if len(errors) > len(shown) else ""
-    return "; ".join(parts) + more
+P = TypeVar("P")
 
 
 def validate(model: type[P], **params: Any) -> P:
     """Build ``model`` from handler arguments; ``None`` means "not given" and takes the model's default."""
-    given = {k: v for k, v in params.items() if v is not None}
-    try:
-        return model.model_validate(given)
-    except ValidationError as exc:
-        raise InvalidParams(f"invalid parameters: {describe(exc)}") from None
+    return parse(model, {k: v for k, v in params.items() if v is not None}, InvalidParams, "invalid parameters")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from typing import Any, Callable, Literal
 
-from pydantic import Field
+from libhive.models import Field
 
 from libhive.errors import quote
 from libhive.rpcparams import ActionParams, Params, uses, validate

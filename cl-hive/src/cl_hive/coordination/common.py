@@ -12,7 +12,7 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from pydantic import Field
+from libhive.models import Field
 
 from libhive.errors import HiveError
 from libhive.rpcparams import Params, validate
@@ -80,7 +80,7 @@ def expose(hive: Any, name: str, model: type[Params], description: str
     """Register ``handler(params)`` as RPC method ``name`` whose parameters are ``model``'s fields, in order
     (so positional calls work as upstream), each optional at the binding level and validated by the model."""
     def wrap(handler: Callable[[Any], dict[str, Any]]) -> Callable[..., dict[str, Any]]:
-        fields = list(model.model_fields)
+        fields = model.field_names()           # from the declaration: registering builds no model
 
         def method(*args: Any, **kwargs: Any) -> dict[str, Any]:
             return handler(validate(model, **dict(zip(fields, args)), **kwargs))

@@ -29,7 +29,7 @@ import statistics
 import threading
 from typing import Any, Callable, Literal
 
-from pydantic import Field
+from libhive.models import Field
 
 from libhive.identity import is_node_id
 from libhive.rpcparams import InvalidParams, Params

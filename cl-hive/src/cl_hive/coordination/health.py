@@ -25,7 +25,7 @@ import json
 import threading
 from typing import Any, Callable, Literal
 
-from pydantic import Field
+from libhive.models import Field
 
 from libhive.rpcparams import Params
 from libhive.wire import MessageType

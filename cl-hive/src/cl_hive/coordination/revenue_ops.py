@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Literal
 
-from pydantic import Field
+from libhive.models import Field
 
 from libhive.db import Database
 from libhive.rpcparams import Params

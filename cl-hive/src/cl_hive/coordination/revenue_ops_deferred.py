@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from libhive.models import Field
 
 from libhive.rpcparams import Params
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
-from pydantic import Field
+from libhive.models import Field
 
 from libhive.rpcparams import Params
 

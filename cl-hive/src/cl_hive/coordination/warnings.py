@@ -27,7 +27,7 @@ import json
 import math
 from typing import Any, Literal
 
-from pydantic import Field
+from libhive.models import Field
 
 from libhive.identity import is_node_id
 from libhive.rpcparams import InvalidParams, Params

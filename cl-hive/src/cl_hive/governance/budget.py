@@ -14,7 +14,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from pydantic import Field
+from libhive.models import Field
 
 from libhive.amounts import msat_or_zero
 from libhive.db import Database

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-
-from libhive.rpcparams import describe
+from libhive.models import Field, Model, field_validator, parse
 
 from .budget import Budget
 from .common import (
@@ -30,8 +28,8 @@ LIVE_STATES = ("OPENINGD", "CHANNELD_AWAITING_LOCKIN", "CHANNELD_NORMAL", "DUALO
                "CHANNELD_AWAITING_SPLICE")
 
 
-class _Payload(BaseModel):
-    model_config = ConfigDict(defer_build=True, extra="allow", strict=True)
+class _Payload(Model):
+    model_config = {"extra": "allow", "frozen": False}
 
 
 class OpenPayload(_Payload):
@@ -73,11 +71,8 @@ class FeePayload(ChannelRef):
 def _validator(model: type[_Payload], check: Callable[[_Payload], None] | None = None
                ) -> Callable[[dict[str, Any]], dict[str, Any]]:
     def validate(payload: dict[str, Any]) -> dict[str, Any]:
-        try:
-            parsed = model.model_validate(payload)
-        except ValidationError as exc:
-            raise InvalidAction(f"invalid {model.__name__.removesuffix('Payload').lower()} payload: "
-                                f"{describe(exc, '(payload)')}") from None
+        parsed = parse(model, payload, InvalidAction,
+                       f"invalid {model.__name__.removesuffix('Payload').lower()} payload", root="(payload)")
         if check:
             check(parsed)
         return parsed.model_dump(exclude_none=True)

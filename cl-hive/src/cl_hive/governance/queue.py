@@ -17,7 +17,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from pydantic import Field
+from libhive.models import Field
 
 from libhive.db import Database
 from libhive.errors import HiveError, quote

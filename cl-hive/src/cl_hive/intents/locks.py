@@ -47,7 +47,7 @@ from libhive.errors import HiveError
 from libhive.identity import is_node_id
 from libhive.rpcparams import Params, validate
 from libhive.wire import MessageType
-from pydantic import Field
+from libhive.models import Field
 
 from ..protocol import formats
 from ..protocol.context import BadState, Context, check_fresh, check_signature

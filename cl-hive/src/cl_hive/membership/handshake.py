@@ -7,6 +7,8 @@ attested to (upstream F1, F2).
 Member: a HELLO must carry a ticket that we issued, unexpired, with uses left, for our hive; then CHALLENGE
 with a fresh nonce; the ATTEST must sign exactly that nonce and a manifest naming the peer; admission checks
 bans and hive-max-members again and consumes a ticket use in the same transaction (upstream F10).
+In a mixed fleet (``fleet_mode``) a HELLO without a ticket is also answered, as a monolith member answers it:
+when the peer has a channel with us (normal or awaiting lock-in).  The rest of the handshake is the same.
 """
 from __future__ import annotations
 
@@ -20,13 +22,15 @@ from typing import Any
 from libhive.identity import verify
 from libhive.rpcparams import Params, validate
 from libhive.wire import PROTOCOL_VERSION, SUPPORTED_VERSIONS, MessageType
-from pydantic import Field
+from libhive.models import Field
 
 from .. import __version__
 from ..protocol import formats
 from ..protocol.context import BadState, Context, HiveFull, NotAllowed, check_signature
 from ..protocol.ingress import Inbound, Reject
+from . import fleet_mode
 
+CHANNEL_PROOF_STATES = ("CHANNELD_NORMAL", "CHANNELD_AWAITING_LOCKIN")   # the monolith's admission rule
 HANDSHAKE_TTL = 600            # a pending join or challenge expires after this long
 MAX_PENDING = 100              # bounded: a HELLO flood cannot grow memory or evict real joins forever
 
@@ -61,7 +65,7 @@ class PendingJoin:           # joiner side: we sent HELLO to ``admin``
 class PendingChallenge:      # member side: we sent CHALLENGE to a joiner
     peer: str
     nonce: str
-    ticket_id: str
+    ticket_id: str | None       # None: admitted by channel (mixed fleet, no ticket)
     started: float
 
 
@@ -143,6 +147,11 @@ class Handshake:
         if self.ctx.members.is_banned(msg.peer_id) or self.ctx.members.is_in_hive(msg.peer_id):
             raise Reject("HELLO from a banned node or one already in the hive")
         ticket_b64 = p.get("ticket")
+        if ticket_b64 is None and fleet_mode.is_mixed(self.ctx):
+            self._check_channel_proof(msg.peer_id)
+            self._check_room()
+            self._challenge(msg.peer_id, None)
+            return
         if not isinstance(ticket_b64, str):
             raise Reject("HELLO without an invitation ticket (admission needs a ticket from hive-invite)")
         try:
@@ -157,13 +166,25 @@ class Handshake:
         if row[0]["expires_at"] < time.time() or row[0]["uses"] >= row[0]["max_uses"]:
             raise Reject("HELLO with an expired or used-up ticket")
         self._check_room()
+        self._challenge(msg.peer_id, tid)
+
+    def _challenge(self, peer: str, ticket_id: str | None) -> None:
         nonce = secrets.token_hex(32)
         with self._lock:
             self._expire()
-            if len(self._challenges) >= MAX_PENDING and msg.peer_id not in self._challenges:
+            if len(self._challenges) >= MAX_PENDING and peer not in self._challenges:
                 raise Reject("too many joins in progress")
-            self._challenges[msg.peer_id] = PendingChallenge(msg.peer_id, nonce, tid, time.time())
-        self.ctx.transport.send(msg.peer_id, MessageType.CHALLENGE, {"nonce": nonce, "hive_id": self.ctx.hive_id})
+            self._challenges[peer] = PendingChallenge(peer, nonce, ticket_id, time.time())
+        self.ctx.transport.send(peer, MessageType.CHALLENGE, {"nonce": nonce, "hive_id": self.ctx.hive_id})
+
+    def _check_channel_proof(self, peer: str) -> None:
+        """Mixed fleet: a joiner without a ticket must have a channel with us, as a monolith member requires."""
+        try:
+            channels = self.ctx.hive.rpc.call("listpeerchannels", {"id": peer}).get("channels", [])
+        except Exception as exc:
+            raise Reject(f"HELLO without a ticket: cannot list our channels with the peer ({exc})") from None
+        if not any(c.get("state") in CHANNEL_PROOF_STATES and c.get("peer_id", peer) == peer for c in channels):
+            raise Reject("HELLO without a ticket and without a channel to us (mixed fleet: a channel is the proof)")
 
     def on_attest(self, msg: Inbound) -> None:
         p, peer = msg.payload, msg.peer_id
@@ -195,11 +216,16 @@ class Handshake:
         if limit and self.ctx.members.count() >= limit:
             raise Reject(f"hive-max-members ({limit}) reached")
 
-    def _admit(self, peer: str, ticket_id: str) -> None:
+    def _admit(self, peer: str, ticket_id: str | None) -> None:
         try:
             self._check_room()
         except Reject as exc:
             raise HiveFull(str(exc)) from None
+        if ticket_id is None:                      # mixed fleet, channel proof: checked again now
+            self._check_channel_proof(peer)
+            if not self.ctx.members.add(peer, "neophyte", via="channel"):
+                raise Reject("could not admit (banned or already present)")
+            return
         with self.ctx.hive.db.write() as conn:
             cur = conn.execute("UPDATE hive_invites SET uses = uses + 1 WHERE ticket_id = ? AND uses < max_uses "
                                "AND expires_at >= ?", (ticket_id, int(time.time())))

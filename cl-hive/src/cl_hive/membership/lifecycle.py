@@ -5,6 +5,9 @@ relayed by anyone is as good as a direct one and a forged one changes nothing â€
 which are written only after verification and the membership checks (upstream F1, F5, F7).  Quorums are
 computed from this node's own roster, never from a number in the message.  A ban proposal's type is covered
 by our v2 signature; from monolith senders only the standard type is accepted (F8).
+
+In a mixed fleet (``fleet_mode``) the roster sync also takes the monolith's word for admissions (from a member)
+and, from a quorum of members, for promotions; see ``merge_roster``.
 """
 from __future__ import annotations
 
@@ -15,11 +18,12 @@ from typing import Any, Callable
 
 from libhive.rpcparams import Params, validate
 from libhive.wire import MessageType
-from pydantic import Field
+from libhive.models import Field
 
 from ..protocol import formats
 from ..protocol.context import BadState, Context, check_fresh, check_signature, quorum
 from ..protocol.ingress import Inbound, Reject
+from . import fleet_mode
 from .credentials import CredentialTiers
 
 NODE_ID = r"^0[23][0-9a-f]{64}$"
@@ -381,10 +385,15 @@ class Membership:
         ``trusted`` only for the roster of the member who just admitted us (we chose to trust it by using its
         ticket).  Otherwise: a new neophyte needs an admission certificate signed by one of our members; a
         member tier needs a quorum of our members' vouches; nothing is ever removed, downgraded or un-banned by
-        a sync, and an entry can never change another node's data beyond these rules."""
+        a sync, and an entry can never change another node's data beyond these rules.
+
+        Mixed fleet (monolith entries carry no proofs): a new node listed by a *member* here is admitted as a
+        neophyte (whatever tier the entry says), within hive-max-members; a neophyte listed as a member is
+        promoted once a quorum of our members have each listed it so (``hive_tier_claims``)."""
         added = promoted = 0
         if not isinstance(entries, list):
             return {"added": 0, "promoted": 0}
+        mixed = fleet_mode.is_mixed(self.ctx) and self.ctx.members.is_member(sender)
         for e in entries[:1000]:
             if not isinstance(e, dict) or not isinstance(e.get("peer_id"), str):
                 continue
@@ -398,9 +407,29 @@ class Membership:
             if current is None and self._admission_ok(node, e.get("admission")):
                 added += self.ctx.members.add(node, "neophyte", via=f"sync:{sender}")
                 current = "neophyte"
-            if current == "neophyte" and tier == "member" and self._vouches_ok(node, e.get("vouches")):
-                promoted += self.ctx.members.promote(node)
+            elif current is None and mixed and node != sender and self._room():
+                if self.ctx.members.add(node, "neophyte", via=f"monolith-sync:{sender}"):
+                    added, current = added + 1, "neophyte"
+            if current == "neophyte" and tier == "member":
+                if self._vouches_ok(node, e.get("vouches")) or (mixed and self._claims_quorum(node, sender)):
+                    promoted += self.ctx.members.promote(node)
         return {"added": added, "promoted": promoted}
+
+    def _room(self) -> bool:
+        limit = int(self.ctx.hive.option("max-members") or 0)
+        return not limit or self.ctx.members.count() < limit
+
+    def _claims_quorum(self, node: str, claimant: str) -> bool:
+        """Record that member ``claimant`` lists neophyte ``node`` as a member; True once a quorum of our current
+        members (never the node itself) has done so."""
+        if claimant == node:
+            return False
+        with self.ctx.hive.db.write() as conn:
+            conn.execute("INSERT OR REPLACE INTO hive_tier_claims (node_id, claimant, claimed_at) VALUES (?, ?, ?)",
+                         (node, claimant, int(time.time())))
+        rows = self.ctx.hive.db.query("SELECT claimant FROM hive_tier_claims WHERE node_id = ?", (node,))
+        members = set(self.ctx.members.ids(("member",)))
+        return len({r["claimant"] for r in rows} & members) >= quorum(len(members))
 
     def _admission_ok(self, node: str, cert: Any) -> bool:
         if not isinstance(cert, dict):
@@ -441,6 +470,7 @@ class Membership:
 def register(ctx: Context) -> Membership:
     m = Membership(ctx)
     hive = ctx.hive
+    fleet_mode.register_option(hive)
     hive.add_option("auto-vouch", False, "Vouch automatically for a neophyte that requests promotion",
                     opt_type="bool")
     for mtype, handler in ((MessageType.MSG_ACK, m.on_ack), (MessageType.PROMOTION_REQUEST, m.on_promotion_request),

@@ -235,17 +235,23 @@ class AntiEntropy:
             raise Reject(f"{what} from a node that is not in the hive here")
 
     def on_connect(self, peer: str) -> None:
+        """A hive node connected: our STATE_HASH (it answers with what differs) and our own signed record (a
+        monolith node sends no STATE_HASH of its own later, so GOSSIP is how it learns our record)."""
         if self.ctx.members.our_tier() and peer != self.ctx.me and self.ctx.members.is_in_hive(peer):
             with self._lock:
                 self._replied.pop(peer, None)
             self.send_state_hash(peer, force=True)
+            self.gossip.send_own([peer])
 
     def announce_admission(self, newcomer: str) -> int:
         """After we admitted ``newcomer``: our FULL_SYNC to it and to every reachable hive node."""
         peers = sorted(set(reachable_members(self.ctx)) | {newcomer})
         with self._lock:
             now = time.monotonic()
-            self._replied.update({p: now for p in peers})
+            # not the newcomer: a monolith joiner handles our FULL_SYNC and WELCOME on parallel threads and may
+            # drop the FULL_SYNC as from a non-member; it sends a STATE_HASH once it took the WELCOME, and that
+            # one gets our FULL_SYNC again at once
+            self._replied.update({p: now for p in peers if p != newcomer})
         return self.send_full_sync_to(peers)
 
     def round(self) -> None:

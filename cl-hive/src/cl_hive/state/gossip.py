@@ -135,6 +135,7 @@ class Gossip:
         self.wake = threading.Event()
         self._send_lock = threading.Lock()
         self._last_sent = 0.0
+        self._reached = -1                 # how many nodes our latest record reached (-1: none sent yet)
         self.last_reason: str | None = None
 
     # ---- options and version ------------------------------------------------------------------------
@@ -174,7 +175,22 @@ class Gossip:
             reason = meaningful_change(own, snap)
         if reason:
             self.broadcast(snap, reason)
+        elif self._reached == 0 and own is not None:
+            # our last record reached nobody (e.g. sent at start-up before any hive node was connected): hand
+            # the same signed record to whoever is reachable now, without a new version
+            if self.send_own(reachable_members(self.ctx)):
+                reason = "resend"
         return reason
+
+    def send_own(self, peers: list[str]) -> int:
+        """Our current signed record as GOSSIP to ``peers`` (a node that just connected, or a late start)."""
+        own = self.store.get(self.ctx.me)
+        if own is None or not own.signature or not peers:
+            return 0
+        sent = send_each(self.ctx, peers, MessageType.GOSSIP, own.gossip_payload())
+        self._reached = max(self._reached, sent)
+        self.stats["gossip_sent"] += sent
+        return sent
 
     def broadcast(self, snap: Snapshot, reason: str) -> PeerState:
         with self._send_lock:
@@ -187,6 +203,7 @@ class Gossip:
             self.store.put_own(state)
             self._last_sent = time.monotonic()
         sent = send_each(self.ctx, reachable_members(self.ctx), MessageType.GOSSIP, state.gossip_payload())
+        self._reached = sent
         self.last_reason = reason
         self.stats["broadcasts"] += 1
         self.stats["gossip_sent"] += sent

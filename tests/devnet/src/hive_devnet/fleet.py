@@ -204,6 +204,20 @@ class RealNode(FleetNode):
                 return int(entry.name)
         raise LookupError(f"{plugin} is not running on {self.name}")
 
+    def start(self, plugins: Iterable[str] | None = None, options: dict[str, Any] | None = None) -> None:
+        """Start a stopped node again, optionally with other plugins and options (an option set to None is
+        removed): how a test swaps the monolith for the split plugins on the same node and database."""
+        opts = self.ln.daemon.opts
+        if plugins is not None:
+            opts["plugin"] = [plugin_path(p) for p in plugins]
+        for key, value in (options or {}).items():
+            if value is None:
+                opts.pop(key, None)
+            else:
+                opts[key] = value
+        self.ln.start()
+        self.rpc = self.ln.rpc
+
     def log_lines(self) -> list[str]:
         self.ln.daemon.logs_catchup()             # pyln-testing reads the log file only when asked
         return list(self.ln.daemon.logs)

@@ -23,7 +23,7 @@ import json
 import threading
 from typing import Any, Callable
 
-from pydantic import Field
+from libhive.models import Field
 
 from libhive.errors import HiveError
 from libhive.rpcparams import Params

@@ -21,7 +21,7 @@ import threading
 from collections import Counter
 from typing import Any, Callable, Literal
 
-from pydantic import Field
+from libhive.models import Field
 
 from libhive.identity import is_node_id
 from libhive.rpcparams import Params

@@ -25,7 +25,7 @@ from __future__ import annotations
 import time
 from typing import Any, Callable
 
-from pydantic import Field
+from libhive.models import Field
 
 from libhive.rpcparams import Params
 

@@ -19,7 +19,7 @@ import heapq
 import math
 from typing import Any, Callable
 
-from pydantic import Field
+from libhive.models import Field
 
 from libhive.rpcparams import Params
 

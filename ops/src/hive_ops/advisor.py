@@ -25,9 +25,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .surface import CLASSES as KNOWN_CLASSES
+
 CLOSED_CLASSES = ("signs", "secret", "control")
 FUND_CLASSES = ("pays", "channel-funds")
-KNOWN_CLASSES = ("read", "state", *FUND_CLASSES, *CLOSED_CLASSES)
 NEVER_FOR_ADVISORS = ("destination", "close_to", "push_msat")
 
 

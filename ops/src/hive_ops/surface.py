@@ -15,6 +15,8 @@ what the method can do, which the advisor check (``advisor.py``) relies on:
 * ``pays``: sends the node's funds to someone else, or makes that happen;
 * ``signs``: signs with a node key what a caller chooses, or is a signing contract between the plugins;
 * ``secret``: reads, returns or replaces a secret or a whole database (keys, backups, restores);
+* ``control``: stops the node, installs or runs code, changes its configuration, or rewrites its state from a
+  file the caller names (lightningd's ``plugin``, ``setconfig``; cl-hive's ``hive-migrate``);
 * ``?``: not reviewed yet (the gate fails until someone decides).
 """
 from __future__ import annotations
@@ -29,14 +31,14 @@ from pathlib import Path
 from typing import Any
 
 PLUGINS = ("cl-hive", "cl-hive-comms", "cl-hive-archon")
-CLASSES = ("read", "state", "channel-funds", "pays", "signs", "secret")
+CLASSES = ("read", "state", "channel-funds", "pays", "signs", "secret", "control")
 UNREVIEWED = "?"
 HEADER = """\
 # The RPC surface of the Hive plugins, reviewed.  `make gates` (gate C) starts each plugin, asks it for its
 # manifest (what lightningd registers) and compares it with this file; `hive-gates --write-surface` rewrites it
 # from the plugins, keeping the classes already decided and marking new methods `?` (the gate fails until they are
 # reviewed).  Method classes (what the method can do; the advisor check relies on them):
-#   read | state | channel-funds | pays | signs | secret   -- see ops/src/hive_ops/surface.py
+#   read | state | channel-funds | pays | signs | secret | control   -- see ops/src/hive_ops/surface.py
 """
 
 

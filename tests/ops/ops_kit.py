@@ -57,6 +57,17 @@ def wait_all_active(node: Any, plugins: tuple[str, ...] = HIVE_PLUGINS, timeout:
     wait_for(ready, timeout=timeout, what=f"{sorted(want)} running and seeing each other")
 
 
+def archon_knows_sibling_paths(node: Any) -> bool:
+    """Whether archon has recorded where cl-hive and comms keep their databases (it asks each sibling's status on
+    a worker once it sees it start; a restore needs the record: 1807 otherwise)."""
+    conn = sqlite3.connect(f"file:{node.lightning_dir / DB_FILES['cl-hive-archon']}?mode=ro", uri=True)
+    try:
+        keys = {r[0] for r in conn.execute("SELECT key FROM archon_meta WHERE key LIKE 'sibling-db-path:%'")}
+    finally:
+        conn.close()
+    return keys == {"sibling-db-path:cl-hive", "sibling-db-path:cl-hive-comms"}
+
+
 # ---- a fresh node with another node's hsm_secret --------------------------------------------------------------
 def node_with_secret(fleet: Any, name: str, hsm_secret: Path, plugins: tuple[str, ...] = HIVE_PLUGINS,
                      before_start: Callable[[Path], None] | None = None, options: dict[str, Any] | None = None) -> Any:

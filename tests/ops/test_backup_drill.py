@@ -13,7 +13,7 @@ import pytest
 
 from cl_hive_archon import backup as bundle
 from cl_hive_archon.keys import BACKUP_KEY_LABEL
-from hive_devnet.fleet import HIVE_PLUGINS
+from hive_devnet.fleet import HIVE_PLUGINS, wait_for
 from hive_ops import runbooks
 
 import ops_kit as kit
@@ -40,6 +40,7 @@ def hive_db(*args: str) -> dict:
 def restore_with_archon(node, path: str) -> None:
     """The documented steps: archon has seen its siblings run; stop them, restore, start them again."""
     kit.wait_all_active(node)
+    wait_for(lambda: kit.archon_knows_sibling_paths(node), what="archon recording where the siblings' files are")
     for sibling in ("cl-hive", "cl-hive-comms"):
         node.plugin_stop(sibling)
     restored = node.rpc.call("hive-archon-restore", {"path": path})

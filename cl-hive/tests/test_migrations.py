@@ -29,6 +29,9 @@ SHIPPED = (
     "m306_hive_planner",
     "m400_hive_tier_claims",
     "m401_hive_monolith_imports",
+    "m200_settlement_accounting",
+    "m201_settlement_offers_and_reports",
+    "m202_settlement_proposals",
 )
 
 

@@ -28,6 +28,7 @@ from libhive.bootstrap import HivePlugin
 from libhive.contracts import ContractError, SiblingUnavailable
 from libhive.gating import Gate
 from libhive.identity import IdentityError, NodeIdentity
+from libhive.workers import log_failure
 
 from . import bindings, state
 from .service import NostrService, service_of
@@ -140,7 +141,7 @@ class HiveBridge:
             try:
                 self.inject_pending()
             except Exception:
-                log.exception("handing hive packets to cl-hive failed")
+                log_failure(log, "handing hive packets to cl-hive failed")
 
     def inject_pending(self) -> int:
         if not self.hive.gate.on(FEATURE):

@@ -49,6 +49,7 @@ from libhive import contracts
 from libhive.bootstrap import HivePlugin
 from libhive.db import Database
 from libhive.errors import StorageError
+from libhive.workers import log_failure
 
 from . import dm, state
 from .bindings import BINDING_KIND, D_PREFIX, BindingBook
@@ -481,7 +482,7 @@ class NostrService:
             try:
                 self.process_outbox()
             except Exception:
-                log.exception("outbox round failed")
+                log_failure(log, "outbox round failed")
 
     def process_outbox(self) -> int:
         connected = self.relay.connected() > 0 if self.relay.relays else False

@@ -1,4 +1,5 @@
-"""cl-hive: the fleet's coordination plugin (membership, signed gossip, intents, governance, settlement)."""
+"""cl-hive: the fleet's coordination plugin (membership, signed gossip, intents, governance, economics and the
+weekly fee settlement)."""
 from __future__ import annotations
 
 from typing import Any
@@ -6,7 +7,8 @@ from typing import Any
 from libhive import contracts
 from libhive.bootstrap import HivePlugin, main_for
 
-from . import __version__, coordination, fees, governance, intents, membership, migrate, state
+from . import (__version__, coordination, economics, fees, governance, intents, membership, migrate, settlement,
+               state)
 from .membership import MemberStore, fleet_mode
 from .migrations import migrations
 from .protocol import Context, Ingress, Outbox, Transport
@@ -52,7 +54,7 @@ def _start() -> None:
 def _hive_fields() -> dict[str, Any]:
     me = ctx.members.get(ctx.me) or {}
     return {"membership": {"tier": me.get("tier"), "hive_id": ctx.hive_id, "joined_at": me.get("joined_at"),
-                           "uptime_pct": None, "contribution_ratio": None},   # as cl-revenue-ops reads it
+                           **fleet_economics.membership_fields()},   # uptime_pct, contribution_ratio: cl-revenue-ops
             "hive": {"hive_id": ctx.hive_id, "tier": ctx.members.our_tier(),
                      "members": ctx.members.count(("member",)), "neophytes": ctx.members.count(("neophyte",)),
                      "fleet_mode": fleet_mode.current(ctx).describe(),
@@ -67,7 +69,13 @@ fleet_coordination = coordination.register(ctx, fee_policy, intent_locks, fleet_
 intent_locks.use_governance(hive_governance.queue)   # committed channel_open intents -> propose()
 migrate.register(hive)                                 # hive-migrate: a monolith database into this node
 
+# the fleet's economics (forwards, presence, contribution) and the weekly BOLT12 fee settlement built on them
+fleet_economics = economics.register(ctx, lambda node: getattr(fleet_state.store.get(node), "last_update", None),
+                                     fleet_state.gossip.interval, hive_membership.lifecycle)
+fee_settlement = settlement.register(ctx, fleet_economics, hive_governance)
+
 main = main_for(hive)
+
 
 if __name__ == "__main__":
     main()

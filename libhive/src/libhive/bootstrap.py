@@ -137,6 +137,7 @@ class HivePlugin:
         self.db: Database | None = None
         self.db_path: Path | None = None
         self.lightning_dir: Path | None = None
+        self.network: str | None = None           # init's configuration.network ("bitcoin", "regtest", ...)
         self.node_id: str | None = None
         self.options: dict[str, Any] = {}
         self.gate = gating.decide(name, {})
@@ -147,6 +148,7 @@ class HivePlugin:
         self._status_hooks: list[Callable[[], dict[str, Any]]] = []
         self._stop_hooks: list[Callable[[], None]] = []
         self._sibling_hooks: list[Callable[[dict[str, Any]], None]] = []
+        self._subscribers: dict[str, list[Callable[..., None]]] = {}
         self._gate_lock = threading.Lock()
         self._announced = False
         self.implemented: set[str] = set()   # features whose code exists in this version (see implements())
@@ -180,6 +182,24 @@ class HivePlugin:
             self.plugin.add_method(name, handler, background=False, description=text)
             return fn
         return register
+
+    def subscribe(self, topic: str, fn: Callable[..., None]) -> Callable[..., None]:
+        """Call ``fn(**params)`` for each ``topic`` notification.  Unlike pyln's one handler per topic, any number of
+        modules may subscribe; each runs on pyln's I/O thread (queue slow work), and one failing does not stop the
+        others."""
+        handlers = self._subscribers.get(topic)
+        if handlers is None:
+            handlers = self._subscribers[topic] = []
+
+            def dispatch(plugin: Plugin | None = None, **params: Any) -> None:
+                for handler in list(handlers):
+                    try:
+                        handler(**params)
+                    except Exception:
+                        self.log.exception("%s notification handler failed", topic)
+            self.plugin.add_subscription(topic, dispatch)
+        handlers.append(fn)
+        return fn
 
     def implements(self, *features: str) -> None:
         """Declare features this version really implements; the status marks the others as not implemented,
@@ -228,6 +248,7 @@ class HivePlugin:
     def _init(self, options: dict[str, Any], configuration: dict[str, Any], plugin: Plugin, **kwargs: Any) -> Any:
         self.options = dict(options)
         self.lightning_dir = Path(configuration["lightning-dir"])
+        self.network = configuration.get("network")
         configured = self.option("db-path")
         self.db_path = Path(configured) if configured else self.lightning_dir / f"{self.name}.sqlite3"
         for check in self._option_checks:

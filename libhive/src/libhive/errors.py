@@ -10,7 +10,8 @@ Code ranges (keep this table current when adding a family):
 ==========  =====================================================
 -32603      unspecified: a bare HiveError (define a subclass instead)
 1500-1599   libhive storage (db.py): database files, schema, backups
-1600-1699   libhive protocol (wire.py 1600, identity.py 1601)
+1600-1699   libhive protocol (wire.py 1600, identity.py 1601); payments.py 1610-1619: 1610 general,
+            1611 key reused, 1612 no invoice, 1613 invoice mismatch
 1700-1799   libhive contracts and siblings (contracts.py)
 1800-1899   cl-hive-archon (cl_hive_archon/errors.py): 1800 general, 1801 identity, 1802 network
             off, 1803 gatekeeper, 1804 not found, 1805 verification failed, 1806 comms
@@ -32,6 +33,7 @@ Code ranges (keep this table current when adding a family):
             1977 insufficient ecash, 1980 receipt signing, 1985 marketplace,
             1986 transport unavailable
 2100-2199   cl-hive governance, budget and fee policy (cl_hive/governance/common.py)
+2200-2299   cl-hive economics and settlement (cl_hive/economics/errors.py)
 2300-2399   cl-hive fleet coordination (cl_hive/coordination/common.py): 2301 unknown channel, 2302 rate limited,
             2303 not enough data
 -32602      bad RPC parameters (JSON-RPC's own code; rpcparams.py)

@@ -6,11 +6,24 @@ into siblings go here: a small pool for RPC handlers, and named periodic loops.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable
 
 log = logging.getLogger(__name__)
+
+
+def log_failure(logger: logging.Logger, what: str, *args: Any) -> None:
+    """Log the exception being handled by a background round.  An ``OSError`` is the environment, not a bug:
+    lightningd closes its RPC socket before it tells plugins to shut down (a round in between is refused), a relay
+    or gateway is unreachable; it is logged as a warning, without a traceback.  Anything else is a bug and is
+    logged with its traceback at error level."""
+    exc = sys.exc_info()[1]
+    if isinstance(exc, OSError):
+        logger.warning(f"{what}: %s", *args, exc)
+    else:
+        logger.exception(what, *args)
 
 
 class Workers:
@@ -33,7 +46,7 @@ class Workers:
                 try:
                     fn()
                 except Exception:  # a failing round must not end the loop
-                    log.exception("%s: periodic task %s failed", self.name, name)
+                    log_failure(log, "%s: periodic task %s failed", self.name, name)
                 wait = interval() if callable(interval) else interval
                 if self.stopping.wait(max(0.01, wait)):
                     return
@@ -49,7 +62,7 @@ class Workers:
                     if fn():
                         return
                 except Exception:
-                    log.exception("%s: task %s failed", self.name, name)
+                    log_failure(log, "%s: task %s failed", self.name, name)
         self.spawn(run, name)
 
     def spawn(self, target: Callable[[], Any], name: str) -> threading.Thread:

@@ -3,14 +3,12 @@ shapes:
 
 * ``hive-channel-opened`` / ``hive-channel-closed``: recorded in ``hive_peer_events`` and shared with the fleet as
   PEER_AVAILABLE (``planner/expansion``); an open to a hive node gets the hive fee policy at once;
-* ``hive-report-period-costs``: the current ISO week's rebalancing costs, kept in ``hive_period_costs`` for the
-  settlement;
 * ``hive-get-channel-flags`` (from the hive fee policy) and ``hive-get-channel-ages`` (from the chain height and
   ``listforwards``).
 
 The fleet coordination methods are in the capability modules next to this one (``rebalance``, ``health``,
-``warnings``, ``fee_intel``, ``planner``, ``splice``); what has no data in this version is in
-``revenue_ops_deferred``.  Every method validates its parameters (-32602 on bad input) and accepts every parameter
+``warnings``, ``fee_intel``, ``planner``, ``splice``); the settlement's ``hive-report-period-costs`` is in
+``economics/accounting.py``; what has no data in this version is in ``revenue_ops_deferred``.  Every method validates its parameters (-32602 on bad input) and accepts every parameter
 cl-revenue-ops sends, including the ones the upstream signatures lacked, so cl-revenue-ops' circuit breaker is never
 tripped by a binding error.
 """
@@ -25,7 +23,7 @@ from libhive.rpcparams import Params
 
 from ..fees.policy import FeePolicy
 from ..governance.common import dumps, now
-from .common import expose, iso_week, node_id_field
+from .common import expose, node_id_field
 
 EVENT_RETENTION_DAYS = 180
 BLOCKS_PER_DAY = 144
@@ -59,8 +57,6 @@ class ChannelClosed(Params):
     profitability_score: float = 0.0
 
 
-class PeriodCosts(Params):
-    rebalance_costs_sats: int = Field(0, ge=0)
 
 
 class ScidQuery(Params):
@@ -111,12 +107,6 @@ class RevenueOps:
         return out | {"action": "notified_hive", "event_type": event,
                       "broadcast_count": self._share(p.peer_id, event, p.channel_id, p.model_dump())}
 
-    def period_costs(self, p: PeriodCosts) -> dict[str, Any]:
-        period = iso_week()
-        with self._db().write() as conn:
-            conn.execute("INSERT OR REPLACE INTO hive_period_costs (period, rebalance_costs_sats, updated_at) "
-                         "VALUES (?, ?, ?)", (period, p.rebalance_costs_sats, now()))
-        return {"status": "accepted", "rebalance_costs_sats": p.rebalance_costs_sats, "period": period}
 
     def channels(self, scid: str | None) -> list[dict[str, Any]]:
         params = {"short_channel_id": scid} if scid else {}
@@ -152,8 +142,6 @@ def register(hive: Any, members: Any, fees: FeePolicy) -> RevenueOps:
            "policy to a hive node's channel, records the event).")(ops.channel_opened)
     expose(hive, "hive-channel-closed", ChannelClosed, "cl-revenue-ops: a channel closed, with its "
            "profitability (recorded).")(ops.channel_closed)
-    expose(hive, "hive-report-period-costs", PeriodCosts, "cl-revenue-ops: this ISO week's rebalancing costs, "
-           "for the settlement.")(ops.period_costs)
     expose(hive, "hive-get-channel-flags", ScidQuery, "Per channel: hive-internal (fixed hive fee, excluded from "
            "fee optimisation) or not.")(ops.channel_flags)
     expose(hive, "hive-get-channel-ages", ScidQuery, "Per channel: age in days, maturity, settled forwards.")(
@@ -161,4 +149,4 @@ def register(hive: Any, members: Any, fees: FeePolicy) -> RevenueOps:
     return ops
 
 
-__all__ = ["RevenueOps", "expose", "iso_week", "node_id_field", "register"]
+__all__ = ["RevenueOps", "expose", "node_id_field", "register"]

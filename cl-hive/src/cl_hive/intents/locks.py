@@ -48,6 +48,7 @@ from libhive.identity import is_node_id
 from libhive.rpcparams import Params, validate
 from libhive.wire import MessageType
 from libhive.models import Field
+from libhive.workers import log_failure
 
 from ..protocol import formats
 from ..protocol.context import BadState, Context, check_fresh, check_signature
@@ -349,7 +350,7 @@ class IntentLocks:
             try:
                 self.tick()
             except Exception:
-                log.exception("intent round failed")
+                log_failure(log, "intent round failed")
 
     # ---- receiving ----------------------------------------------------------------------------------
     def on_intent(self, msg: Inbound) -> None:

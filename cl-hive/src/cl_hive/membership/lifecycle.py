@@ -83,13 +83,7 @@ class Membership:
         return new
 
     def _ack(self, peer: str, mid: str) -> None:
-        ts = int(time.time())
-        payload = {"ack_msg_id": mid, "status": "ok", "sender_id": self.ctx.me, "timestamp": ts}
-        payload["signature"] = self.ctx.sign(formats.msg_ack_signing(self.ctx.me, mid, "ok", ts))
-        try:
-            self.ctx.transport.send(peer, MessageType.MSG_ACK, payload)
-        except Exception:
-            pass                                     # best effort: the sender's outbox retries
+        self.ctx.send_ack(peer, mid)
 
     def on_ack(self, msg: Inbound) -> None:
         p = msg.payload

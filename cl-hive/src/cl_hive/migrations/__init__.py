@@ -15,5 +15,6 @@ migrations = Migrations("cl-hive")
 from . import core, fleet, governance  # noqa: E402,F401
 from . import coordination  # noqa: E402,F401
 from . import rollout  # noqa: E402,F401
+from . import settlement  # noqa: E402,F401
 
 __all__ = ["migrations"]

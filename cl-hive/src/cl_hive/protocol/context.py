@@ -12,6 +12,7 @@ from libhive.bootstrap import HivePlugin
 from libhive.errors import HiveError
 from libhive.identity import NodeIdentity, verify
 
+from . import formats
 from .ingress import Ingress, Reject
 from .outbox import Outbox
 from .transport import Transport
@@ -82,6 +83,17 @@ class Context:
 
     def sign(self, message: str) -> str:
         return self.signer.sign(message)
+
+    def send_ack(self, peer: str, msg_id: str) -> None:
+        """Signed MSG_ACK for a verified reliable message (best effort: the sender's outbox retries)."""
+        from libhive.wire import MessageType
+        ts = int(time.time())
+        payload = {"ack_msg_id": msg_id, "status": "ok", "sender_id": self.me, "timestamp": ts,
+                   "signature": self.sign(formats.msg_ack_signing(self.me, msg_id, "ok", ts))}
+        try:
+            self.transport.send(peer, MessageType.MSG_ACK, payload)
+        except Exception:
+            pass
 
     def broadcast_reliable(self, msg_id: str, msg_type: int, payload: dict[str, Any],
                            exclude: tuple[str, ...] = ()) -> int:

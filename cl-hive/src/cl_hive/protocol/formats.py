@@ -125,6 +125,11 @@ EVENT_ID_FIELDS: dict[str, tuple[str, ...]] = {
     "MEMBER_LEFT": ("peer_id", "timestamp"),
     "BAN_PROPOSAL": ("proposal_id",),
     "BAN_VOTE": ("proposal_id", "voter_peer_id"),
+    "SETTLEMENT_PROPOSE": ("proposal_id",),
+    "SETTLEMENT_READY": ("proposal_id", "voter_peer_id"),
+    "SETTLEMENT_EXECUTED": ("proposal_id", "executor_peer_id"),
+    # ours only (the monolith's id is (peer_id, period_start), the same for every report of a week: F6)
+    "FEE_REPORT_V2": ("peer_id", "period", "seq"),
 }
 
 
@@ -265,3 +270,62 @@ def payload_signing_v2(type_name: str, payload: dict[str, Any]) -> str:
     field but the signatures, so nothing a monolith leaves unsigned (or covers with 64 bits) can be altered."""
     body = {k: v for k, v in payload.items() if k not in SIGNATURE_FIELDS}
     return f"hive:{type_name.lower()}:v2:{_sha256_hex(canonical_json(body))}"
+# ---- settlement (monolith protocol.py; the *_v2 strings are ours) ---------------------------------------
+def settlement_offer_signing(peer_id: str, offer: str) -> str:
+    return f"settlement_offer:{peer_id}:{offer}"
+
+
+def settlement_offer_signing_v2(peer_id: str, timestamp: int, offer: str) -> str:
+    """Also covers the timestamp, so an old announcement cannot be replayed as a new one."""
+    return f"hive:settlement_offer:v2:{peer_id}:{timestamp}:{offer}"
+
+
+def fee_report_signing(peer_id: str, fees: int, costs: int, start: int, end: int, count: int) -> str:
+    return f"fee_report:{peer_id}:{fees}:{costs}:{start}:{end}:{count}"
+
+
+def fee_report_signing_legacy(peer_id: str, fees: int, start: int, end: int, count: int) -> str:
+    """Monolith nodes older than net-profit settlement signed without costs (accepted only with costs 0)."""
+    return f"fee_report:{peer_id}:{fees}:{start}:{end}:{count}"
+
+
+def fee_report_extras_hash(hive_channels: dict[str, int], observed_uptime: dict[str, int]) -> str:
+    return _sha256_hex(canonical_json({"hive_channels": hive_channels, "observed_uptime": observed_uptime}))
+
+
+def fee_report_signing_v2(peer_id: str, period: str, seq: int, final: bool, fees: int, costs: int, count: int,
+                          start: int, end: int, timestamp: int, extras_hash: str) -> str:
+    """Our report: everything the monolith string covers, plus the period, the sequence number, whether it is
+    the week's closing report, the time it was made, and the channel and uptime figures."""
+    return (f"hive:fee_report:v2:{peer_id}:{period}:{seq}:{int(bool(final))}:{fees}:{costs}:{count}:{start}:{end}:"
+            f"{timestamp}:{extras_hash}")
+
+
+PROPOSE_SIGNED_FIELDS = ("proposal_id", "period", "proposer_peer_id", "data_hash", "plan_hash", "total_fees_sats",
+                         "member_count", "timestamp")
+
+
+def settlement_propose_signing(p: dict[str, Any]) -> str:
+    """``contributions`` are not covered (as in the monolith); they are bound through data_hash and plan_hash,
+    which every voter recomputes."""
+    return canonical_json({k: p[k] for k in PROPOSE_SIGNED_FIELDS})
+
+
+def settlement_ready_signing(proposal_id: str, voter: str, data_hash: str, timestamp: int) -> str:
+    return canonical_json({"proposal_id": proposal_id, "voter_peer_id": voter, "data_hash": data_hash,
+                           "timestamp": timestamp})
+
+
+EXECUTED_SIGNED_FIELDS = ("proposal_id", "executor_peer_id", "plan_hash", "total_sent_sats", "payment_hash",
+                          "amount_paid_sats", "timestamp")
+
+
+def settlement_executed_signing(p: dict[str, Any]) -> str:
+    return canonical_json({k: p[k] for k in EXECUTED_SIGNED_FIELDS})
+
+
+def settlement_executed_signing_v2(proposal_id: str, executor: str, plan_hash: str, timestamp: int,
+                                   payments: list[dict[str, Any]]) -> str:
+    """Our EXECUTED also lists each payment (receiver, amount, payment hash) so a receiver can check it got it."""
+    return (f"hive:settlement_executed:v2:{proposal_id}:{executor}:{plan_hash}:{timestamp}:"
+            f"{_sha256_hex(canonical_json(payments))}")

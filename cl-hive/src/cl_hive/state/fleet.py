@@ -56,12 +56,11 @@ def register(ctx: Context, membership: Membership) -> Fleet:
         gossip.wake.set()
     ctx.members.on_change(roster_changed)
 
-    def on_connect(plugin: Any = None, connect: dict[str, Any] | None = None, id: str | None = None,
-                   **kwargs: Any) -> None:
+    def on_connect(connect: dict[str, Any] | None = None, id: str | None = None, **kwargs: Any) -> None:
         peer = (connect or {}).get("id") or id           # lightningd wraps the payload under the topic name
         if isinstance(peer, str) and hive.db is not None and not hive.workers.stopping.is_set():
             hive.workers.submit(sync.on_connect, peer)
-    hive.plugin.add_subscription("connect", on_connect)
+    hive.subscribe("connect", on_connect)
 
     @hive.on_init
     def _start() -> None:

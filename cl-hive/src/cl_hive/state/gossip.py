@@ -38,6 +38,7 @@ from typing import Any
 from libhive.amounts import AmountError, msat_or_zero
 from libhive.identity import is_node_id
 from libhive.wire import MessageType
+from libhive.workers import log_failure
 
 from ..protocol.context import Context, check_fresh, check_signature
 from ..protocol.fanout import reachable_members, send_each
@@ -216,7 +217,7 @@ class Gossip:
             try:
                 self.tick()
             except Exception:
-                log.exception("gossip round failed")
+                log_failure(log, "gossip round failed")
             self.wake.wait(min(CHECK_SECONDS, self.interval()))
             self.wake.clear()
 

@@ -85,6 +85,12 @@ class FleetNode:
         os.kill(self.plugin_pid(plugin), signal.SIGKILL)
         listed = lambda: {Path(p["name"]).name for p in self.rpc.call("plugin", {"subcommand": "list"})["plugins"]}
         wait_for(lambda: plugin not in listed(), what=f"{plugin} gone after kill -9")
+    def kill(self) -> None:
+        """kill -9: lightningd dies at once, its plugins with it (no shutdown notification); ``start()`` again."""
+        raise NotImplementedError
+
+    def start(self) -> None:
+        raise NotImplementedError
 
     def log_lines(self) -> list[str]:
         raise NotImplementedError
@@ -96,7 +102,8 @@ class FleetNode:
 
 class Fleet:
     def add_node(self, name: str, plugins: Iterable[str] = HIVE_PLUGINS,
-                 options: dict[str, Any] | None = None) -> FleetNode:
+                 options: dict[str, Any] | None = None, may_reconnect: bool = False) -> FleetNode:
+        """``may_reconnect``: the test kills or restarts nodes, so their peers reconnecting is expected."""
         raise NotImplementedError
 
     def connect(self, a: FleetNode, b: FleetNode) -> None:
@@ -104,6 +111,9 @@ class Fleet:
 
     def open_channel(self, a: FleetNode, b: FleetNode, amount_sat: int) -> str:
         raise NotImplementedError
+
+    def announce_channels(self, nodes: Iterable[FleetNode], channels: int) -> None:
+        """Make ``channels`` channels public and wait until every node's graph has them (for multi-hop payments)."""
 
     def close(self) -> None:
         raise NotImplementedError
@@ -136,6 +146,11 @@ class DevnetNode(FleetNode):
             if Path(p.path).name == plugin and p.pid is not None:
                 return p.pid
         raise LookupError(f"{plugin} is not running on {self.name}")
+    def kill(self) -> None:
+        self.fleet.network.kill_node(self.node)
+
+    def start(self) -> None:
+        self._start()
 
     def log_lines(self) -> list[str]:
         return [line for _, _, line in list(self.node.logs)]
@@ -148,7 +163,7 @@ class DevnetFleet(Fleet):
         self.nodes: dict[str, DevnetNode] = {}
 
     def add_node(self, name: str, plugins: Iterable[str] = HIVE_PLUGINS,
-                 options: dict[str, Any] | None = None) -> DevnetNode:
+                 options: dict[str, Any] | None = None, may_reconnect: bool = False) -> DevnetNode:
         options = options or {}
         specs = [(plugin_path(p), {k: v for k, v in options.items() if _option_owner(k) == p}) for p in plugins]
         node = DevnetNode(self, name, specs)
@@ -186,6 +201,10 @@ class RealNode(FleetNode):
 
     def restart(self) -> None:
         self.ln.restart()
+
+    def kill(self) -> None:
+        self.ln.daemon.proc.kill()
+        self.ln.daemon.proc.wait()
 
     def stop(self) -> None:
         self.ln.stop()
@@ -230,16 +249,22 @@ class RealFleet(Fleet):
         self.node_factory, self.bitcoind = node_factory, bitcoind
 
     def add_node(self, name: str, plugins: Iterable[str] = HIVE_PLUGINS,
-                 options: dict[str, Any] | None = None) -> RealNode:
+                 options: dict[str, Any] | None = None, may_reconnect: bool = False) -> RealNode:
         opts: dict[str, Any] = {"plugin": [plugin_path(p) for p in plugins], "alias": name}
         opts.update(options or {})
-        return RealNode(self, name, self.node_factory.get_node(options=opts))
+        return RealNode(self, name, self.node_factory.get_node(options=opts, may_reconnect=may_reconnect))
 
     def open_channel(self, a: FleetNode, b: FleetNode, amount_sat: int) -> str:
         a_ln, b_ln = a.ln, b.ln  # type: ignore[attr-defined]
         a_ln.fundwallet(amount_sat + 100_000)
         scid, _ = a_ln.fundchannel(b_ln, amount_sat)
         return scid
+
+    def announce_channels(self, nodes: Iterable[FleetNode], channels: int) -> None:
+        self.bitcoind.generate_block(6)
+        for n in nodes:
+            wait_for(lambda n=n: len(n.rpc.call("listchannels")["channels"]) >= 2 * channels, timeout=120,
+                     what=f"{n.name} sees the {channels} public channels")
 
     def close(self) -> None:  # node_factory tears itself down
         pass

@@ -48,7 +48,7 @@ from .ledger_model import (
 )
 from .ledger_channels import ChannelsMixin
 from .ledger_invoices import InvoicesMixin
-from .ledger_pay import PaymentsMixin
+from .ledger_pay import HeldPayment, PaymentsMixin
 
 Emit = Callable[[str, str, dict], None]
 log = logging.getLogger(__name__)
@@ -122,6 +122,8 @@ class Ledger(ChannelsMixin, InvoicesMixin, PaymentsMixin, DatastoreMixin):
         self.nodes: dict[str, NodeState] = {}
         self.chans: dict[str, Channel] = {}  # scid -> channel
         self._connected: set[frozenset[str]] = set()
+        # the payee's invoice_payment hook (set by the network): (payee, payload) -> "continue" | "reject" | None
+        self.payee_hook: Callable[[str, dict | None], str | None] | None = None
 
     # ------------------------------------------------------------ infrastructure
 
@@ -170,8 +172,13 @@ class Ledger(ChannelsMixin, InvoicesMixin, PaymentsMixin, DatastoreMixin):
         unknown = set(params) - set(self.METHODS[method])
         if unknown:
             raise RpcError(INVALID_PARAMS, f"unknown parameter: {sorted(unknown)[0]}")
-        with self._locked():
-            return handler(self._node(node_id), **params)
+        try:
+            with self._locked():
+                return handler(self._node(node_id), **params)
+        except HeldPayment as held:              # the payee's invoice_payment hook decides, outside the lock
+            verdict = self.payee_hook(held.target.destination, held.hook_payload()) if self.payee_hook else None
+            with self._locked():
+                return self._finish_held(held, verdict or "continue")
 
     # ------------------------------------------------------------ scripting / node-layer API
 

@@ -38,6 +38,7 @@ ONCHAIN_FEE_ESTIMATES = {
 U64_MAX = 18446744073709551615
 
 # lightningd pay/fund/offer/datastore error codes (common/jsonrpc_errors.h)
+PAY_IN_PROGRESS = 200
 PAY_ROUTE_NOT_FOUND = 205
 PAY_ROUTE_TOO_EXPENSIVE = 206
 PAY_INVOICE_EXPIRED = 207
@@ -359,6 +360,8 @@ class PaymentRec:
                      "amount_msat": self.amount_msat, "amount_sent_msat": self.amount_sent_msat,
                      "created_at": int(self.created_at), "completed_at": self.completed_at,
                      "status": self.status, "payment_preimage": self.preimage}
+        if self.status != "complete":          # lightningd has neither before the payment completed
+            del out["completed_at"], out["payment_preimage"]
         for k in ("label", "bolt11", "bolt12", "description"):
             if getattr(self, k) is not None:
                 out[k] = getattr(self, k)
@@ -380,6 +383,8 @@ class PaymentRec:
         out.update({"preimage": self.preimage, "amount_msat": self.amount_msat,
                     "amount_sent_msat": self.amount_sent_msat, "created_index": self.created_index,
                     "updated_index": self.updated_index})
+        if self.status != "complete":
+            del out["completed_at"], out["preimage"]
         return out
 
     def pay_json(self) -> dict:

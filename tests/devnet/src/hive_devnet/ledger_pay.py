@@ -1,6 +1,10 @@
 """Payments for the Ledger: pay, xpay (also of an offer), sendpay/waitsendpay, getroute, listpays,
 listsendpays and listforwards.
 
+When a plugin of the payee registered the ``invoice_payment`` hook, the payment waits for the hook's answer (as
+lightningd holds the HTLC): the payer's listsendpays shows it ``pending`` meanwhile, the ledger is not locked, and
+the payment completes (or fails on ``reject``) when the hook answers, even if the payer died in between.
+
 Payments are single-part and atomic: the route is found (backward Dijkstra on the amount that has to
 arrive at each node, i.e. cheapest in fees), every hop is checked (CHANNELD_NORMAL, sender's spendable,
 htlc min/max, private channels only as first/last hop), then all balances move at once, each
@@ -20,6 +24,7 @@ from .errors import INVALID_PARAMS, RpcError
 from .ledger_model import (
     PAY_DESTINATION_PERM_FAIL,
     PAY_INJECTPAYMENTONION_ALREADY_PAID,
+    PAY_IN_PROGRESS,
     PAY_INVOICE_EXPIRED,
     PAY_ROUTE_NOT_FOUND,
     PAY_ROUTE_TOO_EXPENSIVE,
@@ -63,6 +68,20 @@ class Target:
     bolt11: str | None = None
     bolt12: str | None = None
     description: str | None = None
+
+
+class HeldPayment(Exception):
+    """Raised inside the ledger lock when the payee's hook must decide; Ledger.call finishes it outside."""
+
+    def __init__(self, payer: NodeState, target: Target, route: list[Hop], label: str | None, inv: InvoiceRec,
+                 rec: PaymentRec, shape: str) -> None:
+        super().__init__("held by the payee's invoice_payment hook")
+        self.payer, self.target, self.route, self.label, self.inv, self.rec = payer, target, route, label, inv, rec
+        self.shape = shape                 # which reply the RPC gives: pay or xpay
+
+    def hook_payload(self) -> dict:
+        received = self.route[-1].amount_msat if self.route else self.target.amount_msat
+        return {"payment": {"label": self.inv.label, "preimage": self.inv.preimage, "msat": received}}
 
 
 class PaymentsMixin:
@@ -153,7 +172,7 @@ class PaymentsMixin:
         return inv
 
     def _settle(self: Ledger, payer: NodeState, target: Target, route: list[Hop], label: str | None,
-                inv: InvoiceRec) -> PaymentRec:
+                inv: InvoiceRec, pending: PaymentRec | None = None) -> PaymentRec:
         """Move the money along `route` (already checked) and record everything."""
         now = self._now()
         fwds: list[tuple[NodeState, ForwardRec]] = []
@@ -200,10 +219,15 @@ class PaymentsMixin:
             self._notify(fnode.node_id, "forward_event", f.event())
         payer.payment_updated += 1
         sent = route[0].amount_msat if route else target.amount_msat
-        rec = PaymentRec(len(payer.payments) + 1, target.payment_hash, target.destination, target.amount_msat,
-                         sent, now, int(resolved), inv.preimage, payer.payment_updated, label=label,
-                         bolt11=target.bolt11, bolt12=target.bolt12, description=target.description)
-        payer.payments.append(rec)
+        if pending is not None:
+            rec = pending
+            rec.status, rec.completed_at, rec.preimage = "complete", int(resolved), inv.preimage
+            rec.updated_index = payer.payment_updated
+        else:
+            rec = PaymentRec(len(payer.payments) + 1, target.payment_hash, target.destination, target.amount_msat,
+                             sent, now, int(resolved), inv.preimage, payer.payment_updated, label=label,
+                             bolt11=target.bolt11, bolt12=target.bolt12, description=target.description)
+            payer.payments.append(rec)
         self._notify(payer.node_id, "sendpay_success", {
             "id": rec.created_index, "payment_hash": rec.payment_hash, "destination": rec.destination,
             "amount_msat": rec.amount_msat, "amount_sent_msat": rec.amount_sent_msat,
@@ -215,7 +239,7 @@ class PaymentsMixin:
                     None)
 
     def _pay(self: Ledger, payer: NodeState, target: Target, *, maxfee: int, label: str | None,
-             excluded: set[str]) -> PaymentRec:
+             excluded: set[str], shape: str = "pay") -> PaymentRec:
         now = self._now()
         if now > target.expires_at:
             raise RpcError(PAY_INVOICE_EXPIRED, f"Invoice expired {int(now - target.expires_at)} seconds ago")
@@ -234,7 +258,26 @@ class PaymentsMixin:
         if fee > maxfee:
             raise RpcError(PAY_ROUTE_TOO_EXPENSIVE, "Failed: Could not find route without excessive cost")
         inv = self._check_payee(target, route[-1].amount_msat)
+        if self.payee_hook is not None and self.payee_hook(target.destination, None) is not None:
+            if any(p.payment_hash == target.payment_hash and p.status == "pending" for p in payer.payments):
+                raise RpcError(PAY_IN_PROGRESS, "Payment already pending")
+            payer.payment_updated += 1
+            rec = PaymentRec(len(payer.payments) + 1, target.payment_hash, target.destination, target.amount_msat,
+                             route[0].amount_msat, now, 0, "", payer.payment_updated, label=label,
+                             bolt11=target.bolt11, bolt12=target.bolt12, description=target.description,
+                             status="pending")
+            payer.payments.append(rec)
+            raise HeldPayment(payer, target, route, label, inv, rec, shape)
         return self._settle(payer, target, route, label, inv)
+
+    def _finish_held(self: Ledger, held: HeldPayment, verdict: str) -> dict:
+        if verdict != "continue" or held.inv.status != "unpaid":
+            held.payer.payment_updated += 1
+            held.rec.status, held.rec.updated_index = "failed", held.payer.payment_updated
+            raise RpcError(PAY_DESTINATION_PERM_FAIL, "Destination said it doesn't know invoice: "
+                                                      "WIRE_INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS")
+        rec = self._settle(held.payer, held.target, held.route, held.label, held.inv, pending=held.rec)
+        return rec.xpay_json() if held.shape == "xpay" else rec.pay_json()
 
     @staticmethod
     def _excluded(exclude: Any) -> set[str]:
@@ -295,7 +338,7 @@ class PaymentsMixin:
             raise RpcError(PAY_INJECTPAYMENTONION_ALREADY_PAID, "Already paid this invoice successfully")
         limit = parse_amount_msat(maxfee, "maxfee") if maxfee is not None else max(5000, target.amount_msat // 100)
         rec = self._pay(node, target, maxfee=limit, label=parse_label(label) if label is not None else None,
-                        excluded=set())
+                        excluded=set(), shape="xpay")
         return rec.xpay_json()
 
     def rpc_sendpay(self: Ledger, node: NodeState, route: Any, payment_hash: Any, label: Any = None,

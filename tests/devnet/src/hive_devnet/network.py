@@ -31,6 +31,7 @@ class Network:
         self._thread = threading.Thread(target=self._run_loop, name="devnet-loop", daemon=True)
         self._thread.start()
         self.ledger = Ledger(network=chain, emit=self._emit_threadsafe)
+        self.ledger.payee_hook = self._invoice_payment_hook
         self.nodes: dict[str, Node] = {}
         self._links: set[frozenset[str]] = set()
         self._link_queues: dict[tuple[str, str], asyncio.Queue] = {}
@@ -84,6 +85,15 @@ class Network:
         for peer in list(self.peers_of(node_id)):
             await self.disconnect(node_id, peer)
 
+    def kill_node(self, node: Node) -> None:
+        """kill -9 of lightningd: no shutdown notification; plugins die with it, peers see the connection drop."""
+        async def crash() -> None:
+            try:
+                await node.fatal("killed (SIGKILL)")
+            except NodeFatal:
+                pass
+        self.run(crash())
+
     def schedule_stop(self, node: Node) -> None:
         """The ``stop`` RPC: answer first, then shut down, as lightningd does."""
         self.loop.call_later(0.05, lambda: asyncio.ensure_future(self._stop_node(node, 30.0)))
@@ -102,6 +112,21 @@ class Network:
         self._thread.join(5)
         if self._own_dir:
             shutil.rmtree(self.base_dir, ignore_errors=True)
+
+    # ---- hooks the ledger asks for (its executor thread) --------------------------------------------
+    def _invoice_payment_hook(self, node_id: str, payload: dict[str, Any] | None) -> str | None:
+        """The payee's ``invoice_payment`` hook chain: None when no running plugin registered it (called with
+        ``payload=None`` to ask only that), else its verdict ("continue" or "reject") once it answered."""
+        node = self.node_by_id(node_id)
+        if node is None or not node.hook_chain("invoice_payment"):
+            return None
+        if payload is None:
+            return "continue"
+        try:
+            result = self.run(node.call_hook("invoice_payment", payload), timeout=None)
+        except Exception:                       # the payee died meanwhile: lightningd would fail the HTLC
+            return "reject"
+        return str(result.get("result", "continue"))
 
     # ---- notifications from the ledger (any thread) -----------------------------------------------
     def _emit_threadsafe(self, node_id: str, topic: str, payload: dict[str, Any]) -> None:

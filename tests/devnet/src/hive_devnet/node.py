@@ -32,7 +32,8 @@ FEATURES = {"init": "800898880a8a59a1", "node": "808898880a8a59a1", "channel": "
             "bolt12_offer": "", "bolt12_invreq": "", "bolt12_invoice": "020000", "channel_type": "08800000800000"}
 LOG_LEVELS = ("io", "debug", "info", "unusual", "warn", "broken", "error")
 PLUGIN_ERROR = -3           # lightningd's PLUGIN_ERROR: `plugin start` failed
-HOOK_RESULTS = {"peer_connected": ("continue", "disconnect"), "custommsg": ("continue",)}
+HOOK_RESULTS = {"peer_connected": ("continue", "disconnect"), "custommsg": ("continue",),
+                "invoice_payment": ("continue", "reject")}
 
 
 class NodeFatal(RuntimeError):

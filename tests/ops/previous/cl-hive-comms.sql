@@ -5,13 +5,13 @@ CREATE TABLE "_sqlite_migrations" (
    "name" TEXT,
    "applied_at" TEXT
 );
-INSERT INTO "_sqlite_migrations" VALUES(1,'cl-hive-comms','m001_nostr_state','2026-12-06 03:11:53.713185+00:00');
-INSERT INTO "_sqlite_migrations" VALUES(2,'cl-hive-comms','m002_comms_transport','2026-12-06 03:11:53.718616+00:00');
-INSERT INTO "_sqlite_migrations" VALUES(3,'cl-hive-comms','m100_advisors_policy_receipts','2026-12-06 03:11:53.726451+00:00');
-INSERT INTO "_sqlite_migrations" VALUES(4,'cl-hive-comms','m101_payments','2026-12-06 03:11:53.733329+00:00');
-INSERT INTO "_sqlite_migrations" VALUES(5,'cl-hive-comms','m102_cashu','2026-12-06 03:11:53.743969+00:00');
-INSERT INTO "_sqlite_migrations" VALUES(6,'cl-hive-comms','m103_marketplace','2026-12-06 03:11:53.745217+00:00');
-INSERT INTO "_sqlite_migrations" VALUES(7,'cl-hive-comms','m104_liquidity','2026-12-06 03:11:53.748881+00:00');
+INSERT INTO "_sqlite_migrations" VALUES(1,'cl-hive-comms','m001_nostr_state','2026-12-06 04:01:25.195819+00:00');
+INSERT INTO "_sqlite_migrations" VALUES(2,'cl-hive-comms','m002_comms_transport','2026-12-06 04:01:25.196891+00:00');
+INSERT INTO "_sqlite_migrations" VALUES(3,'cl-hive-comms','m100_advisors_policy_receipts','2026-12-06 04:01:25.198303+00:00');
+INSERT INTO "_sqlite_migrations" VALUES(4,'cl-hive-comms','m101_payments','2026-12-06 04:01:25.199243+00:00');
+INSERT INTO "_sqlite_migrations" VALUES(5,'cl-hive-comms','m102_cashu','2026-12-06 04:01:25.200411+00:00');
+INSERT INTO "_sqlite_migrations" VALUES(6,'cl-hive-comms','m103_marketplace','2026-12-06 04:01:25.202679+00:00');
+INSERT INTO "_sqlite_migrations" VALUES(7,'cl-hive-comms','m104_liquidity','2026-12-06 04:01:25.204264+00:00');
 CREATE TABLE comms_advisor_nonces (
         pubkey TEXT NOT NULL, nonce TEXT NOT NULL, seen_at INTEGER NOT NULL, PRIMARY KEY (pubkey, nonce));
 CREATE TABLE comms_bindings (
@@ -45,7 +45,7 @@ CREATE TABLE comms_outbox (
         state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at REAL NOT NULL,
         last_error TEXT, acked_by TEXT, request_hash TEXT NOT NULL, created_at REAL NOT NULL,
         sent_at REAL, expires_at REAL NOT NULL);
-INSERT INTO "comms_outbox" VALUES('04de5823b59b59033e63a0a5a5137f4b','ops-drill-0001','nostr','e57acb3e2ca97ea164f369aa22e50e0fcffd23e7f3d4db61020f54b77b82605b','text',NULL,'{"id":"3d7875ad3f359c29d8ff6ac41926da6a3e6a0b5a65a8ff48eb425fe7ddbbc6e4","pubkey":"b99a0bee4ff68ae6bb23bc099a86b80494cd38b1d4a4472388f599de2a88bfef","created_at":1796501612,"kind":1059,"tags":[["p","e57acb3e2ca97ea164f369aa22e50e0fcffd23e7f3d4db61020f54b77b82605b"]],"content":"ApbNlmOpBuk+zMTjobM42A+vCMOvTiyla62nG/+veT9Yb4OqD2PSjvLdrekhrhzrcusoP+p1lomMjCzgOUi+DC2MM2qjSI4bsfeQcj3+bCa1wed4lKXZVPzpQ8T1rL6pdXaJ11xzK9pdV5cm5DUzh9ZOyJwr1sBapa19yy2Hu4P/WEb4qufvOX5vF+RwDLz80PuRcUiwPuB5bDtqVI5QdCeB8c5E0WCin68Oj7aYLnevX9ida03F6FdXsD0Uq1GturWSx57eUDiikIhtE7b6JIsnyHAxsE0hern5olVVIAeafxmR9/lC4cX2qDkk6dKYwG87wNDR1XDfKtB9DQgwTm3e2F2SqA5dzJJ2TUFwYqWA+rt+VxHf8ysmjuu8mjMbBrHtnsPsgknVTVVAmVHAq7kGIaiICJYd+39N/eFIzWpWZTiN8gYllvFALv/XyDS5CJhQ9xZYwcjD9/ZIW8RGNqbDe93laQtdfMCoWmUA0jC80Nrk+chjShUzzBP2VIpkyuXDLhIR6Pd0HQac9Osx3PlHMmtE2uBfhZvKsBQlnUSCb+x4Dwm7Tg4/MbFEdVkO08r0/J/v82ZI04zrwE7ThL19U0n2K9XVy3Cfw7Ise2fdvSYLQMepUu3rbBKoIGkH5L6K5uWT2L26zkl76Mwusv+kSfAlw3+9rUTI4tCWLr1gbQowkOSZFu+A7tY1WCrLI8OUq1OlrZgn4CLJNsFrR3yECv9YUjbJKHPCeK6s1obCCmYwv3RIrHTWzfN7Mv5fFp7o7BtYqJTmTENBGud7g68a4K0dBoBr0Yq3QZWSfHenoGfToDMAzDOkqDirSWNxgBYgh0tJXLj36eJCZA8tQRNsQn4GjZRxa+L4Pd90U9mCeB0Z0xxwi8/DfrkEUBOYw1UFJzNwSBnfVdiewf0dxTToXrVXLln7rL+qnNoGvdATsBCVtGy8bwgVnr66oDAIOICL+HsoL3eACywiVrzdGRx3qFTArcOoz/PbwZyKF7PrR8ujcSWQtIaghjKj0LZUHFo97FrusSBBWh3lRXb1PvUHL2GB7BUPanK+n1xe5J2+vYnhbTqBa5NqovB/6FnB5IARmXSnax+B8EaBaq9sueJNLhU/hgM/aLutc3MAsM9Z0IG+gkvXzdGyDVkWslqAplBwPeq1Wd9KbZHw7cnckoSOJ87Ssqb6MdkdW3d6E6NbMHofnoSv5Ma2128RxOR2ZnnMunS82Kgvozo/Q8578yg5Y8u1zHkzCC3flrHpwM82yiuimHvpsa1bTA1E7Q/9OoR2","sig":"32a3a558f5f4ba766367f4b2ef45258144402061390dfd84ae82335e392e40ff2be7cecbce15fad7b791bb41590e3a99c64bfdc4b8a29beafe278787de04741c"}','3d7875ad3f359c29d8ff6ac41926da6a3e6a0b5a65a8ff48eb425fe7ddbbc6e4','29f90771e4ccd2c8e5d0a24fa0e44097dbd773e587291f47d268a49948c39950','pending',0,1.796526719858479023e+09,'no relay connected',NULL,'7c569e45036e7a0b1fdb1dbb04d1966aa5c0eba7962f2c5d6ab99c132ab68ab8',1.79652671784847617147e+09,NULL,1.79713151784847617155e+09);
+INSERT INTO "comms_outbox" VALUES('04de5823b59b59033e63a0a5a5137f4b','ops-drill-0001','nostr','e57acb3e2ca97ea164f369aa22e50e0fcffd23e7f3d4db61020f54b77b82605b','text',NULL,'{"id":"e1efd929db75293483368fb0f039130dbfdda46da2142ee9fa64deb110950ef0","pubkey":"caa9055fbb0685a67ec126b9f2a8002900031d77af20f5967e20e37e7ccbffc6","created_at":1796366881,"kind":1059,"tags":[["p","e57acb3e2ca97ea164f369aa22e50e0fcffd23e7f3d4db61020f54b77b82605b"]],"content":"Ams3oTYJrT/wOOPfb71Ukk+9N+6mBdCrvMIp+nwvMS+LbaUh8b5PbYZgb9eaVnTur49F0ZH/eCEu0/kxbpt7PssFpDhBQajHGtYx9iH8n4D9a2nO0M9VCNVcEJgtUaExCH5RNaNl48K19zau6B0grqd/lUV82u8gWFmllhx2TqBJfS1oLInS1nBClBh/Ama4eOvQEjYG1loZT1pErvUpKH1GnCXDTFJEYWqoGcftd35qkvemI1yRPqA+hAKFTNBpS4j5o4W0V9u+C6bZDPEo2ZHK46W7PlC7zrvHqr89aXOXlM2t1XsLArXwoCAEueSSYTieLR0S44wQlTJ4guihUMl4vMMa1NPJ/Qo76lBCYjX1QaFhVkTqbTAdiv8XconrDMv6RLge5amRHWRbe+UXGt96h4HALWGPnZbtl7f/+YXmlV0CLMoe/YJaFMf4m76ccnbKWqGLmvNBEyqCtHbHNHs9yo3W2mHJuyemGnaHBH4vjc4gMSPLe54D/PDayPgv5CKblGqLdQFS3oX6xLwbNg89pqGsEi+P++TxBnpC0bm1t8pji0NBIffvUcYrzPDJCaWUKluL8DaW5Ss4ALxkRXskicZN2sdM8k8zajzOjOcH3dPVewHw6eTeVrm/1l8fSUSRTHmT6dP3LUetSIcrQB9gP4vWFnol9Epz5kMezY9E0iOnUB/2I5AobTjaiY8uhzVspDWPPmPSuGkM3R/od/V/VPOXQMsQEksfYoxox+imGV+jvUJFurfEdcsZaYKl9EKN9asNG5yEOnXldq2CzDZ5E5Dc3yvQS2tIkYG7uHOljdj8NN7tPI9mfAWI9zLec9h2tMMidwr7+oE7XenmzHCyU8Aq49dlT0302nXgSDBU1JnG3LceyAK6oSstWEYUrHZ6/ChJE04DjMaqQ3HKiaEhX7q2WM9C29/om1LMJjpeTK3Z8e/5rIBHzTl7z7U4SNMS1xd0qslPMpqmoWveyTDNiFzryXZrmUvNu/kydjFaW3U6gohKqWea7efqsMCOQtndByeO14If8bsR3mXnAA1Ox91ZdE+LzEhKV0w0y0sJvDhmT2QMQ2EWy+vTY/LNlygDRoM2Qtsj+OfoftpPxKRT/1T1jzbleJ/z6pCYtvVVrymFDoRbw2Z+QDu0oP20DJs1hZ/tDv0CJpdmd7BphoWqQcRAce2+tbY41JfJ4Bg7jILVhYbHl9pvfvfuddfloAoHDWllfpRFFtUJ6Nf65vxwlPD4Uzv7rr0AosDjTPeE0gbG318vOcCgRmb6kw8Ry//p","sig":"ae973260f54f4fcc5a75d2a22a2442ec44c3d3bab9d1be9119a92f49fb53b58b2e8e26afc0bcac8f471d57768738519089d62d1a52fdbb30993f674587fec86f"}','e1efd929db75293483368fb0f039130dbfdda46da2142ee9fa64deb110950ef0','fe7b78fd61985335020f85edabd50cfb58cb1919358225c8924f3d624fc18279','pending',0,1.79652968885434246061e+09,'no relay connected',NULL,'7c569e45036e7a0b1fdb1dbb04d1966aa5c0eba7962f2c5d6ab99c132ab68ab8',1.79652968685234951974e+09,NULL,1.7971344868523495197e+09);
 CREATE TABLE comms_payments (
         id INTEGER PRIMARY KEY, idempotency_key TEXT NOT NULL UNIQUE, request_hash TEXT NOT NULL,
         kind TEXT NOT NULL, target TEXT NOT NULL, advisor TEXT, amount_msat INTEGER NOT NULL DEFAULT 0,
@@ -77,7 +77,7 @@ CREATE TABLE marketplace_advisors (
         pubkey TEXT PRIMARY KEY, alias TEXT UNIQUE, status TEXT NOT NULL, permissions TEXT NOT NULL,
         daily_limit_msat INTEGER NOT NULL DEFAULT 0, note TEXT NOT NULL DEFAULT '', expires_at INTEGER,
         created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);
-INSERT INTO "marketplace_advisors" VALUES('e57acb3e2ca97ea164f369aa22e50e0fcffd23e7f3d4db61020f54b77b82605b','drill-advisor','active','["monitor"]',1000000,'',NULL,1796526717,1796526717);
+INSERT INTO "marketplace_advisors" VALUES('e57acb3e2ca97ea164f369aa22e50e0fcffd23e7f3d4db61020f54b77b82605b','drill-advisor','active','["monitor"]',1000000,'',NULL,1796529686,1796529686);
 CREATE TABLE marketplace_confirmations (
         id TEXT PRIMARY KEY, pubkey TEXT NOT NULL, transport TEXT NOT NULL, request_id TEXT NOT NULL UNIQUE,
         method TEXT NOT NULL, params TEXT NOT NULL, danger INTEGER NOT NULL, status TEXT NOT NULL,
@@ -98,15 +98,15 @@ CREATE TABLE marketplace_offers (
 CREATE TABLE marketplace_policy (
         id INTEGER PRIMARY KEY CHECK (id = 1), preset TEXT NOT NULL, overrides TEXT NOT NULL,
         updated_at INTEGER NOT NULL);
-INSERT INTO "marketplace_policy" VALUES(1,'conservative','{"max_danger": null, "confirm_above": null, "blocked_methods": [], "danger": {}, "extra_methods": {}}',1796526717);
+INSERT INTO "marketplace_policy" VALUES(1,'conservative','{"max_danger": null, "confirm_above": null, "blocked_methods": [], "danger": {}, "extra_methods": {}}',1796529686);
 CREATE TABLE "nostr_state" (
    "key" TEXT PRIMARY KEY,
    "value" TEXT,
    "updated_at" INTEGER
 );
-INSERT INTO "nostr_state" VALUES('transport.dmail','{"provider": "cl-hive-archon", "registered_at": 1796526714.1272326, "send_method": "hive-archon-dmail-send"}',1796526714);
-INSERT INTO "nostr_state" VALUES('relays.added','["ws://127.0.0.1:9"]',1796526717);
-INSERT INTO "nostr_state" VALUES('relays.removed','[]',1796526717);
+INSERT INTO "nostr_state" VALUES('transport.dmail','{"provider": "cl-hive-archon", "registered_at": 1796529685.6988041, "send_method": "hive-archon-dmail-send"}',1796529685);
+INSERT INTO "nostr_state" VALUES('relays.added','["ws://127.0.0.1:9"]',1796529686);
+INSERT INTO "nostr_state" VALUES('relays.removed','[]',1796529686);
 CREATE UNIQUE INDEX "idx__sqlite_migrations_migration_set_name"
     ON "_sqlite_migrations" ("migration_set", "name");
 CREATE INDEX comms_outbox_due ON comms_outbox(state, next_attempt_at);

@@ -5,26 +5,26 @@ CREATE TABLE "_sqlite_migrations" (
    "name" TEXT,
    "applied_at" TEXT
 );
-INSERT INTO "_sqlite_migrations" VALUES(1,'cl-hive','m001_hive_meta','2026-12-06 03:11:53.585201+00:00');
-INSERT INTO "_sqlite_migrations" VALUES(2,'cl-hive','m002_members','2026-12-06 03:11:53.598599+00:00');
-INSERT INTO "_sqlite_migrations" VALUES(3,'cl-hive','m003_protocol','2026-12-06 03:11:53.600012+00:00');
-INSERT INTO "_sqlite_migrations" VALUES(4,'cl-hive','m004_promotion_and_bans','2026-12-06 03:11:53.613650+00:00');
-INSERT INTO "_sqlite_migrations" VALUES(5,'cl-hive','m005_admissions','2026-12-06 03:11:53.640006+00:00');
-INSERT INTO "_sqlite_migrations" VALUES(6,'cl-hive','m006_hive_fleet_state','2026-12-06 03:11:53.640910+00:00');
-INSERT INTO "_sqlite_migrations" VALUES(7,'cl-hive','m007_hive_intents','2026-12-06 03:11:53.666524+00:00');
-INSERT INTO "_sqlite_migrations" VALUES(8,'cl-hive','m100_hive_governance','2026-12-06 03:11:53.667841+00:00');
-INSERT INTO "_sqlite_migrations" VALUES(9,'cl-hive','m101_hive_budget_spend','2026-12-06 03:11:53.668809+00:00');
-INSERT INTO "_sqlite_migrations" VALUES(10,'cl-hive','m102_hive_audit_log','2026-12-06 03:11:53.688049+00:00');
-INSERT INTO "_sqlite_migrations" VALUES(11,'cl-hive','m103_hive_saved_fee_policies','2026-12-06 03:11:53.698510+00:00');
-INSERT INTO "_sqlite_migrations" VALUES(12,'cl-hive','m104_hive_revenue_ops','2026-12-06 03:11:53.699965+00:00');
-INSERT INTO "_sqlite_migrations" VALUES(13,'cl-hive','m105_hive_revenue_ops_policies','2026-12-06 03:11:53.700948+00:00');
+INSERT INTO "_sqlite_migrations" VALUES(1,'cl-hive','m001_hive_meta','2026-12-06 04:01:25.078097+00:00');
+INSERT INTO "_sqlite_migrations" VALUES(2,'cl-hive','m002_members','2026-12-06 04:01:25.079755+00:00');
+INSERT INTO "_sqlite_migrations" VALUES(3,'cl-hive','m003_protocol','2026-12-06 04:01:25.081168+00:00');
+INSERT INTO "_sqlite_migrations" VALUES(4,'cl-hive','m004_promotion_and_bans','2026-12-06 04:01:25.099427+00:00');
+INSERT INTO "_sqlite_migrations" VALUES(5,'cl-hive','m005_admissions','2026-12-06 04:01:25.100428+00:00');
+INSERT INTO "_sqlite_migrations" VALUES(6,'cl-hive','m006_hive_fleet_state','2026-12-06 04:01:25.117856+00:00');
+INSERT INTO "_sqlite_migrations" VALUES(7,'cl-hive','m007_hive_intents','2026-12-06 04:01:25.126769+00:00');
+INSERT INTO "_sqlite_migrations" VALUES(8,'cl-hive','m100_hive_governance','2026-12-06 04:01:25.128378+00:00');
+INSERT INTO "_sqlite_migrations" VALUES(9,'cl-hive','m101_hive_budget_spend','2026-12-06 04:01:25.146031+00:00');
+INSERT INTO "_sqlite_migrations" VALUES(10,'cl-hive','m102_hive_audit_log','2026-12-06 04:01:25.147465+00:00');
+INSERT INTO "_sqlite_migrations" VALUES(11,'cl-hive','m103_hive_saved_fee_policies','2026-12-06 04:01:25.148697+00:00');
+INSERT INTO "_sqlite_migrations" VALUES(12,'cl-hive','m104_hive_revenue_ops','2026-12-06 04:01:25.163208+00:00');
+INSERT INTO "_sqlite_migrations" VALUES(13,'cl-hive','m105_hive_revenue_ops_policies','2026-12-06 04:01:25.164491+00:00');
 CREATE TABLE "hive_admissions" (
    "node_id" TEXT PRIMARY KEY,
    "admitted_by" TEXT,
    "joined_at" INTEGER,
    "signature" TEXT
 );
-INSERT INTO "hive_admissions" VALUES('033845802d25b4e074ccfd7cd8b339a41dc75bf9978a034800444b51d42b07799a','038194b5f32bdf0aa59812c86c4ef7ad2f294104fa027d1ace9b469bb6f88cf37b',1796526717,'rdph461jt5rt646qbbey73u5k6a981e5p1zmzpwn1qz65uxkpga4gostda5jbmogeg3egene759639prbn8qricdyz54fofbkxi3duxx');
+INSERT INTO "hive_admissions" VALUES('033845802d25b4e074ccfd7cd8b339a41dc75bf9978a034800444b51d42b07799a','038194b5f32bdf0aa59812c86c4ef7ad2f294104fa027d1ace9b469bb6f88cf37b',1796529686,'rn8pxrxt3owu86jh4grrz3w7paxrmijmskm1odkqw4tz8cfj8nn4g9d669k55u5rhq8neezafdzhuir5k8zuwrhj831oa5opyhd6koj6');
 CREATE TABLE "hive_audit_log" (
    "id" INTEGER PRIMARY KEY,
    "ts" INTEGER NOT NULL,
@@ -34,7 +34,7 @@ CREATE TABLE "hive_audit_log" (
    "subject" TEXT,
    "details" TEXT
 );
-INSERT INTO "hive_audit_log" VALUES(1,1796526717,'rpc:hive-propose-action','proposed',1,'channel_open','{"payload":{"amount_sats":100000,"announce":true,"target":"033845802d25b4e074ccfd7cd8b339a41dc75bf9978a034800444b51d42b07799a"},"reason":"drill"}');
+INSERT INTO "hive_audit_log" VALUES(1,1796529686,'rpc:hive-propose-action','proposed',1,'channel_open','{"payload":{"amount_sats":100000,"announce":true,"target":"033845802d25b4e074ccfd7cd8b339a41dc75bf9978a034800444b51d42b07799a"},"reason":"drill"}');
 CREATE TABLE "hive_ban_proposals" (
    "proposal_id" TEXT PRIMARY KEY,
    "target" TEXT,
@@ -93,8 +93,8 @@ CREATE TABLE "hive_fleet_state" (
    "received_from" TEXT,
    "received_at" INTEGER
 );
-INSERT INTO "hive_fleet_state" VALUES('038194b5f32bdf0aa59812c86c4ef7ad2f294104fa027d1ace9b469bb6f88cf37b',0,0,'{"base_fee": 0, "fee_rate": 0, "min_htlc": 0, "max_htlc": 0, "cltv_delta": 40}','[]',1,1796526717,'4f53cda18c2baa0c0354bb5f9a3ecbe5ed12ab4d8e11ba873c2f11161202b945','[]','[]',0,0,0,'rbdf3io7tu9w5hab66y8uigctr7qd6j47ysgpw3rt5kyuaczijjdyxzp3fmazn4o543usj8eznhp7hxaqrqwctfwhk7poj5xd6jgk5sz','','local','038194b5f32bdf0aa59812c86c4ef7ad2f294104fa027d1ace9b469bb6f88cf37b',1796526717);
-INSERT INTO "hive_fleet_state" VALUES('033845802d25b4e074ccfd7cd8b339a41dc75bf9978a034800444b51d42b07799a',0,0,'{"base_fee": 0, "fee_rate": 0, "min_htlc": 0, "max_htlc": 0, "cltv_delta": 40}','[]',1,1796526717,'4f53cda18c2baa0c0354bb5f9a3ecbe5ed12ab4d8e11ba873c2f11161202b945','[]','[]',0,0,0,'ryha1x18k5simzc9rmwf4cdjzj4q4g6m1rdssxrr6fmc7ku3c5rgareqbbsdfkd5ok9buqdirnc59o73my3mzw4myfhsjq1bwnsatng3','','gossip','033845802d25b4e074ccfd7cd8b339a41dc75bf9978a034800444b51d42b07799a',1796526717);
+INSERT INTO "hive_fleet_state" VALUES('038194b5f32bdf0aa59812c86c4ef7ad2f294104fa027d1ace9b469bb6f88cf37b',0,0,'{"base_fee": 0, "fee_rate": 0, "min_htlc": 0, "max_htlc": 0, "cltv_delta": 40}','[]',1,1796529686,'4f53cda18c2baa0c0354bb5f9a3ecbe5ed12ab4d8e11ba873c2f11161202b945','[]','[]',0,0,0,'rdoz5p5apsukxtsae3c9c19pactw17ibuupcgp47ijuymazhoqphhfm8etcxb5p4t1gwzwhmzfy9c5y34bccrw8thg954nakm9ujtfsg','','local','038194b5f32bdf0aa59812c86c4ef7ad2f294104fa027d1ace9b469bb6f88cf37b',1796529686);
+INSERT INTO "hive_fleet_state" VALUES('033845802d25b4e074ccfd7cd8b339a41dc75bf9978a034800444b51d42b07799a',0,0,'{"base_fee": 0, "fee_rate": 0, "min_htlc": 0, "max_htlc": 0, "cltv_delta": 40}','[]',1,1796529686,'cfa57d75918da1dc9a8c3b39218d38121936eb686c781ce48ca102702829776e','[]','[]',0,0,0,'d7x5iacbe55zpjfxusgnyxrosnniwm884cc39q55uzjo6yc6jouc4yo8yceybuj9pb85tesp851zqafbo44tbtn3cmu6pjh7h96y97th','','gossip','033845802d25b4e074ccfd7cd8b339a41dc75bf9978a034800444b51d42b07799a',1796529686);
 CREATE TABLE "hive_governance_state" (
    "key" TEXT PRIMARY KEY,
    "value" TEXT,
@@ -120,7 +120,7 @@ CREATE TABLE "hive_invite_uses" (
    "used_at" INTEGER,
    PRIMARY KEY ("ticket_id", "node_id")
 );
-INSERT INTO "hive_invite_uses" VALUES('a7d52a8e2bd37998b9191e1828133e05','033845802d25b4e074ccfd7cd8b339a41dc75bf9978a034800444b51d42b07799a',1796526717);
+INSERT INTO "hive_invite_uses" VALUES('124b4edaf2694e2ff8f38f08d34c0c97','033845802d25b4e074ccfd7cd8b339a41dc75bf9978a034800444b51d42b07799a',1796529686);
 CREATE TABLE "hive_invites" (
    "ticket_id" TEXT PRIMARY KEY,
    "ticket" TEXT,
@@ -129,7 +129,7 @@ CREATE TABLE "hive_invites" (
    "max_uses" INTEGER,
    "uses" INTEGER
 );
-INSERT INTO "hive_invites" VALUES('a7d52a8e2bd37998b9191e1828133e05','eyJhZG1pbl9wdWJrZXkiOiAiMDM4MTk0YjVmMzJiZGYwYWE1OTgxMmM4NmM0ZWY3YWQyZjI5NDEwNGZhMDI3ZDFhY2U5YjQ2OWJiNmY4OGNmMzdiIiwgImhpdmVfaWQiOiAib3BzLWRyaWxsIiwgInJlcXVpcmVtZW50cyI6IDAsICJpc3N1ZWRfYXQiOiAxNzk2NTI2NzE3LCAiZXhwaXJlc19hdCI6IDE3OTY2MTMxMTcsICJpbml0aWFsX3RpZXIiOiAibmVvcGh5dGUiLCAic2lnbmF0dXJlIjogImRoanVndW91b21meDdxbXd1ZXNpeWlkdDl3N3I3ZnBoc21kYzdvaGs4bzZjaTV4MTRjdTN5ZThwOW1yeHRrZXl0NmNhNTE2cXVlZWNmaDY1ejF0ZG9uZGsxOGJyZ2RxcG1hbnRoNmFjIn0=',1796526717,1796613117,2,1);
+INSERT INTO "hive_invites" VALUES('124b4edaf2694e2ff8f38f08d34c0c97','eyJhZG1pbl9wdWJrZXkiOiAiMDM4MTk0YjVmMzJiZGYwYWE1OTgxMmM4NmM0ZWY3YWQyZjI5NDEwNGZhMDI3ZDFhY2U5YjQ2OWJiNmY4OGNmMzdiIiwgImhpdmVfaWQiOiAib3BzLWRyaWxsIiwgInJlcXVpcmVtZW50cyI6IDAsICJpc3N1ZWRfYXQiOiAxNzk2NTI5Njg2LCAiZXhwaXJlc19hdCI6IDE3OTY2MTYwODYsICJpbml0aWFsX3RpZXIiOiAibmVvcGh5dGUiLCAic2lnbmF0dXJlIjogImRodHdkbXNkcHVzaTF5eTg5aXJxYzYzaGJwcjU3czRodXpwN2c2ZnBxODZpcXMxa2M2b2Nobm1weDcxMXppdXozb2J4cTVpb2Nma2RkZnlxOGhyeG9mamg0aHk0N2pqOHpvNGhpeGV3In0=',1796529686,1796616086,2,1);
 CREATE TABLE "hive_members" (
    "node_id" TEXT PRIMARY KEY,
    "tier" TEXT,
@@ -139,14 +139,14 @@ CREATE TABLE "hive_members" (
    "last_seen" INTEGER,
    "via" TEXT
 );
-INSERT INTO "hive_members" VALUES('038194b5f32bdf0aa59812c86c4ef7ad2f294104fa027d1ace9b469bb6f88cf37b','member',1796526717,1796526717,'[]',1796526717,'genesis');
-INSERT INTO "hive_members" VALUES('033845802d25b4e074ccfd7cd8b339a41dc75bf9978a034800444b51d42b07799a','neophyte',1796526717,NULL,'[]',1796526717,'invite:a7d52a8e2bd37998b9191e1828133e05');
+INSERT INTO "hive_members" VALUES('038194b5f32bdf0aa59812c86c4ef7ad2f294104fa027d1ace9b469bb6f88cf37b','member',1796529686,1796529686,'[]',1796529686,'genesis');
+INSERT INTO "hive_members" VALUES('033845802d25b4e074ccfd7cd8b339a41dc75bf9978a034800444b51d42b07799a','neophyte',1796529686,NULL,'[]',1796529686,'invite:124b4edaf2694e2ff8f38f08d34c0c97');
 CREATE TABLE "hive_meta" (
    "key" TEXT PRIMARY KEY,
    "value" TEXT,
    "updated_at" INTEGER
 );
-INSERT INTO "hive_meta" VALUES('hive_id','ops-drill',1796526717);
+INSERT INTO "hive_meta" VALUES('hive_id','ops-drill',1796529686);
 CREATE TABLE "hive_outbox" (
    "msg_id" TEXT,
    "peer_id" TEXT,
@@ -192,12 +192,13 @@ CREATE TABLE "hive_pending_actions" (
    "last_error" TEXT,
    "attempts" INTEGER DEFAULT 0
 );
-INSERT INTO "hive_pending_actions" VALUES(1,'channel_open','{"amount_sats":100000,"announce":true,"target":"033845802d25b4e074ccfd7cd8b339a41dc75bf9978a034800444b51d42b07799a"}','drill','rpc:hive-propose-action','pending',1796526717,1796613117,NULL,NULL,NULL,NULL,NULL,NULL,NULL,NULL,0);
+INSERT INTO "hive_pending_actions" VALUES(1,'channel_open','{"amount_sats":100000,"announce":true,"target":"033845802d25b4e074ccfd7cd8b339a41dc75bf9978a034800444b51d42b07799a"}','drill','rpc:hive-propose-action','pending',1796529686,1796616086,NULL,NULL,NULL,NULL,NULL,NULL,NULL,NULL,0);
 CREATE TABLE "hive_period_costs" (
    "period" TEXT PRIMARY KEY,
    "rebalance_costs_sats" INTEGER,
    "updated_at" INTEGER
 );
+INSERT INTO "hive_period_costs" VALUES('2026-W49',1234,1796529686);
 CREATE TABLE "hive_promotion_requests" (
    "target" TEXT,
    "request_id" TEXT,

@@ -93,7 +93,7 @@ def node_with_secret(fleet: Any, name: str, hsm_secret: Path, plugins: tuple[str
     if before_start:
         before_start(network_dir)
     ln.start()
-    return RealNode(fleet, name, ln)
+    return RealNode(fleet, name, ln, opts["plugin"])
 
 
 def stop(node: Any) -> None:

@@ -162,7 +162,7 @@ def test_real_lightningd_starts_on_what_the_entrypoint_passes(real_fleet):
         name, _, value = arg[2:].partition("=")
         options.setdefault(name, []).append(value)
     ln = real_fleet.node_factory.get_node(options={k: v if len(v) > 1 else v[0] for k, v in options.items()})
-    node = RealNode(real_fleet, "docker", ln)
+    node = RealNode(real_fleet, "docker", ln, options.get("plugin", []))             # each option: a list
     kit.wait_all_active(node)
     configs = node.rpc.call("listconfigs")["configs"]
     assert configs["hive-comms-relay-retry"]["value_int"] == 7

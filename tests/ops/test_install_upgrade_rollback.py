@@ -87,7 +87,7 @@ def start_node(real_fleet, name: str, clone: Path, hsm_secret: Path | None = Non
     for name_, path in (files or {}).items():
         shutil.copyfile(path, network_dir / name_)
     ln.start()
-    return RealNode(real_fleet, name, ln)
+    return RealNode(real_fleet, name, ln, [])            # its plugins are on the config file's lines
 
 
 def active(node) -> set[str]:

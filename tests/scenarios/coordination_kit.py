@@ -6,7 +6,7 @@ from typing import Any
 
 from hive_devnet.fleet import wait_for
 
-from .governance_scenario_kit import started
+from .governance_scenario_kit import QUIET_CHAIN, started
 from .hive_helpers import join, promote, tier_of
 
 # the coordination options every scenario sets (short holds keep the scenarios quick)
@@ -31,7 +31,7 @@ def members(fleet, names: str, **options: Any) -> list:
 
 
 def outsider(fleet, name: str):
-    node = fleet.add_node(name, plugins=[])
+    node = fleet.add_node(name, plugins=[], feerates=QUIET_CHAIN)    # one chain: the members' fee estimates
     wait_for(lambda: node.rpc.call("getinfo")["id"], what=f"{name} up")
     return node
 

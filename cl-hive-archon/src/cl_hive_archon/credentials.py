@@ -27,6 +27,7 @@ from libhive import contracts
 from libhive.identity import is_node_id
 from libhive.models import Field, model_validator
 from libhive.rpcparams import Params, validate
+from libhive.workers import log_failure
 
 from . import bindings, jwe, operations, publish
 from .codec import DID_PATTERN, is_did
@@ -345,7 +346,7 @@ def register(hive: Any, archon: Archon) -> None:
         try:
             revoked = revoke_membership_of(archon, node_id) if hive.db is not None else []
         except Exception:
-            hive.log.exception("revoking the membership credentials of %s failed", node_id)
+            log_failure(hive.log, "revoking the membership credentials of %s failed", node_id)
             return
         if revoked:
             hive.log.info("%s left the hive: revoked its membership credential(s) %s", node_id, ", ".join(revoked))

@@ -41,6 +41,7 @@ class VerificationFailed(ArchonError):
 class CommsUnavailable(ArchonError):
     """The request needs cl-hive-comms (Nostr binding, Dmail), which is not active: archon runs degraded."""
     code = 1806
+    environmental = True
 
 
 class BackupRefused(ArchonError):

@@ -16,6 +16,7 @@ import time
 from typing import Any, Callable
 
 from .errors import ArchonError, GatewayError, NetworkDisabled
+from libhive.workers import log_failure
 
 BACKOFF_BASE = 5.0
 BACKOFF_MAX = 3600.0
@@ -150,7 +151,7 @@ class Outbox:
         except ArchonError as exc:
             return self._record(row, "failed", exc.message, transient=False)
         except Exception:
-            self.hive.log.exception("outbox entry %s (%s) failed", row["id"], row["kind"])
+            log_failure(self.hive.log, "outbox entry %s (%s) failed", row["id"], row["kind"])
             return self._record(row, "failed", "internal error; see the node's log", transient=False)
         now = time.time()
         with self.hive.db.write() as conn:
@@ -161,7 +162,7 @@ class Outbox:
             try:
                 listener(entry, result)
             except Exception:
-                self.hive.log.exception("outbox listener for %s failed", row["kind"])
+                log_failure(self.hive.log, "outbox listener for %s failed", row["kind"])
         self.hive.log.info("archon outbox: %s %s sent", row["kind"], row["did"] or row["dedup_key"])
         return "done"
 

@@ -13,6 +13,7 @@ import time
 from typing import Any, Callable
 
 from libhive.identity import NodeIdentity
+from libhive.workers import log_failure
 
 from . import advisor_rpc, market_rpc, migrations_client  # noqa: F401  (registers the m100+ migrations)
 from .advisor_service import AdvisorService, AdvisorSettings
@@ -132,7 +133,7 @@ class Client:
         try:
             self.advisors.handle_dm(dm)
         except Exception:
-            log.exception("advisor DM %s from %s failed", dm.event_id[:12], dm.author[:12])
+            log_failure(log, "advisor DM %s from %s failed", dm.event_id[:12], dm.author[:12])
 
     def _market_message(self, dm: InboundDM, data: dict[str, Any]) -> None:
         self.counters["market_messages"] += 1
@@ -144,7 +145,7 @@ class Client:
             log.info("marketplace message %s from %s refused: %s", dm.event_id[:12], dm.author[:12], exc)
         except Exception:
             self.counters["market_rejected"] += 1
-            log.exception("marketplace message %s from %s failed", dm.event_id[:12], dm.author[:12])
+            log_failure(log, "marketplace message %s from %s failed", dm.event_id[:12], dm.author[:12])
 
     def status(self) -> dict[str, Any]:
         db = self.hive.db

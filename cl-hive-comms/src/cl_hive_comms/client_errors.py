@@ -111,3 +111,4 @@ class MarketplaceError(ClientError):
 class TransportUnavailable(ClientError):
     """The Nostr transport is not running (not configured, or not started yet)."""
     code = 1986
+    environmental = True

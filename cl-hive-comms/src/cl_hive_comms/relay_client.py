@@ -26,6 +26,7 @@ from nostr_sdk import (Client, ClientBuilder, Event, Filter, RelayLimits, RelayO
                        ReqTarget)
 
 from libhive.errors import quote
+from libhive.workers import log_failure
 
 from .transport_errors import RelayUnavailable, TransportError
 
@@ -247,7 +248,7 @@ class RelayClient:
             try:
                 self._on_event(event)
             except Exception:
-                log.exception("inbound Nostr event handler failed")
+                log_failure(log, "inbound Nostr event handler failed")
             finally:
                 self._backlog.release()
         try:

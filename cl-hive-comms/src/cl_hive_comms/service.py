@@ -172,7 +172,7 @@ class NostrService:
             except Exception:
                 if stopping.is_set() or self.stopped.is_set():
                     return
-                log.exception("starting the Nostr transport failed; retrying")
+                log_failure(log, "starting the Nostr transport failed; retrying")
             stopping.wait(2.0)
 
     def _finish_start(self) -> None:
@@ -475,7 +475,7 @@ class NostrService:
         try:
             fn(arg)
         except Exception:
-            log.exception("handler %r failed", fn)
+            log_failure(log, "handler %r failed", fn)
 
     # ---- outbox worker ---------------------------------------------------------------------------
     def _outbox_loop(self) -> None:

@@ -21,6 +21,7 @@ class NotReady(TransportError):
 class RelayUnavailable(TransportError):
     """No relay is configured, or none is connected, so nothing could be published now."""
     code = 1902
+    environmental = True
 
 
 class PublishRejected(TransportError):

@@ -24,6 +24,7 @@ from typing import Any, Callable, Protocol
 from libhive import contracts
 from libhive.contracts import ContractError, SiblingUnavailable
 from libhive.errors import quote
+from libhive.workers import log_failure
 
 from .outbox import OutboxItem
 from .transport_errors import BadRecipient, PayloadTooLarge, TransportConflict, UnknownTransport
@@ -163,5 +164,5 @@ class TransportRegistry:
             try:
                 listener(message)
             except Exception:
-                log.exception("inbound listener %r failed on %s/%s", listener, message.transport,
+                log_failure(log, "inbound listener %r failed on %s/%s", listener, message.transport,
                               message.message_id[:16])

@@ -32,7 +32,7 @@ from .db import Database
 from .errors import HiveError, cap_message
 from .screening import screen
 from .siblings import RECHECK_DELAYS, SiblingTracker
-from .workers import Workers
+from .workers import Workers, log_failure
 
 INTERNAL_ERROR = -32603
 INVALID_PARAMS = -32602
@@ -116,7 +116,7 @@ class _Plugin(Plugin):
             except HiveError as exc:
                 _fail(request, exc.code, exc.message)
             except Exception:
-                self.hive.log.exception("%s failed", request.method)
+                log_failure(self.hive.log, "%s failed", request.method)
                 _fail(request, INTERNAL_ERROR, f"internal error in {request.method}; see the node's log")
             else:
                 request.set_result(result)
@@ -205,7 +205,7 @@ class HivePlugin:
                     try:
                         handler(**params)
                     except Exception:
-                        self.log.exception("%s notification handler failed", topic)
+                        log_failure(self.log, "%s notification handler failed", topic)
             self.plugin.add_subscription(topic, dispatch)
         handlers.append(fn)
         return fn
@@ -278,7 +278,7 @@ class HivePlugin:
             except HiveError as exc:                # an unusable option, found at init: say so and step aside
                 return self._disable(exc.message)
             except Exception as exc:
-                self.log.exception("init of %s failed", self.name)
+                log_failure(self.log, "init of %s failed", self.name)
                 return self._disable(f"init failed: {type(exc).__name__}: {exc}")
         self.workers.spawn(self._after_init, "after-init")
         self.log.info("%s %s started (database %s, schema version %d)", self.name, self.version, self.db_path,
@@ -326,7 +326,7 @@ class HivePlugin:
         try:
             hook(snapshot)
         except Exception:
-            self.log.exception("sibling change handler failed")
+            log_failure(self.log, "sibling change handler failed")
 
     def _recompute_gate(self, initial: bool = False) -> None:
         with self._gate_lock:
@@ -347,7 +347,7 @@ class HivePlugin:
                 try:
                     hook(new)
                 except Exception:
-                    self.log.exception("gate change handler failed")
+                    log_failure(self.log, "gate change handler failed")
 
     def _on_shutdown(self, plugin: Plugin, **kwargs: Any) -> None:
         self.stop()
@@ -359,7 +359,7 @@ class HivePlugin:
             try:
                 hook()
             except Exception:
-                self.log.exception("stop handler failed")
+                log_failure(self.log, "stop handler failed")
         self.workers.stop()
         if self.db:
             self.db.close()

@@ -39,6 +39,7 @@ class ContractError(HiveError):
 class SiblingUnavailable(HiveError):
     """The sibling that provides a contract is not active, timed out, or failed."""
     code = 1702
+    environmental = True
 
 
 class Model(models.Model):

@@ -46,6 +46,7 @@ from typing import Any
 from libhive.migrations import Migrations, as_sqlite_utils, names_of
 from libhive.errors import BackupError, OwnershipError, SchemaError, StorageError
 from libhive.schema import MIGRATIONS_TABLE, TablePolicy, fold, is_bookkeeping, owner_of, policy_for
+from libhive.workers import log_failure
 
 _log = logging.getLogger("libhive.db")
 
@@ -605,7 +606,7 @@ class Database:
             try:
                 fn()
             except Exception:
-                _log.exception("after-commit callback failed")
+                log_failure(_log, "after-commit callback failed")
 
     def _savepoint(self, conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         name = f"libhive_sp{self._depth}"

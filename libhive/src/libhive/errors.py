@@ -81,6 +81,9 @@ class HiveError(Exception):
     """Base of every error a Hive plugin may report to an RPC caller."""
 
     code: int = -32603  # JSON-RPC "internal error" until a subclass says more
+    # the environment failed (a relay, a mint, lightningd's socket), not our code: a background round that meets
+    # it logs a warning without a traceback (libhive.workers.log_failure)
+    environmental: bool = False
 
     def __init__(self, message: str, *, code: int | None = None) -> None:
         message = cap_message(message)

@@ -20,10 +20,21 @@ def log_failure(logger: logging.Logger, what: str, *args: Any) -> None:
     or gateway is unreachable; it is logged as a warning, without a traceback.  Anything else is a bug and is
     logged with its traceback at error level."""
     exc = sys.exc_info()[1]
-    if isinstance(exc, OSError):
+    if environmental(exc):
         logger.warning(f"{what}: %s", *args, exc)
     else:
         logger.exception(what, *args)
+
+
+def environmental(exc: BaseException | None) -> bool:
+    """Whether ``exc`` is, or was raised from, an ``OSError`` or an error marked ``environmental`` (a wrapper such
+    as "signmessage failed" keeps its cause): the environment failed, not our code."""
+    seen = 0
+    while exc is not None and seen < 16:
+        if isinstance(exc, OSError) or getattr(exc, "environmental", False) is True:
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
 
 
 class Workers:

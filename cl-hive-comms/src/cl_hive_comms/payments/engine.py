@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 from libhive.errors import HiveError, quote
+from libhive.workers import log_failure
 
 from ..client_errors import L402Error, PaymentFailed, PaymentPending, UnsupportedTarget
 from . import bolt11, bolt12
@@ -142,7 +143,7 @@ class PaymentEngine:
                 self.ledger.fail(rid, exc.code, exc.message)
                 raise
             except Exception:
-                log.exception("payment %s: unexpected error; it stays pending until reconciled", rid)
+                log_failure(log, "payment %s: unexpected error; it stays pending until reconciled", rid)
                 return self._view(rid)
             self.ledger.complete(rid, preimage=done.preimage, amount_msat=done.amount_msat, fee_msat=done.fee_msat,
                                  detail=done.detail)

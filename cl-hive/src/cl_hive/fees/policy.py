@@ -25,6 +25,7 @@ from libhive.models import Field
 from libhive.amounts import msat_or_zero
 from libhive.db import Database
 from libhive.rpcparams import Params, validate
+from libhive.workers import log_failure
 
 from ..governance.audit import AuditLog
 from ..governance.common import InvalidOption, int_option, now
@@ -238,7 +239,7 @@ def register(hive: Any, members: Any, audit: AuditLog) -> FeePolicy:
         try:
             fn(*args)
         except Exception:
-            hive.log.exception("fee policy reconciliation failed")
+            log_failure(hive.log, "fee policy reconciliation failed")
 
     def on_member_change(node_id: str, old: str | None, new: str | None, event: str) -> None:
         soon(None if node_id == hive.node_id else node_id)    # our own tier changed: every channel

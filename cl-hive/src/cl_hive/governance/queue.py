@@ -22,6 +22,7 @@ from libhive.models import Field
 from libhive.db import Database
 from libhive.errors import HiveError, quote
 from libhive.rpcparams import InvalidParams, Params, validate
+from libhive.workers import log_failure
 
 from .audit import AuditLog
 from .budget import Budget
@@ -288,7 +289,7 @@ class Governance:
         except Exception as exc:
             error = exc if isinstance(exc, HiveError) else ExecutionFailed(f"{type(exc).__name__}: {exc}")
             if not isinstance(exc, HiveError) and self._log:
-                self._log.exception("executor of %s failed", action["action_type"])
+                log_failure(self._log, "executor of %s failed", action["action_type"])
             self._record_failure(action, error, actor)
             raise _with_context(error, f"action {action_id} ({action['action_type']})") from None
         with self._db().write() as conn:
@@ -330,7 +331,7 @@ class Governance:
                 atype.on_discard(action)
             except Exception:
                 if self._log:
-                    self._log.exception("on_discard of %s failed", action["action_type"])
+                    log_failure(self._log, "on_discard of %s failed", action["action_type"])
         return action
 
     def _bulk(self, one: Callable[[dict[str, Any]], dict[str, Any]], verb: str, infinitive: str) -> dict[str, Any]:

@@ -321,7 +321,7 @@ class IntentLocks:
                              old="committed")
             return
         except Exception as exc:
-            log.exception("committing intent %d failed", row["id"])
+            log_failure(log, "committing intent %d failed", row["id"])
             self._transition(row["id"], "failed", str(exc)[:200], None, old="committed")
             return
         if outcome is not None:

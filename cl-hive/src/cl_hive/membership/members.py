@@ -12,6 +12,7 @@ import time
 from typing import Any, Callable
 
 from libhive.db import Database
+from libhive.workers import log_failure
 
 TIERS = ("neophyte", "member")
 log = logging.getLogger("cl-hive")
@@ -74,7 +75,7 @@ class MemberStore:
                 try:
                     listener(node_id, old, new, event)
                 except Exception:
-                    log.exception("member change listener failed")
+                    log_failure(log, "member change listener failed")
         self.db.after_commit(run)
 
     def add(self, node_id: str, tier: str, via: str, addresses: list[str] | None = None) -> bool:

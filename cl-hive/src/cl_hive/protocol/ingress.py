@@ -21,6 +21,7 @@ from typing import Any, Callable
 
 from libhive import wire
 from libhive.bootstrap import HivePlugin
+from libhive.workers import log_failure
 
 log = logging.getLogger("cl-hive")
 
@@ -151,7 +152,7 @@ class Ingress:
             log.debug("rejected %s from %s: %s", name, peer_id[:16], exc)
         except Exception:
             self.stats[f"failed_{name}"] += 1
-            log.exception("handler for %s failed", name)
+            log_failure(log, "handler for %s failed", name)
 
     # ---- dedup (after verification only) ----------------------------------------------------------
     def seen(self, msg_id: str) -> bool:

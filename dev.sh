@@ -32,7 +32,8 @@ cmd="${1:-test}"; shift || true
 case "$cmd" in
     setup) setup ;;
     demo)  setup; exec .venv/bin/hive-devnet-demo "$@" ;;
-    test)  setup; . scripts/realln-env.sh; exec .venv/bin/python -m pytest "$@" ;;
+    # in parallel (pytest-xdist): the real-node variants mostly wait on lightningd and bitcoind; -n 0 to run serially
+    test)  setup; . scripts/realln-env.sh; exec .venv/bin/python -m pytest -n "${HIVE_TEST_WORKERS:-3}" "$@" ;;
     bench) setup; . scripts/realln-env.sh; for b in bench/bench_*.py; do echo "==> $b"; .venv/bin/python "$b" "$@"; done ;;
     *) echo "usage: ./dev.sh setup | demo | test [pytest args] | bench" >&2; exit 2 ;;
 esac

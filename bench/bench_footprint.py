@@ -37,24 +37,11 @@ from typing import Any
 
 from pyln.client import LightningRpc
 
+from bench_startup import FLOOR_SOURCE  # the same bare pyln-client plugin as the floor
+
 HIVE = ("cl-hive", "cl-hive-comms", "cl-hive-archon")
 MIB = 1024 * 1024
 TARGETS = {"stack_rss_mb": 140, "stack_start_x_floor": 2.0, "plugin_over_floor_mb": 15, "comms_over_floor_mb": 30}
-FLOOR_SOURCE = '''#!{python}
-"""bench_footprint's floor: a bare pyln-client plugin with one trivial method, doing nothing else."""
-from pyln.client import Plugin
-
-plugin = Plugin()
-
-
-@plugin.method("bench-floor-ping")
-def ping(plugin):
-    """Answer pong."""
-    return {{"pong": True}}
-
-
-plugin.run()
-'''
 
 
 class BenchError(Exception):
@@ -134,20 +121,22 @@ class Bitcoind:
             self.proc.kill()
 
 
-def start_node(work: Path, name: str, bitcoind: Bitcoind, plugins: list[str], settle: float) -> dict[str, Any]:
+def start_node(work: Path, name: str, bitcoind: Bitcoind, plugins: list[str], settle: float,
+               monolith: bool = False) -> dict[str, Any]:
     """Start lightningd with ``plugins``; wait until all are active; read RSS; stop it."""
     ldir = work / name
     ldir.mkdir()
+    extra = [f"--hive-db-path={ldir / 'regtest' / 'cl_hive.db'}"] if monolith else []   # not ~/.lightning
     cmd = ["lightningd", "--network=regtest", f"--lightning-dir={ldir}", f"--addr=127.0.0.1:{free_port()}",
            f"--bitcoin-rpcport={bitcoind.port}", "--bitcoin-rpcuser=bench", "--bitcoin-rpcpassword=bench",
            f"--bitcoin-datadir={bitcoind.dir}", "--log-level=debug", f"--log-file={ldir / 'log'}",
-           *[f"--plugin={p}" for p in plugins]]
+           *[f"--plugin={p}" for p in plugins], *extra]
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     rpc_path = ldir / "regtest" / "lightning-rpc"
     wanted = {str(Path(p).resolve()) for p in plugins}
     try:
-        deadline = t0 + 120
+        deadline = t0 + 180                        # the monolith takes ~16 s
         active_at = None
         while time.monotonic() < deadline:
             if proc.poll() is not None:
@@ -162,11 +151,12 @@ def start_node(work: Path, name: str, bitcoind: Bitcoind, plugins: list[str], se
                 pass
             time.sleep(0.02)
         if active_at is None:
-            raise BenchError(f"{name}: plugins not active after 120 s; see {ldir / 'log'}")
+            raise BenchError(f"{name}: plugins not active after 180 s; see {ldir / 'log'}")
         time.sleep(settle)
         rss = {}
         for p in plugins:
-            pid = plugin_pid(proc.pid, str(Path(p).resolve())) or plugin_pid(proc.pid, p)
+            pid = plugin_pid(proc.pid, str(Path(p).resolve())) or plugin_pid(proc.pid, p) or plugin_pid(
+                proc.pid, _exec_target(p))
             if pid is None:
                 raise BenchError(f"{name}: no process for {p}")
             rss[Path(p).name] = tree_rss(pid)
@@ -180,6 +170,17 @@ def start_node(work: Path, name: str, bitcoind: Bitcoind, plugins: list[str], se
             proc.wait(10)
 
 
+def _exec_target(path: str) -> str:
+    """What a ``#!/bin/sh`` wrapper that ends in ``exec "<python>" "<script>" "$@"`` runs (its process shows the
+    script, not the wrapper, once exec'd); else the path itself."""
+    try:
+        text = Path(path).read_text(errors="replace")
+    except OSError:
+        return path
+    quoted = [part for part in text.split('"') if part.startswith("/")]
+    return quoted[1] if text.startswith("#!/bin/sh") and len(quoted) >= 2 else path
+
+
 def plugin_executable(name: str) -> str:
     path = Path(sys.prefix) / "bin" / name
     if not os.access(path, os.X_OK):
@@ -187,12 +188,14 @@ def plugin_executable(name: str) -> str:
     return str(path)
 
 
-def monolith_executable(work: Path) -> str | None:
+def monolith_executable(work: Path) -> tuple[str | None, str]:
+    """The monolith as deployed (its own defaults; only its database is kept in the node's directory)."""
     try:
         from hive_devnet import monolith
-    except ImportError:
-        return None
-    return str(monolith.plugin_executable(work))
+        peer = monolith.prepare(work / "monolith")
+        return peer.plugin, f"the upstream monolith ({peer.source / 'cl-hive.py'}), its default options"
+    except Exception as exc:            # not there, or its venv could not be made here
+        return None, f"not measured ({exc})"
 
 
 def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
@@ -204,21 +207,19 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     configs["stack"] = [plugin_executable(n) for n in HIVE]
     monolith_note = "not measured (--no-monolith)"
     if not args.no_monolith:
-        mono = monolith_executable(work)
+        mono, monolith_note = monolith_executable(work)
         if mono:
             configs["monolith"] = [mono]
-            monolith_note = mono
-        else:
-            monolith_note = "not measured (hive_devnet.monolith is not available)"
     bitcoind = Bitcoind(work)
     results: dict[str, list[dict[str, Any]]] = {c: [] for c in configs}
     try:
         for c in configs:                                  # warm-up: bytecode caches, first-start work
-            start_node(work, f"warm-{c}", bitcoind, configs[c], 0.2)
+            start_node(work, f"warm-{c}", bitcoind, configs[c], 0.2, monolith=c == "monolith")
         for r in range(args.rounds):
             order = list(configs) if r % 2 == 0 else list(reversed(configs))
             for c in order:
-                results[c].append(start_node(work, f"r{r}-{c}", bitcoind, configs[c], args.settle))
+                results[c].append(start_node(work, f"r{r}-{c}", bitcoind, configs[c], args.settle,
+                                             monolith=c == "monolith"))
             print(f"bench_footprint: round {r + 1}/{args.rounds} done", file=sys.stderr)
     finally:
         bitcoind.stop()

@@ -1,7 +1,7 @@
 """Fixtures shared by the scenario tests.
 
 ``fleet`` runs each scenario twice: on the devnet (always) and on real lightningd + bitcoind through
-pyln-testing (skipped, with the reason, when those binaries are not on PATH).
+pyln-testing (skipped, with the reason, when those binaries are not on PATH); ``real_fleet`` only the latter.
 """
 from __future__ import annotations
 
@@ -26,6 +26,9 @@ def fleet(request):
             yield f
         finally:
             f.close()
+        broken = f.broken_lines()          # what pyln-testing's teardown checks on a real node
+        if broken:
+            pytest.fail("a node logged at BROKEN level:\n" + "\n".join(broken[:20]), pytrace=False)
         return
     if not real_nodes_available():
         pytest.skip(REAL_NODE_SKIP_REASON)
@@ -44,6 +47,14 @@ def monolith(tmp_path_factory):
             pytest.skip(f"monolith unavailable and HIVE_SKIP_MONOLITH=1: {exc}")
         pytest.fail(f"cannot run the upstream monolith: {exc} (HIVE_SKIP_MONOLITH=1 skips these tests)",
                     pytrace=False)
+
+
+@pytest.fixture(params=[pytest.param("lightningd", marks=pytest.mark.realnode)])
+def real_fleet(request):
+    """For scenarios only a real node can show: real lightningd + bitcoind (pyln-testing) only."""
+    if not real_nodes_available():
+        pytest.skip(REAL_NODE_SKIP_REASON)
+    yield RealFleet(request.getfixturevalue("node_factory"), request.getfixturevalue("bitcoind"))
 
 
 # ---- how many variants ran on real lightningd (CI's output says so) ----------------------------------

@@ -17,7 +17,13 @@ from cl_hive_comms.transport_errors import BadRecipient, InboundRejected, Payloa
 from transport_helpers import make_wrap
 
 ALICE, BOB, CAROL = Keys.generate(), Keys.generate(), Keys.generate()
-NOW = int(time.time())
+
+
+def now() -> int:
+    """The receiver's clock, read when a test runs (a module constant goes stale in a long run)."""
+    return int(time.time())
+
+
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -27,7 +33,8 @@ def rejected(reason: str, fn, *args) -> None:
     assert info.value.reason == reason, info.value.message
 
 
-def rumor_json(author: Keys, kind: int = 14, content: str = "hi", tags=None, created_at: int = NOW, **extra) -> str:
+def rumor_json(author: Keys, kind: int = 14, content: str = "hi", tags=None, created_at: int | None = None, **extra) -> str:
+    created_at = now() if created_at is None else created_at
     tags = tags if tags is not None else [["p", BOB.public_key().to_hex()]]
     data = {"pubkey": author.public_key().to_hex(), "created_at": created_at, "kind": kind, "tags": tags,
             "content": content, **extra}
@@ -37,7 +44,7 @@ def rumor_json(author: Keys, kind: int = 14, content: str = "hi", tags=None, cre
 # ---- round trips -----------------------------------------------------------------------------------
 def test_text_dm_round_trip_authenticates_the_seal_signer():
     wrap, rumor_id = dm.build_text_dm(ALICE, BOB.public_key(), "hello bob 🐝")
-    rumor = dm.open_gift_wrap(BOB, wrap, NOW)
+    rumor = dm.open_gift_wrap(BOB, wrap, now())
     assert (rumor.id, rumor.sender, rumor.kind, rumor.content) == (rumor_id, ALICE.public_key().to_hex(), 14,
                                                                    "hello bob 🐝")
     assert rumor.protocol == "nip17" and rumor.outer_id == wrap.id().to_hex()
@@ -65,14 +72,14 @@ def test_the_wrap_hides_sender_and_content():
 def test_payload_round_trip_and_channel():
     payload = os.urandom(1000)
     wrap, rumor_id = dm.build_payload_dm(ALICE, BOB.public_key(), payload, dm.CHANNEL_HIVE)
-    rumor = dm.open_gift_wrap(BOB, wrap, NOW)
+    rumor = dm.open_gift_wrap(BOB, wrap, now())
     assert rumor.kind == dm.PAYLOAD_KIND and rumor.id == rumor_id
     assert dm.decode_payload(rumor) == (dm.CHANNEL_HIVE, payload)
 
 
 def test_largest_payload_fits_and_larger_is_refused_clearly():
     wrap, _ = dm.build_payload_dm(ALICE, BOB.public_key(), os.urandom(dm.MAX_PAYLOAD_BYTES), dm.CHANNEL_PAYLOAD)
-    assert dm.decode_payload(dm.open_gift_wrap(BOB, wrap, NOW))[1].__len__() == dm.MAX_PAYLOAD_BYTES
+    assert dm.decode_payload(dm.open_gift_wrap(BOB, wrap, now()))[1].__len__() == dm.MAX_PAYLOAD_BYTES
     with pytest.raises(PayloadTooLarge) as info:
         dm.build_payload_dm(ALICE, BOB.public_key(), os.urandom(dm.MAX_PAYLOAD_BYTES + 1), dm.CHANNEL_PAYLOAD)
     assert info.value.code == 1907
@@ -82,10 +89,10 @@ def test_largest_payload_fits_and_larger_is_refused_clearly():
 
 def test_rewrapping_the_same_rumour_keeps_the_message_id():
     """The message id is the rumour id, so a re-wrapped copy is recognised as the same message (replay store)."""
-    w1, id1 = dm.build_text_dm(ALICE, BOB.public_key(), "same", created_at=NOW)
-    w2, id2 = dm.build_text_dm(ALICE, BOB.public_key(), "same", created_at=NOW)
+    w1, id1 = dm.build_text_dm(ALICE, BOB.public_key(), "same", created_at=now())
+    w2, id2 = dm.build_text_dm(ALICE, BOB.public_key(), "same", created_at=now())
     assert w1.id().to_hex() != w2.id().to_hex() and id1 == id2
-    assert dm.open_gift_wrap(BOB, w1, NOW).id == dm.open_gift_wrap(BOB, w2, NOW).id == id1
+    assert dm.open_gift_wrap(BOB, w1, now()).id == dm.open_gift_wrap(BOB, w2, now()).id == id1
 
 
 def test_recipient_parsing():
@@ -101,43 +108,43 @@ def test_tampered_wrap_fails_signature():
     wrap, _ = dm.build_text_dm(ALICE, BOB.public_key(), "x")
     data = json.loads(wrap.as_json())
     data["content"] = data["content"][:-8] + "AAAAAAA="
-    rejected("bad_signature", dm.open_gift_wrap, BOB, Event.from_json(json.dumps(data)), NOW)
+    rejected("bad_signature", dm.open_gift_wrap, BOB, Event.from_json(json.dumps(data)), now())
     data = json.loads(wrap.as_json())
     data["sig"] = "00" * 64
-    rejected("bad_signature", dm.open_gift_wrap, BOB, Event.from_json(json.dumps(data)), NOW)
+    rejected("bad_signature", dm.open_gift_wrap, BOB, Event.from_json(json.dumps(data)), now())
 
 
 def test_wrap_for_someone_else():
     wrap, _ = dm.build_text_dm(ALICE, CAROL.public_key(), "for carol")
-    rejected("not_for_us", dm.open_gift_wrap, BOB, wrap, NOW)
+    rejected("not_for_us", dm.open_gift_wrap, BOB, wrap, now())
     # a p tag naming us on a wrap encrypted to someone else does not help either
     forged = make_wrap(ALICE, CAROL.public_key(), rumor_json(ALICE), wrap_tags=[["p", BOB.public_key().to_hex()]])
-    rejected("undecryptable", dm.open_gift_wrap, BOB, forged, NOW)
+    rejected("undecryptable", dm.open_gift_wrap, BOB, forged, now())
 
 
 def test_wrong_outer_kind_and_oversize():
     note = EventBuilder(Kind(1), "x").tags([Tag.parse(["p", BOB.public_key().to_hex()])]).finalize(ALICE)
-    rejected("wrong_kind", dm.open_gift_wrap, BOB, note, NOW)
+    rejected("wrong_kind", dm.open_gift_wrap, BOB, note, now())
     big = EventBuilder(Kind(1059), "A" * (dm.MAX_WRAP_CONTENT + 1)).tags(
         [Tag.parse(["p", BOB.public_key().to_hex()])]).finalize(Keys.generate())
-    rejected("oversized", dm.open_gift_wrap, BOB, big, NOW)
+    rejected("oversized", dm.open_gift_wrap, BOB, big, now())
 
 
 def test_sender_cannot_claim_another_author():
     """The authenticated sender is the seal's signer; a rumour claiming another pubkey is refused (S1/S2)."""
-    rejected("sender_mismatch", dm.open_gift_wrap, BOB, make_wrap(ALICE, BOB.public_key(), rumor_json(CAROL)), NOW)
+    rejected("sender_mismatch", dm.open_gift_wrap, BOB, make_wrap(ALICE, BOB.public_key(), rumor_json(CAROL)), now())
 
 
 def test_seal_checks():
     rejected("wrong_seal_kind", dm.open_gift_wrap, BOB,
-             make_wrap(ALICE, BOB.public_key(), rumor_json(ALICE), seal_kind=1), NOW)
+             make_wrap(ALICE, BOB.public_key(), rumor_json(ALICE), seal_kind=1), now())
     rejected("malformed_seal", dm.open_gift_wrap, BOB,
-             make_wrap(ALICE, BOB.public_key(), rumor_json(ALICE), seal_tags=[["p", "x"]]), NOW)
+             make_wrap(ALICE, BOB.public_key(), rumor_json(ALICE), seal_tags=[["p", "x"]]), now())
     eph = Keys.generate()
     not_an_event = EventBuilder(Kind(1059), nip44_encrypt(eph.secret_key(), BOB.public_key(), '{"kind":13}',
                                                           Nip44Version.V2)).tags(
         [Tag.parse(["p", BOB.public_key().to_hex()])]).finalize(eph)
-    rejected("malformed_seal", dm.open_gift_wrap, BOB, not_an_event, NOW)
+    rejected("malformed_seal", dm.open_gift_wrap, BOB, not_an_event, now())
     # a seal whose signature does not verify
     seal = EventBuilder(Kind(13), nip44_encrypt(ALICE.secret_key(), BOB.public_key(), rumor_json(ALICE),
                                                 Nip44Version.V2)).finalize(ALICE)
@@ -146,38 +153,38 @@ def test_seal_checks():
     wrapped = EventBuilder(Kind(1059), nip44_encrypt(eph.secret_key(), BOB.public_key(), json.dumps(bad),
                                                      Nip44Version.V2)).tags(
         [Tag.parse(["p", BOB.public_key().to_hex()])]).finalize(eph)
-    rejected("bad_seal_signature", dm.open_gift_wrap, BOB, wrapped, NOW)
+    rejected("bad_seal_signature", dm.open_gift_wrap, BOB, wrapped, now())
 
 
 @pytest.mark.parametrize("rumor,reason", [
-    (rumor_json(ALICE, sig="00" * 64), "signed_rumor"),
-    (rumor_json(ALICE, id="00" * 32), "bad_rumor_id"),
-    (rumor_json(ALICE, kind=1), "unsupported_kind"),
-    (rumor_json(ALICE, tags=[["p", CAROL.public_key().to_hex()]]), "not_for_us"),
-    (rumor_json(ALICE, created_at=NOW - dm.REPLAY_WINDOW - 10), "stale"),
-    (rumor_json(ALICE, created_at=NOW + dm.FUTURE_SKEW + 10), "future"),
-    (rumor_json(ALICE, extra_field=1), "malformed_rumor"),
-    ('{"pubkey": "x", "pubkey": "y"}', "malformed_rumor"),
-    (rumor_json(ALICE).replace('"kind": 14', '"kind": 14.0'), "malformed_rumor"),
-    ("[1, 2]", "malformed_rumor"),
-    ("not json", "malformed_rumor"),
+    (lambda: rumor_json(ALICE, sig="00" * 64), "signed_rumor"),
+    (lambda: rumor_json(ALICE, id="00" * 32), "bad_rumor_id"),
+    (lambda: rumor_json(ALICE, kind=1), "unsupported_kind"),
+    (lambda: rumor_json(ALICE, tags=[["p", CAROL.public_key().to_hex()]]), "not_for_us"),
+    (lambda: rumor_json(ALICE, created_at=now() - dm.REPLAY_WINDOW - 10), "stale"),
+    (lambda: rumor_json(ALICE, created_at=now() + dm.FUTURE_SKEW + 10), "future"),
+    (lambda: rumor_json(ALICE, extra_field=1), "malformed_rumor"),
+    (lambda: '{"pubkey": "x", "pubkey": "y"}', "malformed_rumor"),
+    (lambda: rumor_json(ALICE).replace('"kind": 14', '"kind": 14.0'), "malformed_rumor"),
+    (lambda: "[1, 2]", "malformed_rumor"),
+    (lambda: "not json", "malformed_rumor"),
 ])
 def test_rumour_checks(rumor, reason):
-    rejected(reason, dm.open_gift_wrap, BOB, make_wrap(ALICE, BOB.public_key(), rumor), NOW)
+    rejected(reason, dm.open_gift_wrap, BOB, make_wrap(ALICE, BOB.public_key(), rumor()), now())
 
 
 def test_stale_and_future_wraps():
     rumor = rumor_json(ALICE)
     rejected("stale", dm.open_gift_wrap, BOB,
-             make_wrap(ALICE, BOB.public_key(), rumor, created_at=NOW - dm.REPLAY_WINDOW - 1), NOW)
+             make_wrap(ALICE, BOB.public_key(), rumor, created_at=now() - dm.REPLAY_WINDOW - 1), now())
     rejected("future", dm.open_gift_wrap, BOB,
-             make_wrap(ALICE, BOB.public_key(), rumor, created_at=NOW + dm.FUTURE_SKEW + 60), NOW)
+             make_wrap(ALICE, BOB.public_key(), rumor, created_at=now() + dm.FUTURE_SKEW + 60), now())
 
 
 # ---- payload envelope ------------------------------------------------------------------------------
 def payload_rumor(content: str, tags) -> dm.Rumor:
-    return dm.Rumor("00" * 32, ALICE.public_key().to_hex(), dm.PAYLOAD_KIND, NOW, content,
-                    tuple(tuple(t) for t in tags), "nip17", "00" * 32, NOW)
+    return dm.Rumor("00" * 32, ALICE.public_key().to_hex(), dm.PAYLOAD_KIND, now(), content,
+                    tuple(tuple(t) for t in tags), "nip17", "00" * 32, now())
 
 
 @pytest.mark.parametrize("content,tags", [
@@ -194,7 +201,8 @@ def test_payload_envelope_rejects(content, tags):
 
 
 # ---- NIP-04 (legacy, only when allowed) ---------------------------------------------------------------
-def nip04_event(sender: Keys, recipient: Keys, text: str, created_at: int = NOW) -> Event:
+def nip04_event(sender: Keys, recipient: Keys, text: str, created_at: int | None = None) -> Event:
+    created_at = now() if created_at is None else created_at
     ct = nip04_encrypt(sender.secret_key(), recipient.public_key(), text)
     return (EventBuilder(Kind(4), ct).tags([Tag.parse(["p", recipient.public_key().to_hex()])])
             .custom_created_at(Timestamp.from_secs(created_at)).finalize(sender))
@@ -202,14 +210,14 @@ def nip04_event(sender: Keys, recipient: Keys, text: str, created_at: int = NOW)
 
 def test_nip04_decodes_and_authenticates():
     event = nip04_event(ALICE, BOB, "legacy hello")
-    rumor = dm.open_nip04(BOB, event, NOW)
+    rumor = dm.open_nip04(BOB, event, now())
     assert (rumor.sender, rumor.content, rumor.protocol, rumor.id) == (ALICE.public_key().to_hex(), "legacy hello",
                                                                        "nip04", event.id().to_hex())
-    rejected("not_for_us", dm.open_nip04, CAROL, event, NOW)
-    rejected("stale", dm.open_nip04, BOB, nip04_event(ALICE, BOB, "old", NOW - dm.REPLAY_WINDOW - 5), NOW)
+    rejected("not_for_us", dm.open_nip04, CAROL, event, now())
+    rejected("stale", dm.open_nip04, BOB, nip04_event(ALICE, BOB, "old", now() - dm.REPLAY_WINDOW - 5), now())
     forged = json.loads(event.as_json())
     forged["pubkey"] = CAROL.public_key().to_hex()
-    rejected("bad_signature", dm.open_nip04, BOB, Event.from_json(json.dumps(forged)), NOW)
+    rejected("bad_signature", dm.open_nip04, BOB, Event.from_json(json.dumps(forged)), now())
 
 
 # ---- fuzzing ------------------------------------------------------------------------------------------
@@ -227,7 +235,7 @@ def test_fuzz_wrap_content(content):
     """Arbitrary (validly signed) wrap content: only InboundRejected, never another exception."""
     eph = Keys.generate()
     wrap = EventBuilder(Kind(1059), content).tags([Tag.parse(["p", BOB.public_key().to_hex()])]).finalize(eph)
-    assert _outcome(dm.open_gift_wrap, BOB, wrap, NOW) is None
+    assert _outcome(dm.open_gift_wrap, BOB, wrap, now()) is None
 
 
 @FUZZ
@@ -237,7 +245,7 @@ def test_fuzz_seal_json(seal_text):
     eph = Keys.generate()
     ct = nip44_encrypt(eph.secret_key(), BOB.public_key(), seal_text or " ", Nip44Version.V2)
     wrap = EventBuilder(Kind(1059), ct).tags([Tag.parse(["p", BOB.public_key().to_hex()])]).finalize(eph)
-    assert _outcome(dm.open_gift_wrap, BOB, wrap, NOW) is None
+    assert _outcome(dm.open_gift_wrap, BOB, wrap, now()) is None
 
 
 JSONISH = st.recursive(st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.text(max_size=20),
@@ -256,7 +264,7 @@ def test_fuzz_rumour_fields(fields, fill):
         base.update(fields)
         fields = base
     wrap = make_wrap(ALICE, BOB.public_key(), json.dumps(fields) or "{}")
-    rumor = _outcome(dm.open_gift_wrap, BOB, wrap, NOW)
+    rumor = _outcome(dm.open_gift_wrap, BOB, wrap, now())
     if rumor is not None:
         assert rumor.sender == ALICE.public_key().to_hex() and rumor.kind in dm.RUMOR_KINDS
         assert ["p", BOB.public_key().to_hex()] in [list(t) for t in rumor.tags]
@@ -276,5 +284,5 @@ def test_fuzz_payload_envelope(content, tags):
 @given(st.text(max_size=300))
 def test_fuzz_nip04_content(content):
     event = EventBuilder(Kind(4), content or "x").tags([Tag.parse(["p", BOB.public_key().to_hex()])]).finalize(ALICE)
-    result = _outcome(dm.open_nip04, BOB, event, NOW)
+    result = _outcome(dm.open_nip04, BOB, event, now())
     assert result is None or result.sender == ALICE.public_key().to_hex()

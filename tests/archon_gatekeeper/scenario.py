@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hive_devnet.fleet import DevnetFleet, wait_for
+from hive_devnet.fleet import wait_for
 
 from . import StandInGatekeeper, fake_comms
 
@@ -27,9 +27,12 @@ def archon_options(gatekeeper: StandInGatekeeper | None, **extra: Any) -> dict[s
 
 def start_archon_node(fleet: Any, name: str, gatekeeper: StandInGatekeeper | None,
                       plugins: tuple[str, ...] = ("cl-hive-archon",), fake_comms_dir: Path | None = None,
-                      fake_comms_options: dict[str, Any] | None = None, **options: Any) -> Any:
-    """A node with archon (published to ``gatekeeper`` when given); with ``fake_comms_dir`` the comms stand-in."""
-    node = fleet.add_node(name, plugins=list(plugins), options=archon_options(gatekeeper, **options))
+                      fake_comms_options: dict[str, Any] | None = None, hsm_secret: bytes | None = None,
+                      **options: Any) -> Any:
+    """A node with archon (published to ``gatekeeper`` when given); with ``fake_comms_dir`` the comms stand-in;
+    with ``hsm_secret`` a node restored from that secret."""
+    node = fleet.add_node(name, plugins=list(plugins), options=archon_options(gatekeeper, **options),
+                          hsm_secret=hsm_secret)
     if fake_comms_dir is not None:
         node.rpc.call("plugin", {"subcommand": "start", "plugin": fake_comms.install(fake_comms_dir),
                                  **(fake_comms_options or {})})
@@ -41,8 +44,3 @@ def start_archon_node(fleet: Any, name: str, gatekeeper: StandInGatekeeper | Non
     node.did = did
     return node
 
-
-def devnet_only(fleet: Any) -> DevnetFleet:
-    if not isinstance(fleet, DevnetFleet):
-        pytest.skip("copies a node's hsm_secret into a fresh node directory (devnet layout)")
-    return fleet

@@ -12,7 +12,7 @@ from typing import Any
 
 from pyln.client import LightningRpc
 
-from hive_devnet.fleet import wait_for
+from hive_devnet.fleet import lightningd_running, wait_for
 from hive_devnet.network import Network
 from hive_devnet.node import Node
 from hive_devnet.shared import shared_path
@@ -23,11 +23,12 @@ PLUGIN_SOURCES = Path(__file__).parent / "plugins"
 PLUGIN_COPIES = {"rec1.py": "recorder.py", "rec2.py": "recorder.py", "rec3.py": "recorder.py",
                  "hang_init.py": "hang_init.py", "crasher.py": "crasher.py", "garbage.py": "garbage.py",
                  "badhook.py": "badhook.py", "clash_getinfo.py": "clash.py", "clash_rec1-emit.py": "clash.py",
-                 "rpcguard.py": "rpcguard.py", "codepoints.py": "codepoints.py"}
+                 "chain.py": "recorder.py", "rpcguard.py": "chain.py": "recorder.py", "rpcguard.py", "codepoints.py": "codepoints.py"}
 VERSION = "v26.06.6"
 ID_RE = re.compile(r"^cln:(?P<method>[a-z0-9_-]+)#\d+$")
 
-__all__ = ["TRANSCRIPTS", "Transcript", "TNode", "install_plugins", "shape", "wait_for", "VERSION"]
+__all__ = ["TRANSCRIPTS", "Transcript", "TNode", "DevnetTNode", "RealTNode", "install_plugins", "shape",
+           "wait_for", "VERSION"]
 
 
 def install_plugins(dest: Path) -> dict[str, str]:
@@ -88,27 +89,35 @@ class Transcript:
 
 
 class TNode:
-    """A devnet node as a test sees it: its RPC, its log and what each recorder plugin received."""
+    """A node as a conformance test sees it, on either back end: its RPC, log and lightning-dir, and what each
+    recorder plugin received (the recorder writes it to a file in the node's ``<lightning-dir>/regtest``)."""
 
-    _names = itertools.count(1)
+    name: str
+    id: str
+    dir: Path                       # <lightning-dir>/regtest: the plugins' cwd
+    rpc: LightningRpc
+    port: int
 
-    def __init__(self, net: Network, plugins: list[tuple[str, dict[str, Any]]], name: str | None = None) -> None:
-        self.net = net
-        self.name = name or f"n{next(self._names)}"
-        self.plugins = plugins
-        self.node: Node = net.add_node(self.name, plugins)
-        self.id = self.node.node_id
-        self.dir = self.node.network_dir
-        self.rpc = LightningRpc(str(self.node.rpc_path))
+    @property
+    def rpc_path(self) -> Path:
+        return self.dir / "lightning-rpc"
+
+    @property
+    def running(self) -> bool:
+        raise NotImplementedError
+
+    def start(self, wait: bool = True) -> None:
+        raise NotImplementedError
 
     def restart(self) -> None:
-        self.net.stop_node(self.node, grace=5)
-        self.node = self.net.add_node(self.name, self.plugins)
-        self.rpc = LightningRpc(str(self.node.rpc_path))
+        raise NotImplementedError
 
     def stop(self) -> None:
-        if self.node.running:
-            self.net.stop_node(self.node, grace=5)
+        raise NotImplementedError
+
+    def log(self, pattern: str) -> str | None:
+        """The first node log line matching ``pattern`` (a regex searched in the message, not anchored)."""
+        raise NotImplementedError
 
     # ---- what the plugins received ----------------------------------------------------------------
     def records(self, plugin: str, barrier: bool = True) -> list[dict[str, Any]]:
@@ -139,20 +148,128 @@ class TNode:
         return wait_for(ready, timeout=timeout, what=f"{count} {method} frame(s) at {self.name}/{plugin}")
 
     def pid(self, plugin: str) -> int:
-        return next(p.pid for p in self.node.plugins if p.name == plugin)
+        """The process id of ``plugin``'s latest start (a recorder)."""
+        return [r["pid"] for r in self.records(plugin, barrier=False) if r.get("event") == "start"][-1]
+
+    def manifest(self, plugin: str) -> dict[str, Any]:
+        """The getmanifest answer of ``plugin``'s latest start (a recorder)."""
+        return [r["manifest"] for r in self.records(plugin, barrier=False) if r.get("event") == "manifest"][-1]
 
     # ---- the node ---------------------------------------------------------------------------------
-    def log(self, pattern: str) -> str | None:
-        return self.node.is_in_log(pattern)
-
     def wait_log(self, pattern: str, timeout: float = 10) -> str:
         return wait_for(lambda: self.log(pattern), timeout=timeout, what=f"log {pattern!r} at {self.name}")
 
     def plugin_list(self) -> dict[str, dict[str, Any]]:
-        return {Path(p["name"]).name: p for p in self.rpc.call("plugin", {"subcommand": "list"})["plugins"]}
+        """Our test plugins and the Hive plugins as `plugin list` shows them (lightningd's built-in ones left out)."""
+        return {Path(p["name"]).name: p for p in self.rpc.call("plugin", {"subcommand": "list"})["plugins"]
+                if "/libexec/c-lightning/plugins/" not in p["name"]}
 
     def connect(self, other: TNode) -> dict[str, Any]:
-        return self.rpc.connect(other.id, "127.0.0.1", other.node.port)
+        return self.rpc.connect(other.id, "127.0.0.1", other.port)
 
     def peers(self) -> set[str]:
         return {p["id"] for p in self.rpc.listpeers()["peers"] if p["connected"]}
+
+
+class DevnetTNode(TNode):
+    _names = itertools.count(1)
+    node: Node
+
+    def __init__(self, net: Network, plugins: list[tuple[str, dict[str, Any]]], name: str | None = None,
+                 start: bool = True, feerates: tuple[int, int, int, int] | None = None) -> None:
+        self.net = net
+        self.name = name or f"n{next(self._names)}"
+        self.plugins = plugins
+        self.feerates = feerates
+        if start:
+            self.start()
+
+    def start(self, wait: bool = True) -> None:
+        """Start the node; NodeFatal if its lightningd dies on the way (the node stays readable).  ``wait=False``:
+        return once its RPC socket answers, before "Server started"."""
+        try:
+            self.net.add_node(self.name, self.plugins, feerates=self.feerates, wait=wait)
+        finally:
+            self.node = self.net.nodes[self.name]
+            self.id = self.node.node_id
+            self.dir = self.node.network_dir
+            self.port = self.node.port
+            self.rpc = LightningRpc(str(self.node.rpc_path))
+
+    @property
+    def running(self) -> bool:
+        """Its lightningd is up (starting, or started, not yet stopped or dead)."""
+        return not self.node.stopping
+
+    def restart(self) -> None:
+        self.net.stop_node(self.node, grace=5)
+        self.node = self.net.add_node(self.name, self.plugins)
+        self.rpc = LightningRpc(str(self.node.rpc_path))
+
+    def stop(self) -> None:
+        if self.node.running:
+            self.net.stop_node(self.node, grace=5)
+
+    def log(self, pattern: str) -> str | None:
+        return self.node.is_in_log(pattern)
+
+
+class RealTNode(TNode):
+    """A real lightningd from pyln-testing's node_factory.  Its bitcoind has no fee estimates unless given (a bare
+    regtest, as when the transcripts were recorded); it may reconnect to its peers after a restart."""
+
+    def __init__(self, node_factory: Any, plugins: list[tuple[str, dict[str, Any]]], name: str | None = None,
+                 may_fail: bool = False, broken_log: str | None = None, start: bool = True,
+                 allow_warning: bool = False, feerates: tuple[int, int, int, int] | None = None) -> None:
+        options: dict[str, Any] = {"plugin": [path for path, _ in plugins]}
+        for _, opts in plugins:
+            options.update({k: cli_value(k, v) for k, v in opts.items()})
+        # bad_notifications: the test plugins emit custom notifications pyln-testing has no schema for
+        self.ln = node_factory.get_node(options=options, feerates=feerates, may_reconnect=True, may_fail=may_fail,
+                                        broken_log=broken_log, allow_warning=allow_warning, bad_notifications=True,
+                                        start=False)
+        self.name = name or self.ln.daemon.prefix
+        self.dir = Path(self.ln.daemon.lightning_dir) / "regtest"
+        self.port = self.ln.daemon.port
+        self.rpc = self.ln.rpc
+        if start:
+            self.start()
+
+    def start(self, wait: bool = True) -> None:
+        """Start lightningd (its stderr kept in <lightning-dir>/errlog); an exception if it exits on the way.
+        ``wait=False``: return once its RPC socket answers, before "Server started"."""
+        if wait:
+            self.ln.start(stderr_redir=True)
+            self.id = self.ln.info["id"]
+            return
+        self.ln.daemon.start(wait_for_initialized=False, stderr_redir=True)
+        wait_for(lambda: self.rpc_path.exists() or not self.running, what="the RPC socket")
+
+    @property
+    def running(self) -> bool:
+        return lightningd_running(self.ln)
+
+    def restart(self) -> None:
+        self.ln.restart()
+
+    def stop(self) -> None:
+        if self.running:
+            self.ln.stop()
+
+    def log(self, pattern: str) -> str | None:
+        """In its log, or in what it printed on stderr (where lightningd says why it refuses to start)."""
+        line = self.ln.daemon.is_in_log(pattern)
+        errlog = Path(self.ln.daemon.lightning_dir) / "errlog"
+        if line is None and errlog.exists():
+            rx = re.compile(pattern)
+            line = next((x for x in errlog.read_text(errors="replace").splitlines() if rx.search(x)), None)
+        return line
+
+
+def cli_value(name: str, value: Any) -> Any:
+    """A plugin option as lightningd's command line takes it: a flag has no value, a bool is true/false."""
+    if name.endswith("-flag"):               # the recorder's flag option (see plugins/recorder.py)
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value

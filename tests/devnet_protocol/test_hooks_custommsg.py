@@ -10,9 +10,9 @@ from pyln.client import RpcError
 
 @pytest.fixture
 def pair(make_node, plugins):
-    """Two nodes with rec1 and rec2 each; a connected to b."""
-    a = make_node([(plugins["rec1.py"], {}), (plugins["rec2.py"], {})])
-    b = make_node([(plugins["rec1.py"], {}), (plugins["rec2.py"], {})])
+    """Two nodes with rec1 and rec2 each; a connected to b (a peer's protocol WARNINGs are expected here)."""
+    a = make_node([(plugins["rec1.py"], {}), (plugins["rec2.py"], {})], allow_warning=True)
+    b = make_node([(plugins["rec1.py"], {}), (plugins["rec2.py"], {})], allow_warning=True)
     a.connect(b)
     return a, b
 
@@ -30,7 +30,7 @@ def test_peer_connected_both_sides_chained(pair, transcript):
     real_in = transcript.first(node="b", plugin="rec1", method="peer_connected")
     for frame in dialer:
         assert shape(frame) == shape(real_out)
-        assert frame["params"] == {"peer": {"id": b.id, "direction": "out", "addr": f"127.0.0.1:{b.node.port}",
+        assert frame["params"] == {"peer": {"id": b.id, "direction": "out", "addr": f"127.0.0.1:{b.port}",
                                             "features": real_out["params"]["peer"]["features"]}}
         # triggered by the `connect` command: its id is chained in front ("client:connect#4/cln:peer_connected#83")
         caller, own = frame["id"].rsplit("/", 1)
@@ -40,7 +40,7 @@ def test_peer_connected_both_sides_chained(pair, transcript):
         assert frame["params"]["peer"]["id"] == a.id and frame["params"]["peer"]["direction"] == "in"
         assert ID_RE.match(frame["id"]).group("method") == "peer_connected"
     assert shape(a.rpc.listpeers()) == shape(transcript.call("listpeers")["response"]["result"])
-    assert shape(b.rpc.connect(a.id, "127.0.0.1", a.node.port)) == \
+    assert shape(b.rpc.connect(a.id, "127.0.0.1", a.port)) == \
         shape(transcript.call("connect")["response"]["result"])               # already connected: same answer
     # the hook comes first; then the connect notification and the unprompted peer_storage custommsg (in the
     # transcript these two race)
@@ -67,25 +67,48 @@ def test_hook_chain_is_sequential(make_node, plugins):
     assert got["rec2.py"] - got["rec1.py"] >= 0.3
 
 
+def methods_seen(node, plugin, since=0):
+    return [f["method"] for f in node.frames(plugin)[since:] if f.get("method") in ("peer_connected", "connect",
+                                                                                     "disconnect")]
+
+
+def refused(connect) -> None:
+    """A refused connection: the dialer's `connect` fails, except that when only the listener refused, lightningd
+    may answer it before the listener's disconnect arrives."""
+    try:
+        connect()
+    except RpcError as e:
+        assert e.error == {"code": 402, "message": "disconnected during connection"}
+
+
 def test_peer_connected_disconnect_refuses_and_stops_the_chain(make_node, plugins):
-    a = make_node([(plugins["rec1.py"], {}), (plugins["rec2.py"], {})])
-    b = make_node([(plugins["rec1.py"], {}), (plugins["rec2.py"], {})])
+    """The transport is up before the hooks decide: the refusing side's chain stops at the plugin that refused and
+    it never sees 'connect'; both sides still get each other's peer storage and a 'disconnect'; the side whose hooks
+    accepted may see 'connect' before it."""
+    a = make_node([(plugins["rec1.py"], {}), (plugins["rec2.py"], {})], allow_warning=True)
+    b = make_node([(plugins["rec1.py"], {}), (plugins["rec2.py"], {})], allow_warning=True)
     b.rpc.call("rec1-set", {"peer_connected": "disconnect", "error_message": "go away"})
-    with pytest.raises(RpcError) as e:
-        a.connect(b)
-    assert e.value.error == {"code": 402, "message": "disconnected during connection"}
-    assert a.peers() == set() and b.peers() == set()
-    assert len(b.frames("rec1.py", "peer_connected")) == 1
-    assert b.frames("rec2.py", "peer_connected") == []           # the chain stopped at rec1
+    refused(lambda: a.connect(b))
+    wait_for(lambda: a.peers() == set() and b.peers() == set(), what="no connection either side")
     for node in (a, b):
         for plugin in ("rec1.py", "rec2.py"):
-            assert node.frames(plugin, "connect") == []
+            node.wait_frames(plugin, "disconnect")
+            assert custommsgs(node, plugin, "0007")                 # the peer's storage arrived all the same
+    assert methods_seen(b, "rec1.py") == ["peer_connected", "disconnect"]
+    assert methods_seen(b, "rec2.py") == ["disconnect"]              # the chain stopped at rec1: no hook, no connect
+    assert methods_seen(a, "rec1.py")[0] == "peer_connected" and methods_seen(a, "rec1.py")[-1] == "disconnect"
     # the other direction: the dialer's own hook refuses
+    a_before, b_before = len(a.frames("rec2.py")), len(b.frames("rec1.py"))
     b.rpc.call("rec1-set", {"peer_connected": "continue"})
     a.rpc.call("rec1-set", {"peer_connected": "disconnect"})
     with pytest.raises(RpcError) as e:
         a.connect(b)
-    assert e.value.error["code"] == 402 and a.peers() == set()
+    assert e.value.error == {"code": 402, "message": "disconnected during connection"}
+    wait_for(lambda: a.peers() == set() and b.peers() == set(), what="no connection either side")
+    wait_for(lambda: "disconnect" in methods_seen(a, "rec2.py", a_before), what="a's rec2 told")
+    assert methods_seen(a, "rec2.py", a_before) == ["disconnect"]
+    wait_for(lambda: methods_seen(b, "rec1.py", b_before)[-1:] == ["disconnect"], what="b told")
+    assert methods_seen(b, "rec1.py", b_before)[0] == "peer_connected"
 
 
 def test_custommsg_delivery_chained_to_both_plugins(pair, transcript):
@@ -152,9 +175,6 @@ def test_sendcustommsg_errors(pair, transcript):
     # peer_storage (7) is the plugins' business, so it may be sent
     assert b.rpc.call("sendcustommsg", {"node_id": a.id, "msg": "00070002beef"})["status"]
     wait_for(lambda: any(m["payload"] == "00070002beef" for m in custommsgs(a, "rec1.py")), what="peer_storage")
-    # lightningd's hex parameter check never fails (it tests the wrong pointer): not-hex is "sent" as nothing
-    assert b.rpc.call("sendcustommsg", {"node_id": a.id, "msg": "zz"}) == \
-        {"status": "Message sent to connectd for delivery"}
     # once the peer is gone (no channel), lightningd forgets it
     a.rpc.disconnect(b.id, force=True)
     with pytest.raises(RpcError) as e:
@@ -163,3 +183,17 @@ def test_sendcustommsg_errors(pair, transcript):
     with pytest.raises(RpcError) as e:
         b.rpc.disconnect(a.id)
     assert e.value.error == {"code": -32602, "message": f"Unknown peer '{a.id}'"}
+
+
+def test_sendcustommsg_not_hex_is_accepted_and_takes_the_node_down(make_node, plugins):
+    """lightningd's hex parameter check never fails (it tests the wrong pointer): a message that is not hex is
+    accepted with no bytes, and connectd then asserts on a message without a type: the whole sender goes down.
+    (A plugin must send hex of at least the 2-byte type.)"""
+    a = make_node([(plugins["rec1.py"], {})])
+    b = make_node([(plugins["rec1.py"], {})], may_fail=True, broken_log=".")
+    b.connect(a)
+    assert b.rpc.call("sendcustommsg", {"node_id": a.id, "msg": "zz"}) == \
+        {"status": "Message sent to connectd for delivery"}
+    wait_for(lambda: not b.running, what="the sender's lightningd gone")
+    assert b.log(r"connectd: FATAL SIGNAL 6")
+    wait_for(lambda: a.peers() == set(), what="a sees it go")

@@ -35,7 +35,7 @@ def test_getmanifest_frame_and_manifest(ab, transcript):
         assert ID_RE.match(ours[0]["id"]).group("method") == "getmanifest"
         # our recorder is rec1.py/rec2.py: its manifest matches the real one (plus extra methods)
         real = transcript.response_to(theirs["id"], node="a", plugin=plugin)["result"]
-        manifest = next(p.manifest for p in ab.node.plugins if p.name == f"{plugin}.py")
+        manifest = ab.manifest(f"{plugin}.py")
         for key in ("options", "subscriptions", "hooks", "dynamic", "nonnumericids", "notifications"):
             assert manifest[key] == real[key], key
         assert real["rpcmethods"][0] in manifest["rpcmethods"]
@@ -51,20 +51,28 @@ def test_init_frame_options_and_configuration(ab, transcript):
         assert ours[0]["params"]["options"] == theirs["params"]["options"]
         conf, real = ours[0]["params"]["configuration"], theirs["params"]["configuration"]
         assert conf.keys() == real.keys()
-        assert conf["lightning-dir"] == str(ab.node.root / "regtest") == str(ab.dir)
+        assert conf["lightning-dir"] == str(ab.dir)
         assert {k: conf[k] for k in ("rpc-file", "startup", "network", "feature_set")} == \
                {k: real[k] for k in ("rpc-file", "startup", "network", "feature_set")}
         assert conf["startup"] is True
 
 
-def test_frames_are_compact_json(ab, transcript):
-    """lightningd writes compact JSON (no spaces) followed by a blank line."""
+def test_frames_are_compact_json_and_a_call_is_forwarded_as_the_client_wrote_it(ab, transcript):
+    """lightningd writes its own frames as compact JSON (no spaces) followed by a blank line; a client's call to a
+    plugin method it forwards as the client wrote it, with only the id replaced (pyln's client puts spaces in)."""
+    ab.rpc.call("rec1-echo", {"a": "x"})
     records = [r for r in ab.records("rec1.py") if "raw" in r]
-    assert records
+    calls = [r for r in records if r["frame"].get("method", "").startswith("rec1-")]
+    assert [r["frame"]["method"] for r in calls] == ["rec1-echo", "rec1-record"]
     for r in records:
-        assert r["raw"] == json.dumps(r["frame"], separators=(",", ":"), ensure_ascii=False)
+        if r in calls:
+            assert r["raw"] == json.dumps(r["frame"], ensure_ascii=False)
+        else:
+            assert r["raw"] == json.dumps(r["frame"], separators=(",", ":"), ensure_ascii=False)
     real = next(e for e in transcript.protocol if e["dir"] == "in" and e["frame"].get("method") == "init")
     assert real["raw"] == json.dumps(real["frame"], separators=(",", ":"))
+    real_call = next(e for e in transcript.protocol if e["dir"] == "in" and e["frame"].get("method") == "rec1-emit")
+    assert real_call["raw"] == json.dumps(real_call["frame"])
 
 
 def test_cwd_and_environment(ab):
@@ -87,13 +95,15 @@ def test_plugin_method_reply_matches_transcript(ab, transcript):
 
 # ---- 2. plugin_started / plugin_stopped / plugin start, stop, list ----------------------------------
 def test_plugin_started_at_startup(ab, transcript, plugins):
-    started = {p: [n["params"]["plugin_started"] for n in ab.notifications(p, "plugin_started")]
-               for p in ("rec1.py", "rec2.py")}
+    def started_of(p):
+        return [n["params"]["plugin_started"] for n in ab.notifications(p, "plugin_started")]
+    # lightningd serves before the init replies are in: each plugin hears of itself once its own reply is
+    started = {p: wait_for(lambda p=p: (got := started_of(p)) and any(s["plugin_name"] == p for s in got) and got,
+                           what=f"{p}'s own plugin_started") for p in ("rec1.py", "rec2.py")}
     real = transcript.first(node="a", plugin="rec1", method="plugin_started")
     for plugin, got in started.items():
         assert got[0] == {"plugin_name": plugin, "plugin_path": plugins[plugin],
-                          "methods": [m["name"] for m in next(p for p in ab.node.plugins
-                                                              if p.name == plugin).manifest["rpcmethods"]]}
+                          "methods": [m["name"] for m in ab.manifest(plugin)["rpcmethods"]]}
         assert shape({"plugin_started": got[0]}) == shape(real["params"])
     # whoever finished init first hears about the other; never both ways, never neither
     rec1_saw_rec2 = any(s["plugin_name"] == "rec2.py" for s in started["rec1.py"])
@@ -106,7 +116,7 @@ def test_plugin_stop_then_start(ab, transcript, plugins):
     stop = ab.rpc.call("plugin", {"subcommand": "stop", "plugin": "rec2.py"})
     assert stop == transcript.call("plugin stop")["response"]["result"]
     # rec2 got "shutdown" (and exited); only then rec1 got plugin_stopped
-    rec2_last = [r for r in ab.records("rec2.py", barrier=False) if r.get("pid") == old_pid][-1]
+    rec2_last = [r for r in ab.records("rec2.py", barrier=False) if r.get("pid") == old_pid and "frame" in r][-1]
     assert rec2_last["frame"] == transcript.first(node="a", plugin="rec2", method="shutdown")
     stopped = ab.records("rec1.py")
     stopped = [r for r in stopped if r.get("frame", {}).get("method") == "plugin_stopped"]
@@ -174,7 +184,8 @@ def test_plugin_in_init_is_listed_inactive_and_gets_no_notifications(ab, plugins
         ab.rpc.call("plugin", {"subcommand": "start", "plugin": plugins["rec3.py"]})))
     starter.start()
     try:
-        wait_for(lambda: any(p.name == "rec3.py" and p.manifest for p in ab.node.plugins), what="rec3 manifest")
+        wait_for(lambda: any(r.get("event") == "manifest" for r in ab.records("rec3.py", barrier=False)),
+                 what="rec3 manifest")
         # listed from the start ("dynamic" is known once its manifest is in), inactive until init returns
         assert ab.plugin_list()["rec3.py"] == {"name": plugins["rec3.py"], "active": False, "dynamic": True}
         ab.rpc.call("rec1-emit", {"tag": "during-init"})
@@ -227,7 +238,7 @@ def test_builtin_notifications_only_after_init(make_node, plugins, transcript):
         starter.join(20)
     connect = a.wait_frames("rec1.py", "connect")[0]
     assert connect == {"jsonrpc": "2.0", "method": "connect", "params": {"connect": {
-        "id": b.id, "direction": "out", "address": {"type": "ipv4", "address": "127.0.0.1", "port": b.node.port}}}}
+        "id": b.id, "direction": "out", "address": {"type": "ipv4", "address": "127.0.0.1", "port": b.port}}}}
     assert shape(connect) == shape(transcript.first(node="a", plugin="rec1", method="connect"))
     incoming = b.wait_frames("rec1.py", "connect")[0]["params"]["connect"]
     assert incoming["id"] == a.id and incoming["direction"] == "in"
@@ -238,14 +249,15 @@ def test_builtin_notifications_only_after_init(make_node, plugins, transcript):
     assert a.notifications("rec3.py", "connect") == [] and a.notifications("rec3.py", "disconnect") == []
 
 
-def test_payment_notifications_are_wrapped(make_node, plugins, net, transcript):
-    """invoice_payment and forward_event (offered, then settled) from the ledger, shaped as lightningd's."""
+def test_payment_notifications_are_wrapped(make_node, plugins, backend, transcript):
+    """invoice_payment and forward_event (offered, then settled), shaped as lightningd's."""
     a = make_node([(plugins["rec1.py"], {})])
     b = make_node([(plugins["rec1.py"], {})])
     c = make_node()
     for x, y in ((a, b), (c, a)):
         x.connect(y)
-        net.ledger.open_channel(x.id, y.id, 500_000)
+        backend.open_channel(x, y, 500_000)
+    wait_for(lambda: len(c.rpc.listchannels()["channels"]) == 4, timeout=60, what="c's gossip has both channels")
     invoice = b.rpc.invoice(20000, "fwd1", "via a")
     c.rpc.pay(invoice["bolt11"])
     paid = b.wait_frames("rec1.py", "invoice_payment")

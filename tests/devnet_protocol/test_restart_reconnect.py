@@ -1,15 +1,11 @@
 """lightningd reconnects to its channel peers when it restarts; so does the devnet."""
-from hive_devnet.fleet import DevnetFleet, wait_for
+from protocol_kit import wait_for
 
 
-def test_restart_reconnects_channel_peers():
-    fleet = DevnetFleet()
-    try:
-        a, b = fleet.add_node("a", plugins=[]), fleet.add_node("b", plugins=[])
-        fleet.connect(a, b)
-        fleet.open_channel(a, b, 200_000)
-        a.restart()
-        peers = wait_for(lambda: [p for p in a.rpc.call("listpeers")["peers"] if p["connected"]], what="reconnect")
-        assert [p["id"] for p in peers] == [b.node_id]
-    finally:
-        fleet.close()
+def test_restart_reconnects_channel_peers(make_node, backend):
+    a, b = make_node(), make_node()
+    a.connect(b)
+    backend.open_channel(a, b, 200_000)
+    a.restart()
+    wait_for(lambda: a.peers() == {b.id}, what="a reconnected to b")
+    wait_for(lambda: b.peers() == {a.id}, what="b sees a again")

@@ -100,12 +100,26 @@ def test_fundchannel_shape_scid_and_balances():
     assert r["channel_type"] == transcript("fundchannel", "a")["result"]["channel_type"]
     # BOLT 2 channel_id: funding txid in wire order, outnum 0 xored in
     assert r["channel_id"] == bytes.fromhex(r["txid"])[::-1].hex()
+    # in the mempool: awaiting lockin, no short_channel_id, nothing from the peer yet, the input reserved and
+    # the change unconfirmed (as lightningd shows it)
+    waiting = net.call("a", "listpeerchannels")["channels"][0]
+    assert waiting["state"] == "CHANNELD_AWAITING_LOCKIN" and "short_channel_id" not in waiting
+    assert waiting["status"] == ["CHANNELD_AWAITING_LOCKIN:Funding needs 1 more confirmations to be ready."]
+    assert "remote" not in waiting["updates"] and "remote" not in waiting["alias"] and waiting["state_changes"] == []
+    spent, change = net.call("a", "listfunds")["outputs"]
+    assert spent["reserved"] is True and spent["reserved_to_block"] == 102 + 2016
+    assert change["status"] == "unconfirmed" and "blockheight" not in change
+    assert "short_channel_id" not in net.call("a", "listfunds")["channels"][0]
+    opened = net.topics("channel_state_changed", "a")
+    assert [(e["new_state"], e["message"], "old_state" in e, "short_channel_id" in e) for e in opened] == \
+        [("CHANNELD_AWAITING_LOCKIN", "new channel opened", False, False)]
+    net.ledger.mine(1)
     ch = net.call("a", "listpeerchannels")["channels"][0]
     want = transcript("listpeerchannels (CHANNELD_NORMAL)", "a")["result"]["channels"][0]
     assert keys(ch) == keys(want)
     assert keys(ch["updates"]["local"]) == keys(want["updates"]["local"])
     assert keys(ch["funding"]) == keys(want["funding"])
-    assert ch["short_channel_id"] == "103x1x0" and net.ledger.block_height == 108
+    assert ch["short_channel_id"] == "103x1x0" and net.ledger.block_height == 103
     for k in ("to_us_msat", "total_msat", "spendable_msat", "receivable_msat", "our_reserve_msat", "updates",
               "fee_base_msat", "fee_proportional_millionths", "maximum_htlc_out_msat", "state", "opener"):
         assert ch[k] == want[k], k
@@ -118,16 +132,20 @@ def test_fundchannel_shape_scid_and_balances():
     assert keys(funds["channels"][0]) == {"peer_id", "connected", "state", "channel_id", "short_channel_id",
                                           "our_amount_msat", "amount_msat", "funding_txid", "funding_output"}
     assert net.topics("channel_opened", "b")[0]["id"] == net.a
-    assert [e["new_state"] for e in net.topics("channel_state_changed", "a")] == ["CHANNELD_NORMAL"]
+    assert [e["new_state"] for e in net.topics("channel_state_changed", "a")] == ["CHANNELD_AWAITING_LOCKIN",
+                                                                                   "CHANNELD_NORMAL"]
 
 
 def test_fundchannel_push_all_and_amount_strings():
     net = funded_pair()
     net.call("a", "fundchannel", id=net.b, amount="100000sat", push_msat="10000sat")
     assert net.call("b", "listpeerchannels")["channels"][0]["to_us_msat"] == 10_000_000
+    net.ledger.mine(1)                                      # the change confirms
     net.call("a", "fundchannel", id=net.b, amount="all", announce=False)
     chans = net.call("a", "listpeerchannels")["channels"]
     assert chans[1]["total_msat"] == (1_000_000 - 100_000 - 177 - 177) * 1000 and chans[1]["private"] is True
+    assert [o["reserved"] for o in net.call("a", "listfunds")["outputs"]] == [True]   # spent once mined
+    net.ledger.mine(1)
     assert net.call("a", "listfunds")["outputs"] == []
 
 
@@ -168,6 +186,7 @@ def test_listpeerchannels_filters():
 def test_mutual_close_returns_funds():
     net = funded_pair()
     net.call("a", "fundchannel", id=net.b, amount=500000, push_msat=100_000_000)
+    net.ledger.mine(1)
     r = net.call("a", "close", id=net.b)
     assert r["type"] == "mutual" and len(r["txs"]) == len(r["txids"]) == 1
     ch = net.call("a", "listpeerchannels")["channels"][0]

@@ -80,6 +80,7 @@ def test_direct_pay_matches_transcripts():
     net.connect("a", "b")
     net.ledger.fund_wallet(net.a, 1_000_000)
     net.call("a", "fundchannel", id=net.b, amount=500000)
+    net.ledger.mine(1)
     scid = net.ledger.channels(net.a)[0]["short_channel_id"]
     inv = net.call("b", "invoice", amount_msat=50000, label="pay1", description="pay me")
     r = net.call("a", "pay", bolt11=inv["bolt11"])
@@ -154,8 +155,10 @@ def three_nodes() -> tuple[Net, str, str]:
     net.connect("c", "a")
     net.ledger.fund_wallet(net.a, 1_000_000)
     net.call("a", "fundchannel", id=net.b, amount=500000)
+    net.ledger.mine(6)                                      # 103x1x0, announced at 108
     net.ledger.fund_wallet(net.c, 1_000_000)
     net.call("c", "fundchannel", id=net.a, amount=300000)
+    net.ledger.mine(6)
     return net, "103x1x0", "110x1x0"
 
 

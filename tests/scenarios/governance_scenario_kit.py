@@ -10,8 +10,14 @@ from pyln.client import RpcError
 from hive_devnet.fleet import wait_for
 
 
+# bitcoind's estimates (sat/kw) on a quiet chain: lightningd opens at 1000 sat/kw = 4000 sat/kvB, under the
+# default hive-max-expansion-feerate (5000 sat/kvB); pyln-testing's default chain opens at 30000 sat/kvB
+QUIET_CHAIN = (1500, 1200, 1000, 1000)
+
+
 def started(fleet, name: str, **options: Any):
-    node = fleet.add_node(name, plugins=["cl-hive"], options=options)
+    """A node with cl-hive on a quiet chain (channel opens pass the default feerate gate)."""
+    node = fleet.add_node(name, plugins=["cl-hive"], options=options, feerates=QUIET_CHAIN)
     wait_for(lambda: node.rpc.call("hive-status").get("node_id"), what=f"{name} cl-hive ready")
     return node
 

@@ -45,7 +45,7 @@ def form(fleet, names: str, options: dict[str, dict[str, Any]] | None = None,
     for name in names:
         opts = {**OPTIONS, **(options or {}).get(name, {})}
         plugins = ["cl-hive", *(extra_plugins or {}).get(name, [])]
-        nodes.append(fleet.add_node(name, plugins=plugins, options=opts, may_reconnect=True))
+        nodes.append(fleet.add_node(name, plugins=plugins, options=opts))
     for a, b in zip(nodes, nodes[1:] + nodes[:1]):
         fleet.connect(a, b)
         fleet.open_channel(a, b, CHANNEL_SATS)

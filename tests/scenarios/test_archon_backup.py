@@ -3,13 +3,12 @@ sibling restored only while it is stopped, and recovery on a fresh node from hsm
 from __future__ import annotations
 
 import hashlib
-import shutil
 import sqlite3
 import stat
 from pathlib import Path
 
 import pytest
-from archon_gatekeeper.scenario import devnet_only, gatekeeper, start_archon_node  # noqa: F401
+from archon_gatekeeper.scenario import gatekeeper, start_archon_node  # noqa: F401
 from hive_devnet.fleet import wait_for
 from pyln.client import RpcError
 
@@ -19,8 +18,8 @@ from cl_hive_archon.keys import BACKUP_KEY_LABEL
 ALL = ("cl-hive", "cl-hive-comms", "cl-hive-archon")
 
 
-def full_node(fleet, name, gatekeeper=None):
-    node = start_archon_node(fleet, name, gatekeeper, plugins=ALL)
+def full_node(fleet, name, gatekeeper=None, hsm_secret=None):
+    node = start_archon_node(fleet, name, gatekeeper, plugins=ALL, hsm_secret=hsm_secret)
     wait_for(lambda: all(s["active"] for s in node.rpc.call("hive-archon-status")["siblings"].values()),
              what="archon sees both siblings")
     return node
@@ -126,7 +125,6 @@ def test_bad_bundles_are_refused_and_nothing_is_replaced(fleet, tmp_path):
 
 
 def test_recovery_on_a_fresh_node_from_hsm_secret_alone(fleet, gatekeeper):
-    devnet = devnet_only(fleet)
     node = full_node(fleet, "n", gatekeeper)
     node.rpc.call("hive-archon-bind-node")
     made = node.rpc.call("hive-archon-backup")
@@ -137,11 +135,9 @@ def test_recovery_on_a_fresh_node_from_hsm_secret_alone(fleet, gatekeeper):
     assert node.rpc.call("hive-archon-backups")["backups"][0]["vault_did"] == pointer["vault"]
 
     # the node is lost; only its hsm_secret survives
-    fresh_dir = devnet.network.base_dir / "fresh" / "regtest"
-    fresh_dir.mkdir(parents=True)
-    shutil.copy2(node.lightning_dir / "hsm_secret", fresh_dir / "hsm_secret")
+    secret = (node.lightning_dir / "hsm_secret").read_bytes()
     node.stop()
-    fresh = full_node(fleet, "fresh", gatekeeper)
+    fresh = full_node(fleet, "fresh", gatekeeper, hsm_secret=secret)
     assert fresh.did == node.did and fresh.rpc.call("hive-archon-bindings")["bindings"] == []
     recovered = fresh.rpc.call("hive-archon-recover")
     assert sha256_of(recovered["path"]) == made["sha256"] and set(recovered["plugins"]) == set(ALL)

@@ -2,10 +2,9 @@
 the durable outbox, and the same after a restart and on a fresh node with the same hsm_secret."""
 from __future__ import annotations
 
-import shutil
 
 import pytest
-from archon_gatekeeper.scenario import devnet_only, gatekeeper, start_archon_node  # noqa: F401
+from archon_gatekeeper.scenario import gatekeeper, start_archon_node  # noqa: F401
 from hive_devnet.fleet import wait_for
 from pyln.client import RpcError
 
@@ -69,14 +68,11 @@ def test_a_gatekeeper_outage_is_queued_durably_and_retried(fleet, gatekeeper):
 
 
 def test_the_did_is_stable_across_restarts_and_recovered_from_hsm_secret_alone(fleet, gatekeeper):
-    devnet = devnet_only(fleet)
     node = start_archon_node(fleet, "a", gatekeeper)
     node.restart()
     assert wait_for(lambda: node.rpc.call("hive-archon-identity")["did"]) == node.did
-    fresh_dir = devnet.network.base_dir / "fresh" / "regtest"
-    fresh_dir.mkdir(parents=True)
-    shutil.copy2(node.lightning_dir / "hsm_secret", fresh_dir / "hsm_secret")
+    secret = (node.lightning_dir / "hsm_secret").read_bytes()          # all the operator kept
     node.stop()
-    fresh = start_archon_node(fleet, "fresh", gatekeeper)
+    fresh = start_archon_node(fleet, "fresh", gatekeeper, hsm_secret=secret)
     assert fresh.node_id == node.node_id and fresh.did == node.did
     assert len(gatekeeper.operations(node.did)) == 1                  # the same create operation, again

@@ -123,7 +123,9 @@ def test_liquidity_lease_from_offer_to_heartbeat(fleet, relay):
     fleet.connect(buyer, payee)
     fleet.open_channel(buyer, payee, 1_000_000)                 # the buyer's outbound, to pay the fee with
     fleet.connect(payee, provider)
-    fleet.open_channel(payee, provider, 1_000_000)
+    via = fleet.open_channel(payee, provider, 1_000_000, announced=True)
+    wait_for(lambda: buyer.rpc.call("listchannels", {"short_channel_id": via})["channels"], timeout=60,
+             what="the buyer's gossip knows a route to the provider")
     fund(fleet, provider, 3_000_000)
     offer = provider.rpc.call("hive-client-liquidity-offer", {"min_sat": 100_000, "max_sat": 1_000_000, "days": 30,
                                                               "fee_base_msat": 1000, "fee_ppm": 10})
@@ -137,6 +139,11 @@ def test_liquidity_lease_from_offer_to_heartbeat(fleet, relay):
     taken = buyer.rpc.call("hive-client-liquidity-take", {"offer": offer["coordinate"], "capacity_sat": 500_000,
                                                           "max_fee_msat": 20_000})
     lease_id = taken["id"]
+    opening = wait_for(lambda: (ls := provider.rpc.call("hive-client-liquidity-leases", {})["leases"])
+                       and ls[0]["status"] == "opening" and ls[0], timeout=60, what="paid, channel funded")
+    assert opening["id"] == lease_id and opening["channel_id"] and not opening["short_channel_id"]
+    assert buyer.rpc.call("hive-client-liquidity-leases", {})["leases"][0]["status"] == "paid"
+    fleet.mine(1)                                               # the funding transaction confirms
     done = wait_for(lambda: (ls := buyer.rpc.call("hive-client-liquidity-leases", {})["leases"])
                     and ls[0]["status"] == "active" and ls[0], timeout=60, what="lease active at the buyer")
     assert done["fee_msat"] == 1000 + 500_000 * 1000 * 10 // 1_000_000 and done["short_channel_id"]

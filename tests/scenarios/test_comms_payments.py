@@ -41,22 +41,27 @@ def error_of(call):
     return info.value.error
 
 
-def outbound_msat(node, peer):
-    ch = node.rpc.call("listpeerchannels", {"id": peer.node_id})["channels"][0]
-    return ch["spendable_msat"] if "spendable_msat" in ch else ch["to_us_msat"]
+def our_balance_msat(node, peer):
+    """Our side of the channel by lightningd's own accounting (``to_us_msat``), once no HTLC is in flight on it
+    (lightningd answers a payment when the preimage is in, a moment before the HTLC leaves the commitment).  Not
+    ``spendable_msat``: that also moves with the commitment fee lightningd sets aside for an HTLC or a new output."""
+    return wait_for(lambda: (ch := node.rpc.call("listpeerchannels", {"id": peer.node_id})["channels"][0])["htlcs"]
+                    == [] and ch, what="no HTLC in flight")["to_us_msat"]
 
 
 @pytest.mark.parametrize("command", ["xpay", "pay"])
 def test_bolt11_pays_once_and_a_retry_returns_the_first_result(fleet, command):
     a, b = pair(fleet, {"hive-comms-pay-command": command})
     inv = invoice(b, 1_000_000)
-    before = outbound_msat(a, b)
+    before = our_balance_msat(a, b)
     first = a.rpc.call("hive-comms-pay", {"target": inv["bolt11"], "idempotency_key": "order-0001"})
     assert first["status"] == "complete" and first["replayed"] is False
     assert first["payment_hash"] == inv["payment_hash"] and len(first["preimage"]) == 64
     again = a.rpc.call("hive-comms-pay", {"target": inv["bolt11"], "idempotency_key": "order-0001"})
     assert again["replayed"] is True and again["preimage"] == first["preimage"]
-    assert before - outbound_msat(a, b) == 1_000_000                 # the money moved exactly once
+    paid = a.rpc.call("listpays", {"payment_hash": inv["payment_hash"]})["pays"]
+    assert [p["amount_sent_msat"] for p in paid] == [1_000_000]       # lightningd paid once, no fee (direct)
+    assert before - our_balance_msat(a, b) == 1_000_000                 # the money moved exactly once
     assert [i["status"] for i in b.rpc.call("listinvoices", {"payment_hash": inv["payment_hash"]})["invoices"]] \
         == ["paid"]
     summary = a.rpc.call("hive-client-payments", {"action": "summary"})
@@ -92,10 +97,10 @@ def test_bolt12_offer_is_fetched_once_and_paid_once(fleet):
 def test_daily_limit_refuses_and_pays_nothing(fleet):
     a, b = pair(fleet)
     big = invoice(b, (LIMIT_SATS + 1) * 1000)
-    before = outbound_msat(a, b)
+    before = our_balance_msat(a, b)
     err = error_of(lambda: a.rpc.call("hive-comms-pay", {"target": big["bolt11"], "idempotency_key": "big-0001"}))
     assert err["code"] == 1961 and "daily spending limit" in err["message"]
-    assert outbound_msat(a, b) == before
+    assert our_balance_msat(a, b) == before
     # the refusal is not sticky: once the limit allows it, the same key pays
     ok = a.rpc.call("hive-comms-pay", {"target": invoice(b, 5_000_000)["bolt11"], "idempotency_key": "small-001"})
     assert ok["status"] == "complete"
@@ -163,17 +168,17 @@ def test_restart_in_the_middle_of_a_payment_never_pays_twice(fleet):
                                                                       "idempotency_key": "crash-0002"}))
                     ["status"] == "failed" and r, what="interrupted payment")
     assert "nothing was paid" in lost["error"]["message"]
-    before = outbound_msat(a, b)
+    before = our_balance_msat(a, b)
     # a retry of the first returns it; the interrupted one is not paid behind the caller's back
     assert a.rpc.call("hive-comms-pay", {"target": paid_inv["bolt11"], "idempotency_key": "crash-0001"})[
         "replayed"] is True
-    assert outbound_msat(a, b) == before
+    assert our_balance_msat(a, b) == before
     assert len(a.rpc.call("listpays", {"payment_hash": paid_inv["payment_hash"]})["pays"]) == 1
     assert b.rpc.call("listinvoices", {"payment_hash": lost_inv["payment_hash"]})["invoices"][0]["status"] == \
         "unpaid"
     # a new key pays the interrupted invoice, once
     a.rpc.call("hive-comms-pay", {"target": lost_inv["bolt11"], "idempotency_key": "crash-0003"})
-    assert before - outbound_msat(a, b) == 40_000
+    assert before - our_balance_msat(a, b) == 40_000
 
 
 def test_payments_survive_a_node_restart(fleet):

@@ -63,7 +63,7 @@ def test_gossip_converges_across_the_fleet(fleet):
     fleet.connect(a, outside)
     fleet.open_channel(a, outside, 400_000)                  # external: a's topology, not its hive capacity
     # d has no channel at all: its signatures verify offline against its node id (F12)
-    def settled():
+    def settled():                                           # every record we check below, in every view
         views = converged([a, b, c, d])
         return views and all({s["peer_id"]: s["capacity_sats"] for s in v["states"]}.get(b.node_id) == 1_600_000
                              and {s["peer_id"]: s["topology"] for s in v["states"]}.get(a.node_id) == [outside.node_id]
@@ -88,7 +88,7 @@ def test_restarted_node_catches_up_by_anti_entropy(fleet):
     c.stop()
     fleet.open_channel(b, a, 700_000)
     wait_for(lambda: record(a, b)["capacity_sats"] == 700_000, timeout=60, what="a sees b's new capacity")
-    c._start() if hasattr(c, "_start") else c.ln.start()
+    c.start()
     assert record(c, b)["capacity_sats"] == 0                # what c remembered from before
     fleet.connect(c, a)
     rec = wait_for(lambda: (r := record(c, b)) and r["capacity_sats"] == 700_000 and r, timeout=60,

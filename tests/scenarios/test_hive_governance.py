@@ -33,6 +33,7 @@ def test_approving_a_channel_open_opens_it_within_the_budget_and_survives_restar
     chans = a.rpc.call("listpeerchannels", {"id": b.node_id})["channels"]
     assert len(chans) == 1 and chans[0]["total_msat"] == 5_000_000_000
     assert chans[0]["channel_id"] == result["channel_id"]
+    fleet.mine(1)                          # the funding transaction confirms: the wallet's change is spendable
 
     summary = a.rpc.call("hive-budget-summary", {"days": 1})
     assert summary["today"]["spent_sats"] == 5_000_000 and summary["governance_mode"] == "advisor"
@@ -59,7 +60,7 @@ def test_approving_a_channel_open_opens_it_within_the_budget_and_survives_restar
 
 
 def test_the_feerate_gate_is_enforced_at_approval_and_the_action_waits(fleet):
-    a, b = hive_of_one(fleet, **{"hive-max-expansion-feerate": 1000}), started(fleet, "b")   # devnet opens at 1012
+    a, b = hive_of_one(fleet, **{"hive-max-expansion-feerate": 1000}), started(fleet, "b")   # the chain: 4000
     fleet.connect(a, b)
     fund(fleet, a, 10_000_000)
     action = propose_open(a, b, 2_000_000)

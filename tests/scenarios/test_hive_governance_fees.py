@@ -23,6 +23,10 @@ def two_node_hive(fleet, a_opts=None, b_opts=None):
     return a, b
 
 
+def connected(node, peer) -> bool:
+    return any(p["connected"] for p in node.rpc.call("listpeers", {"id": peer.node_id})["peers"])
+
+
 def test_member_channels_go_to_zero_and_come_back_when_the_member_leaves(fleet):
     a, b = two_node_hive(fleet)
     outsider = started(fleet, "x")
@@ -41,7 +45,7 @@ def test_member_channels_go_to_zero_and_come_back_when_the_member_leaves(fleet):
 
     a.restart()                                # the saved fees survive a restart
     wait_for(lambda: a.rpc.call("hive-status").get("node_id"))
-    fleet.connect(a, b)                        # lightningd reconnects channel peers; the devnet needs telling
+    wait_for(lambda: connected(a, b) and connected(b, a), what="lightningd reconnects its channel peer")
     b.rpc.call("hive-leave", {"reason": "scenario"})
     wait_fees(a, b, DEFAULT)                   # a restores what it saved
     wait_fees(b, a, DEFAULT)                   # b left the hive: it restores every channel

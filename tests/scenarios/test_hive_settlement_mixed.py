@@ -65,9 +65,9 @@ def monolith_settled(node, period: str) -> bool:
 @pytest.mark.parametrize("fleet", ["lightningd"], indirect=True)
 def test_monolith_and_cl_hive_members_settle_a_week_together(fleet, monolith):
     m1, m2 = monolith_nodes(fleet, monolith, ["m1", "m2"], **{"hive-governance-mode": "failsafe"})
-    split = [fleet.add_node(n, plugins=["cl-hive"], options=OPTIONS, may_reconnect=True) for n in ("s1", "s2", "s3")]
+    split = [fleet.add_node(n, plugins=["cl-hive"], options=OPTIONS) for n in ("s1", "s2", "s3")]
     s1, s2, s3 = split
-    x = fleet.add_node("x", plugins=[], may_reconnect=True)
+    x = fleet.add_node("x", plugins=[])
     for a, b in ((m2, m1), (m1, s1), (m1, s2), (m1, s3), (s2, s1), (s3, m2), (m1, x), (s1, x)):
         fleet.connect(a, b)
         fleet.open_channel(a, b, 3_000_000)            # a funds the channel

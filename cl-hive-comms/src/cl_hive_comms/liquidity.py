@@ -246,24 +246,31 @@ class LiquidityMarket:
         self.open_paid(lease)
 
     def open_paid(self, lease: dict[str, Any]) -> None:
-        """If our invoice for the lease is paid: open the channel, publish the lease and a first heartbeat."""
+        """If our invoice for the lease is paid: open the channel; the lease is ``opening`` until it is usable."""
         invoices = self._rpc().call("listinvoices", {"payment_hash": lease["payment_hash"]})["invoices"]
         if not invoices or invoices[0]["status"] != "paid":
             return
         funded = self._rpc().call("fundchannel", {"id": lease["counterparty_node"], "amount": lease["capacity_sat"]})
+        self._update(lease["id"], status="opening", channel_id=funded.get("channel_id"))
+        self.activate_if_ready(self.get(lease["id"]))
+
+    def activate_if_ready(self, lease: dict[str, Any]) -> None:
+        """Once lightningd reports the lease's channel CHANNELD_NORMAL (its funding confirmed, so it has a
+        short_channel_id), the lease starts: publish it, tell the buyer, and send a first heartbeat."""
         channels = self._rpc().call("listpeerchannels", {"id": lease["counterparty_node"]})["channels"]
-        ch = next((c for c in channels if c.get("channel_id") == funded.get("channel_id")), {})
+        ch = next((c for c in channels if c.get("channel_id") == lease["channel_id"]), {})
+        scid = ch.get("short_channel_id")
+        if ch.get("state") != "CHANNELD_NORMAL" or not scid:
+            return
         now = self._now()
         ends = now + lease["days"] * 86400
-        scid = ch.get("short_channel_id")
-        self._update(lease["id"], status="active", channel_id=funded.get("channel_id"), short_channel_id=scid,
-                     started_at=now, ends_at=ends)
+        self._update(lease["id"], status="active", short_channel_id=scid, started_at=now, ends_at=ends)
         publish_listing(self._db, self._transport, LIQUIDITY_LEASE, lease["id"], Lease(
             v=1, lease_id=lease["id"], seller_node=self._node_id(), capacity_sat=lease["capacity_sat"],
             starts_at=now, ends_at=ends, short_channel_id=scid), [["t", "hive-liquidity-lease"]])
         send_message(self._transport, lease["counterparty"], LeaseMessage(
             type="hive-liquidity/lease-active", v=1, lease_id=lease["id"], short_channel_id=scid,
-            channel_id=funded.get("channel_id"), ends_at=ends).model_dump(exclude_none=True))
+            channel_id=lease["channel_id"], ends_at=ends).model_dump(exclude_none=True))
         self.heartbeat(lease["id"])
 
     def heartbeat(self, lease_id: str) -> dict[str, Any]:
@@ -352,13 +359,15 @@ class LiquidityMarket:
         return counts
 
     def beat_all(self) -> int:
-        """Provider: open channels for leases paid but not opened yet (e.g. the wallet lacked funds), end leases
-        past their term, and publish a heartbeat for each active one."""
+        """Provider: open channels for leases paid but not opened yet (e.g. the wallet lacked funds), start leases
+        whose channel became usable, end leases past their term, and publish a heartbeat for each active one."""
         for lease in self._db().query("SELECT * FROM liquidity_leases WHERE role = 'seller' AND status = 'invoiced'"):
             try:
                 self.open_paid(lease)
             except Exception as exc:
                 self._update(lease["id"], last_heartbeat=json.dumps({"open_error": str(exc)[:300]}))
+        for lease in self._db().query("SELECT * FROM liquidity_leases WHERE role = 'seller' AND status = 'opening'"):
+            self.activate_if_ready(lease)
         leases = self._db().query("SELECT id, ends_at FROM liquidity_leases WHERE role = 'seller' AND "
                                   "status = 'active'")
         for lease in leases:

@@ -156,7 +156,7 @@ class NostrService:
                 self.keys.load()
                 break
             except BadSecretKey as exc:
-                log.error("Nostr key: %s", exc.message)     # an operator must import or rotate; see status
+                log.warning("Nostr key: %s", exc.message)     # an operator must import or rotate; see status
                 return
             except NotReady as exc:
                 log.warning("Nostr key not loaded yet: %s", exc.message)

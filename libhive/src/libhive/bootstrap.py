@@ -25,7 +25,7 @@ from .pyln_client import load as _load_pyln_client
 
 _load_pyln_client()          # pyln-client without its gossip-map reader (17 MB, unused); see pyln_client.py
 from pyln.client import Plugin  # noqa: E402
-from pyln.client.plugin import MethodType, Request, RequestState  # noqa: E402
+from pyln.client.plugin import MethodType, PluginLogHandler, Request, RequestState  # noqa: E402
 
 from . import contracts, gating
 from .db import Database
@@ -77,9 +77,18 @@ def plain_function(fn: Callable) -> Callable:
 
 
 class _Plugin(Plugin):
-    """pyln's Plugin with Hive's dispatch of RPC methods (see module docstring)."""
+    """pyln's Plugin with Hive's dispatch of RPC methods (see module docstring) and lightningd's log levels."""
 
     hive: "HivePlugin"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # pyln logs a Python WARNING at lightningd's "info", where an operator does not look; a warning (an
+        # unusable option, a key to re-import) is lightningd's "unusual".  ERROR stays "broken": lightningd
+        # reserves that for bugs (and pyln-testing fails any node that logs it).
+        for handler in logging.getLogger("").handlers:
+            if isinstance(handler, PluginLogHandler):
+                handler.levels[logging.WARNING] = "unusual"
 
     def _dispatch_request(self, request: Request) -> None:
         method = self.methods.get(request.method)

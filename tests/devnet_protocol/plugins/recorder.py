@@ -6,11 +6,13 @@ interpreter in the shebang.  Everything is named after the file: options ``<p>-s
 methods ``<p>-emit`` etc., where ``<p>`` is the basename without ``.py``.
 
 Every frame lightningd writes to our stdin is appended, parsed and raw, to ``<basename>.frames.jsonl`` in the
-plugin's cwd (lightningd's ``<lightning-dir>/<network>``) before pyln dispatches it.  ``<p>-record`` answers
+plugin's cwd (lightningd's ``<lightning-dir>/<network>``) before pyln dispatches it; so is the manifest we answer
+(``{"event": "manifest"}``) and each process start (``{"event": "start"}``, with its pid).  ``<p>-record`` answers
 only after every earlier frame was recorded, so a test calls it as a barrier before reading the file.
 
 Per-name behaviour, as in the transcripts: rec2 declares no notification topic (so its ``rec_event`` is
-dropped); rec1 also accepts the even custom message type 0x4850.  A file ``<basename>.init-delay`` in the cwd
+dropped); rec1 also accepts the even custom message type 0x4850; ``chain`` also subscribes to channel_opened and
+channel_state_changed.  On ``shutdown`` it records whether lightningd's RPC still answers, then exits.  A file ``<basename>.init-delay`` in the cwd
 makes ``init`` sleep that many seconds.
 """
 import inspect
@@ -61,11 +63,32 @@ class TeeStdin:
         return line
 
 
+class TeeStdout:
+    """What pyln writes to (``stdout.buffer``): our manifest is recorded on the way out (a test compares it)."""
+
+    def __init__(self, out):
+        self.buffer = self
+        self._out = out
+
+    def write(self, data):
+        try:
+            frame = json.loads(data)
+        except ValueError:
+            frame = None
+        if isinstance(frame, dict) and isinstance(frame.get("result"), dict) and "rpcmethods" in frame["result"]:
+            record({"event": "manifest", "manifest": frame["result"]})
+        return self._out.write(data)
+
+    def flush(self):
+        self._out.flush()
+
+
 record({"event": "start", "cwd": os.getcwd(), "argv0": sys.argv[0],
         "env": {k: os.environ.get(k) for k in ("LIGHTNINGD_PLUGIN", "LIGHTNINGD_VERSION")}})
 
 plugin = Plugin(custom_msgs=CUSTOM_MSGS)
 plugin.stdin = TeeStdin(sys.stdin.buffer)
+plugin.stdout = TeeStdout(plugin.stdout.buffer)   # the real stdout (pyln has patched sys.stdout)
 plugin.add_option(f"{P}-str", "dflt", "a string option")
 plugin.add_option(f"{P}-int", 7, "an int option", opt_type="int")
 plugin.add_option(f"{P}-bool", False, "a bool option", opt_type="bool")
@@ -156,12 +179,18 @@ def ignore(plugin, **kwargs):
 
 
 for topic in ("connect", "disconnect", "plugin_started", "plugin_stopped", "forward_event", "invoice_payment",
-              "rec_event"):
+              "rec_event") + (("channel_opened", "channel_state_changed") if P == "chain" else ()):
     plugin.add_subscription(topic, ignore)
 
 
 @plugin.subscribe("shutdown")
 def on_shutdown(plugin, **kwargs):
+    """Try lightningd's RPC once more (record whether it still answers), then exit."""
+    try:
+        plugin.rpc.getinfo()
+        record({"event": "rpc-at-shutdown", "answered": True})
+    except Exception as exc:  # noqa: BLE001 - recorded
+        record({"event": "rpc-at-shutdown", "answered": False, "error": type(exc).__name__})
     os._exit(0)
 
 

@@ -263,7 +263,7 @@ def register(hive: Any, members: Any, audit: AuditLog) -> FeePolicy:
             state["config"] = FeePolicyConfig.from_hive(hive)
         except InvalidOption as exc:
             state["error"] = exc.message
-            hive.log.error("hive fee policy disabled (no member channel is touched): %s", exc.message)
+            hive.log.warning("hive fee policy disabled (no member channel is touched): %s", exc.message)
             return
 
         def first_pass() -> bool:          # as soon as our node id is known (learned right after init)

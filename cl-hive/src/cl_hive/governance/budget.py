@@ -228,7 +228,7 @@ def register(hive: Any, members: Any) -> Budget:
             state["config"] = BudgetConfig.from_hive(hive)
         except InvalidOption as exc:
             state["error"] = exc.message
-            hive.log.error("budget disabled: %s", exc.message)
+            hive.log.warning("budget disabled: %s", exc.message)
 
     budget = Budget(lambda: hive.db, lambda: hive.rpc, config)
 

@@ -487,7 +487,7 @@ def register(hive: Any, members: Any, audit: AuditLog, budget: Budget) -> Govern
             state["config"] = GovernanceConfig.from_hive(hive)
         except InvalidOption as exc:
             state["error"] = exc.message
-            hive.log.error("governance disabled: %s", exc.message)
+            hive.log.warning("governance disabled: %s", exc.message)
             return
         gov.load()
         interrupted = gov.recover_interrupted()

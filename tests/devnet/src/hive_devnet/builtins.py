@@ -5,6 +5,7 @@ follow shared/reference/cln-transcripts/rpc.json.
 """
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
@@ -12,6 +13,7 @@ import coincurve
 
 from .errors import INVALID_PARAMS, INVALID_REQUEST, LIGHTNINGD, METHOD_NOT_FOUND, RpcError
 from .hsm import recover_zbase
+from .plugin_host import LIGHTNINGD_VERSION
 
 if TYPE_CHECKING:
     from .node import Node
@@ -150,9 +152,20 @@ async def sendcustommsg(node: Node, params: dict[str, Any], rid: str | None) -> 
         if not has_channel_with(node, peer):            # lightningd only knows peers that are up or have channels
             raise RpcError(INVALID_REQUEST, f"No such peer: {peer}")
         raise RpcError(INVALID_REQUEST, "Peer is not connected")
-    if mtype >= 0:                                      # a message too short to have a type never arrives
+    if mtype >= 0:
         node.network.send_custommsg(node.node_id, peer, raw)
+    else:   # no type (not hex, or under 2 bytes): connectd asserts on it and the whole node goes down
+        asyncio.get_running_loop().call_later(0.05, lambda: asyncio.ensure_future(_connectd_crash(node)))
     return {"status": "Message sent to connectd for delivery"}
+
+
+async def _connectd_crash(node: Node) -> None:
+    from .node import NodeFatal          # node.py imports this module
+    node.log("broken", f"connectd: FATAL SIGNAL 6 (version {LIGHTNINGD_VERSION})")
+    try:
+        await node.fatal("connectd: STATUS_FAIL_INTERNAL_ERROR: FATAL SIGNAL")
+    except NodeFatal:
+        pass
 
 
 @builtin("signmessage", ("message",))

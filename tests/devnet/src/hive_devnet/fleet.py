@@ -11,12 +11,15 @@ import os
 import re
 import shutil
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from pyln.client import LightningRpc
+
+from .ledger_model import PYLN_TESTING_ESTIMATES
 
 HIVE_PLUGINS = ("cl-hive", "cl-hive-comms", "cl-hive-archon")
 REAL_NODE_SKIP_REASON = ("real-node variants need lightningd and bitcoind: put the prebuilt binaries in "
@@ -62,6 +65,7 @@ class FleetNode:
     name: str
     node_id: str
     rpc: LightningRpc
+    started_with: list[str]
 
     def plugin_start(self, plugin: str, **options: Any) -> dict[str, Any]:
         return self.rpc.call("plugin", {"subcommand": "start", "plugin": plugin_path(plugin), **options})
@@ -85,12 +89,23 @@ class FleetNode:
         os.kill(self.plugin_pid(plugin), signal.SIGKILL)
         listed = lambda: {Path(p["name"]).name for p in self.rpc.call("plugin", {"subcommand": "list"})["plugins"]}
         wait_for(lambda: plugin not in listed(), what=f"{plugin} gone after kill -9")
+
     def kill(self) -> None:
         """kill -9: lightningd dies at once, its plugins with it (no shutdown notification); ``start()`` again."""
         raise NotImplementedError
 
-    def start(self) -> None:
+    def stop(self) -> None:
         raise NotImplementedError
+
+    def start(self) -> None:
+        """Start a stopped (or killed) node again (same lightning-dir, same plugins)."""
+        raise NotImplementedError
+
+    def wait_active(self) -> None:
+        """Until every plugin the node was started with is active (`plugin list` can show one inactive for a
+        moment after lightningd's startup): a scenario starts from a node that is up, as an operator would."""
+        names = {Path(plugin_path(p)).name for p in self.started_with}
+        wait_for(lambda: names <= self.active_plugins(), what=f"{sorted(names)} active on {self.name}")
 
     def log_lines(self) -> list[str]:
         raise NotImplementedError
@@ -101,15 +116,35 @@ class FleetNode:
 
 
 class Fleet:
-    def add_node(self, name: str, plugins: Iterable[str] = HIVE_PLUGINS,
-                 options: dict[str, Any] | None = None, may_reconnect: bool = False) -> FleetNode:
-        """``may_reconnect``: the test kills or restarts nodes, so their peers reconnecting is expected."""
+    def add_node(self, name: str, plugins: Iterable[str] = HIVE_PLUGINS, options: dict[str, Any] | None = None,
+                 feerates: tuple[int, int, int, int] | None = PYLN_TESTING_ESTIMATES,
+                 hsm_secret: bytes | None = None) -> FleetNode:
+        """Start a node with ``plugins`` and their ``options``.  ``feerates``: its bitcoind's fee estimates for 2, 6,
+        12 and 100 blocks, sat/kw (lightningd's ``feerates`` derives from them; opening = the 12-block one).  The
+        default is what pyln-testing gives every node (opening 7500 sat/kw = 30000 sat/kvB).  ``hsm_secret``: the
+        content of ``<lightning-dir>/regtest/hsm_secret`` to start from (what an operator restores: e.g. another
+        node's, read from its ``lightning_dir``); by default a new one."""
+        raise NotImplementedError
+
+    def start_refused(self, name: str, plugins: Iterable[str] = HIVE_PLUGINS,
+                      options: dict[str, Any] | None = None) -> list[str]:
+        """Start a node that lightningd must refuse to run (e.g. a plugin option of the wrong type): returns what
+        it said (its log and, on real lightningd, its stderr, where it writes why it exits).  AssertionError if
+        the node came up."""
         raise NotImplementedError
 
     def connect(self, a: FleetNode, b: FleetNode) -> None:
         a.rpc.call("connect", {"id": b.node_id, "host": "127.0.0.1", "port": b.port})  # type: ignore[attr-defined]
 
-    def open_channel(self, a: FleetNode, b: FleetNode, amount_sat: int) -> str:
+    def open_channel(self, a: FleetNode, b: FleetNode, amount_sat: int, announced: bool = False) -> str:
+        """Fund ``a``'s wallet, open a public channel to ``b`` and mine its funding transaction: returns its
+        short_channel_id once it is CHANNELD_NORMAL at both ends.  ``announced``: mine it six blocks deep and wait
+        until both ends have it in listchannels (a payment routed through it by a third node needs that)."""
+        raise NotImplementedError
+
+    def mine(self, blocks: int = 1) -> None:
+        """Mine ``blocks`` blocks: what is in the mempool confirms (a channel's funding transaction among them:
+        CHANNELD_NORMAL at one confirmation, announced at six), and every running node has seen them."""
         raise NotImplementedError
 
     def announce_channels(self, nodes: Iterable[FleetNode], channels: int) -> None:
@@ -118,21 +153,36 @@ class Fleet:
     def close(self) -> None:
         raise NotImplementedError
 
+    @staticmethod
+    def _wait_open(a: FleetNode, b: FleetNode, scid: str, announced: bool) -> str:
+        for x, y in ((a, b), (b, a)):
+            wait_for(lambda: any(c.get("short_channel_id") == scid and c.get("state") == "CHANNELD_NORMAL"
+                                 for c in x.rpc.call("listpeerchannels", {"id": y.node_id})["channels"]),
+                     what=f"{scid} CHANNELD_NORMAL at {x.name}")
+            if announced:
+                wait_for(lambda: len(x.rpc.call("listchannels", {"short_channel_id": scid})["channels"]) == 2,
+                         timeout=60, what=f"{scid} announced, in {x.name}'s listchannels")
+        return scid
+
 
 # ---- the devnet back end ---------------------------------------------------------------------------
 class DevnetNode(FleetNode):
-    def __init__(self, fleet: DevnetFleet, name: str, plugins: list[tuple[str, dict[str, Any]]]) -> None:
+    def __init__(self, fleet: DevnetFleet, name: str, plugins: list[tuple[str, dict[str, Any]]],
+                 feerates: tuple[int, int, int, int] | None) -> None:
         self.fleet = fleet
         self.name = name
         self._plugins = plugins
+        self.started_with = [path for path, _ in plugins]
+        self._feerates = feerates
         self._start()
 
     def _start(self) -> None:
-        self.node = self.fleet.network.add_node(self.name, self._plugins)
+        self.node = self.fleet.network.add_node(self.name, self._plugins, feerates=self._feerates)
         self.node_id = self.node.node_id
         self.port = self.node.port
         self.rpc = LightningRpc(str(self.node.rpc_path))
         self.lightning_dir = self.node.network_dir
+        self.wait_active()
 
     def restart(self) -> None:
         self.fleet.network.stop_node(self.node)
@@ -146,6 +196,7 @@ class DevnetNode(FleetNode):
             if Path(p.path).name == plugin and p.pid is not None:
                 return p.pid
         raise LookupError(f"{plugin} is not running on {self.name}")
+
     def kill(self) -> None:
         self.fleet.network.kill_node(self.node)
 
@@ -162,24 +213,59 @@ class DevnetFleet(Fleet):
         self.network = Network(base_dir)
         self.nodes: dict[str, DevnetNode] = {}
 
-    def add_node(self, name: str, plugins: Iterable[str] = HIVE_PLUGINS,
-                 options: dict[str, Any] | None = None, may_reconnect: bool = False) -> DevnetNode:
+    def add_node(self, name: str, plugins: Iterable[str] = HIVE_PLUGINS, options: dict[str, Any] | None = None,
+                 feerates: tuple[int, int, int, int] | None = PYLN_TESTING_ESTIMATES,
+                 hsm_secret: bytes | None = None) -> DevnetNode:
         options = options or {}
         specs = [(plugin_path(p), {k: v for k, v in options.items() if _option_owner(k) == p}) for p in plugins]
-        node = DevnetNode(self, name, specs)
+        if hsm_secret is not None:
+            _write_hsm_secret(self.network.base_dir / name / self.network.chain / "hsm_secret", hsm_secret)
+        node = DevnetNode(self, name, specs, feerates)
         self.nodes[name] = node
         return node
 
-    def open_channel(self, a: FleetNode, b: FleetNode, amount_sat: int) -> str:
+    def start_refused(self, name: str, plugins: Iterable[str] = HIVE_PLUGINS,
+                      options: dict[str, Any] | None = None) -> list[str]:
+        from .node import NodeFatal
+        try:
+            self.add_node(name, plugins, options)
+        except NodeFatal:
+            return self.network.nodes[name].log_and_errlog()
+        raise AssertionError(f"{name} started")
+
+    def open_channel(self, a: FleetNode, b: FleetNode, amount_sat: int, announced: bool = False) -> str:
         self.network.ledger.fund_wallet(a.node_id, amount_sat + 100_000)
-        result = a.rpc.call("fundchannel", {"id": b.node_id, "amount": amount_sat})
-        scid = wait_for(lambda: next((c.get("short_channel_id") for c in
-                                      a.rpc.call("listpeerchannels", {"id": b.node_id})["channels"]
-                                      if c.get("state") == "CHANNELD_NORMAL"), None), what="channel normal")
-        return scid or result.get("channel_id")
+        funded = a.rpc.call("fundchannel", {"id": b.node_id, "amount": amount_sat})
+        self.mine(6 if announced else 1)
+        scid = next(c["short_channel_id"] for c in a.rpc.call("listpeerchannels", {"id": b.node_id})["channels"]
+                    if c["channel_id"] == funded["channel_id"])
+        return self._wait_open(a, b, scid, announced)
+
+    def mine(self, blocks: int = 1) -> None:
+        self.network.ledger.mine(blocks)
+
+    def broken_lines(self) -> list[str]:
+        """Every line any node logged at lightningd's BROKEN level (a bug: pyln-testing fails a real node for it)."""
+        return [f"{name}: {line}" for name, node in self.network.nodes.items()
+                for _, level, line in list(node.logs) if level in ("broken", "error")]
 
     def close(self) -> None:
         self.network.close()
+
+
+def lightningd_running(ln: Any) -> bool:
+    """Whether a pyln-testing node's lightningd process is up."""
+    proc = ln.daemon.proc
+    return proc is not None and proc.poll() is None
+
+
+def _write_hsm_secret(path: Path, secret: bytes) -> None:
+    """A restored hsm_secret, read-only like the one lightningd creates."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        path.chmod(0o600)
+    path.write_bytes(secret)
+    path.chmod(0o400)
 
 
 def _option_owner(option: str) -> str:
@@ -192,15 +278,18 @@ def _option_owner(option: str) -> str:
 
 # ---- the real lightningd back end (pyln-testing) -------------------------------------------------
 class RealNode(FleetNode):
-    def __init__(self, fleet: RealFleet, name: str, ln: Any) -> None:
+    def __init__(self, fleet: RealFleet, name: str, ln: Any, plugins: list[str]) -> None:
         self.fleet, self.name, self.ln = fleet, name, ln
+        self.started_with = plugins
         self.node_id = ln.info["id"]
         self.port = ln.port
         self.rpc = ln.rpc
         self.lightning_dir = Path(ln.daemon.lightning_dir) / "regtest"
+        self.wait_active()
 
     def restart(self) -> None:
         self.ln.restart()
+        self.wait_active()
 
     def kill(self) -> None:
         self.ln.daemon.proc.kill()
@@ -228,7 +317,7 @@ class RealNode(FleetNode):
         removed): how a test swaps the monolith for the split plugins on the same node and database."""
         opts = self.ln.daemon.opts
         if plugins is not None:
-            opts["plugin"] = [plugin_path(p) for p in plugins]
+            opts["plugin"] = self.started_with = [plugin_path(p) for p in plugins]
         for key, value in (options or {}).items():
             if value is None:
                 opts.pop(key, None)
@@ -236,6 +325,7 @@ class RealNode(FleetNode):
                 opts[key] = value
         self.ln.start()
         self.rpc = self.ln.rpc
+        self.wait_active()
 
     def log_lines(self) -> list[str]:
         self.ln.daemon.logs_catchup()             # pyln-testing reads the log file only when asked
@@ -248,17 +338,47 @@ class RealFleet(Fleet):
     def __init__(self, node_factory: Any, bitcoind: Any) -> None:
         self.node_factory, self.bitcoind = node_factory, bitcoind
 
-    def add_node(self, name: str, plugins: Iterable[str] = HIVE_PLUGINS,
-                 options: dict[str, Any] | None = None, may_reconnect: bool = False) -> RealNode:
-        opts: dict[str, Any] = {"plugin": [plugin_path(p) for p in plugins], "alias": name}
+    def add_node(self, name: str, plugins: Iterable[str] = HIVE_PLUGINS, options: dict[str, Any] | None = None,
+                 feerates: tuple[int, int, int, int] | None = PYLN_TESTING_ESTIMATES,
+                 hsm_secret: bytes | None = None) -> RealNode:
+        plugins = [plugin_path(p) for p in plugins]
+        opts: dict[str, Any] = {"plugin": plugins, "alias": name}
         opts.update(options or {})
-        return RealNode(self, name, self.node_factory.get_node(options=opts, may_reconnect=may_reconnect))
+        # may_reconnect: lightningd reconnects to its channel peers as an operator's does (pyln-testing otherwise
+        # passes --dev-no-reconnect and fails any node that logs a reconnection, which every restart causes)
+        ln = self.node_factory.get_node(options=opts, may_reconnect=True, feerates=feerates,
+                                        start=hsm_secret is None)
+        if hsm_secret is not None:     # lightningd's layout: <lightning-dir>/<network>/hsm_secret
+            _write_hsm_secret(Path(ln.daemon.lightning_dir) / "regtest" / "hsm_secret", hsm_secret)
+            ln.start()
+        return RealNode(self, name, ln, plugins)
 
-    def open_channel(self, a: FleetNode, b: FleetNode, amount_sat: int) -> str:
-        a_ln, b_ln = a.ln, b.ln  # type: ignore[attr-defined]
-        a_ln.fundwallet(amount_sat + 100_000)
-        scid, _ = a_ln.fundchannel(b_ln, amount_sat)
-        return scid
+    def start_refused(self, name: str, plugins: Iterable[str] = HIVE_PLUGINS,
+                      options: dict[str, Any] | None = None) -> list[str]:
+        opts: dict[str, Any] = {"plugin": [plugin_path(p) for p in plugins], "alias": name, **(options or {})}
+        ln = self.node_factory.get_node(options=opts, start=False, may_fail=True, expect_fail=True,
+                                        broken_log=".")
+        ln.daemon.start(wait_for_initialized=False, stderr_redir=True)
+        try:
+            code = ln.daemon.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"{name} started") from None
+        assert code != 0, f"{name} exited with status 0"
+        lightning_dir = Path(ln.daemon.lightning_dir)
+        said = (lightning_dir / "errlog").read_text(errors="replace").splitlines()
+        log = lightning_dir / "log"
+        return said + (log.read_text(errors="replace").splitlines() if log.exists() else [])
+
+    def open_channel(self, a: FleetNode, b: FleetNode, amount_sat: int, announced: bool = False) -> str:
+        scid, _ = a.ln.fundchannel(b.ln, amount_sat)  # type: ignore[attr-defined]  # funds, mines 1, waits active
+        if announced:
+            self.mine(5)
+        return self._wait_open(a, b, scid, announced)
+
+    def mine(self, blocks: int = 1) -> None:
+        from pyln.testing.utils import sync_blockheight
+        self.bitcoind.generate_block(blocks)
+        sync_blockheight(self.bitcoind, [n for n in self.node_factory.nodes if lightningd_running(n)])
 
     def announce_channels(self, nodes: Iterable[FleetNode], channels: int) -> None:
         self.bitcoind.generate_block(6)

@@ -48,6 +48,8 @@ def message_digest(message: str) -> bytes:
 def recover_zbase(message: str, zbase: str) -> str | None:
     """Recover the signer's compressed key from a CLN zbase32 signature (None if no key recovers from it);
     RpcError like lightningd's checkmessage on garbage."""
+    if len(zbase) * 5 % 8:            # lightningd decodes whole bytes only ("yyyy" is not valid, "yyyyyyyy" is)
+        raise RpcError(INVALID_PARAMS, "zbase is not valid zbase32")
     try:
         raw = zbase32.decode(zbase)
     except Exception as exc:  # zbase32 raises several types on bad characters

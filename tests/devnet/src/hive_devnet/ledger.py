@@ -36,10 +36,11 @@ from . import codec
 from .errors import INVALID_PARAMS, LIGHTNINGD, RpcError
 from .ledger_datastore import DatastoreMixin
 from .ledger_model import (
-    FEERATES_PERKW,
-    ONCHAIN_FEE_ESTIMATES,
-    OPENING_FEE_SAT,
+    ANNOUNCE_DEPTH,
+    FUNDING_CONFIRMS,
     Channel,
+    Feerates,
+    PendingTx,
     NodeState,
     Utxo,
     iso_time,
@@ -120,7 +121,8 @@ class Ledger(ChannelsMixin, InvoicesMixin, PaymentsMixin, DatastoreMixin):
         self._events: list[tuple[str, str, dict]] = []
         self._height = 101
         self.nodes: dict[str, NodeState] = {}
-        self.chans: dict[str, Channel] = {}  # scid -> channel
+        self.chans: dict[str, Channel] = {}  # scid (channel_id until the funding is mined) -> channel
+        self._mempool: list[PendingTx] = []
         self._connected: set[frozenset[str]] = set()
         # the payee's invoice_payment hook (set by the network): (payee, payload) -> "continue" | "reject" | None
         self.payee_hook: Callable[[str, dict | None], str | None] | None = None
@@ -190,6 +192,13 @@ class Ledger(ChannelsMixin, InvoicesMixin, PaymentsMixin, DatastoreMixin):
                 self.nodes[node_id] = NodeState(node_id, privkey, alias, node_id[:6],
                                                 last_timestamp=int(self._now()))
 
+    def set_feerates(self, node_id: str, estimates: tuple[int, int, int, int] | None) -> None:
+        """What this node's bitcoind estimates for 2, 6, 12 and 100 blocks (sat/kw; None: no estimate, as on a bare
+        regtest).  pyln-testing sets this per node by mocking estimatesmartfee; `feerates`, the on-chain fees
+        and new channels' commitment feerate follow it."""
+        with self._locked():
+            self._node(node_id).feerates = Feerates(tuple(estimates) if estimates else None)
+
     def set_peer_connected(self, a: str, b: str, connected: bool) -> None:
         with self._locked():
             pair = frozenset((a, b))
@@ -206,14 +215,39 @@ class Ledger(ChannelsMixin, InvoicesMixin, PaymentsMixin, DatastoreMixin):
         return self._height
 
     def mine(self, n: int = 1) -> int:
-        """Mine `n` empty blocks (block_added to every node). Returns the new height."""
+        """Mine `n` blocks (block_added to every node), the first with every transaction in the mempool: their
+        inputs are spent, their outputs confirmed, a funding transaction gives its channel a short_channel_id.
+        A channel is CHANNELD_NORMAL at FUNDING_CONFIRMS confirmations.  Returns the new height."""
         with self._locked():
             for _ in range(n):
                 self._height += 1
+                for index, tx in enumerate(self._mempool, start=1):
+                    self._confirm(tx, index)
+                self._mempool = []
+                for ch in list(self.chans.values()):
+                    if ch.state == "CHANNELD_AWAITING_LOCKIN" and ch.depth(self._height) >= FUNDING_CONFIRMS:
+                        self._state_change(ch, "CHANNELD_NORMAL", {ch.opener: "user", ch.peer: "remote"},
+                                           "Lockin complete")
                 h = codec.sha256(self._height.to_bytes(4, "big") + os.urandom(8))[::-1].hex()
                 for nid in self.nodes:
                     self._notify(nid, "block_added", {"hash": h, "height": self._height})
             return self._height
+
+    def _confirm(self, tx: PendingTx, index: int) -> None:
+        for u in tx.spends:
+            u.status, u.reserved, u.reserved_to_block = "spent", False, None
+        for u in tx.outputs:
+            u.status, u.blockheight = "confirmed", self._height
+        ch = tx.channel
+        if ch is not None and ch.funding_height is None:
+            del self.chans[ch.channel_id]
+            ch.funding_height = self._height
+            ch.scid = f"{self._height}x{index}x{ch.funding_outnum}"
+            self.chans[ch.scid] = ch
+
+    def announced(self, ch: Channel) -> bool:
+        """A public channel is in everyone's gossip once its funding has ANNOUNCE_DEPTH confirmations."""
+        return not ch.private and ch.depth(self._height) >= ANNOUNCE_DEPTH
 
     def fund_wallet(self, node_id: str, sats: int) -> dict:
         """A confirmed on-chain output of `sats` appears in node's listfunds (mines 1 block)."""
@@ -228,15 +262,17 @@ class Ledger(ChannelsMixin, InvoicesMixin, PaymentsMixin, DatastoreMixin):
 
     def open_channel(self, a: str, b: str, amount_sat: int, push_msat: int = 0, *,
                      announce: bool = True) -> str:
-        """Open a CHANNELD_NORMAL channel a->b, funding a's wallet as needed. Returns the scid."""
+        """Open a channel a->b, funding a's wallet as needed, and mine it to ANNOUNCE_DEPTH: CHANNELD_NORMAL and,
+        if public, announced.  Returns the scid."""
         with self._locked():
             node = self._node(a)
             self._node(b)
             have = sum(u.amount_msat for u in node.utxos if u.status == "confirmed") // 1000
-            need = amount_sat + OPENING_FEE_SAT
+            need = amount_sat + node.feerates.onchain_fee_estimates()["opening_channel_satoshis"]
             if have < need:
                 self.fund_wallet(a, need - have)
             ch = self._open(node, b, amount_sat, push_msat, not announce, None, None)
+            self.mine(ANNOUNCE_DEPTH)
             return ch.scid
 
     def balance_msat(self, node_id: str, scid: str) -> int:
@@ -291,8 +327,10 @@ class Ledger(ChannelsMixin, InvoicesMixin, PaymentsMixin, DatastoreMixin):
         node.addresses[addr] = spk
         return addr, spk
 
-    def _add_utxo(self, node: NodeState, txid: str, output: int, sats: int, spk: str, addr: str) -> None:
-        node.utxos.append(Utxo(txid, output, sats * 1000, spk, addr, self._height))
+    def _add_utxo(self, node: NodeState, txid: str, output: int, sats: int, spk: str, addr: str) -> Utxo:
+        u = Utxo(txid, output, sats * 1000, spk, addr, self._height)
+        node.utxos.append(u)
+        return u
 
     def _state_change(self, ch: Channel, new_state: str, cause: dict[str, str], message: str) -> None:
         old = ch.state
@@ -327,18 +365,17 @@ class Ledger(ChannelsMixin, InvoicesMixin, PaymentsMixin, DatastoreMixin):
         for ch in self._node_channels(node.node_id):
             if ch.state == "CLOSED":
                 continue
-            chans.append({"peer_id": ch.other(node.node_id),
-                          "connected": self.is_connected(node.node_id, ch.other(node.node_id)),
-                          "state": ch.state, "channel_id": ch.channel_id, "short_channel_id": ch.scid,
-                          "our_amount_msat": ch.balance[node.node_id], "amount_msat": ch.capacity_msat,
-                          "funding_txid": ch.funding_txid, "funding_output": ch.funding_outnum})
+            entry = {"peer_id": ch.other(node.node_id),
+                     "connected": self.is_connected(node.node_id, ch.other(node.node_id)),
+                     "state": ch.state, "channel_id": ch.channel_id, "short_channel_id": ch.scid,
+                     "our_amount_msat": ch.balance[node.node_id], "amount_msat": ch.capacity_msat,
+                     "funding_txid": ch.funding_txid, "funding_output": ch.funding_outnum}
+            if ch.scid is None:
+                del entry["short_channel_id"]
+            chans.append(entry)
         return {"outputs": outputs, "channels": chans}
 
     def rpc_feerates(self, node: NodeState, style: Any) -> dict:
         if style not in ("perkw", "perkb"):
             raise RpcError(INVALID_PARAMS, f"'style' should be 'perkw' or 'perkb', not '{token(style)}'")
-        mult = 1 if style == "perkw" else 4
-        rates: dict[str, Any] = {k: v * mult for k, v in FEERATES_PERKW.items()}
-        rates["estimates"] = [{"blockcount": n, "feerate": 253 * mult, "smoothed_feerate": 253 * mult}
-                              for n in (2, 6, 12, 100)]
-        return {style: rates, "onchain_fee_estimates": dict(ONCHAIN_FEE_ESTIMATES)}
+        return node.feerates.to_json(style)

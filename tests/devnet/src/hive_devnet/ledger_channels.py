@@ -27,19 +27,19 @@ from .ledger_model import (
     DEFAULT_FEE_PPM,
     DUST_LIMIT_SAT,
     FUND_CANNOT_AFFORD,
-    MUTUAL_CLOSE_FEE_SAT,
+    FUNDING_CONFIRMS,
     NODE_FEATURES,
-    OPENING_FEE_SAT,
     SCID_RE,
     U64_MAX,
-    UNILATERAL_CLOSE_FEE_SAT,
     Channel,
     NodeState,
+    PendingTx,
     Policy,
     SideStats,
     Utxo,
     badparam,
     is_node_id,
+    iso_time,
     parse_amount_msat,
     parse_amount_sat,
     parse_bool,
@@ -61,6 +61,7 @@ class ChannelsMixin:
     def _open(self: Ledger, node: NodeState, peer: str, amount_sat: int | None, push_msat: int, private: bool,
               utxo_ids: list[str] | None, reserve_sat: int | None) -> Channel:
         """Fund and open a channel from `node` to `peer` (amount None = all)."""
+        opening_fee = node.feerates.onchain_fee_estimates()["opening_channel_satoshis"]
         avail = [u for u in node.utxos if u.status == "confirmed" and not u.reserved]
         if utxo_ids is not None:
             want = set(utxo_ids)
@@ -70,25 +71,25 @@ class ChannelsMixin:
         if amount_sat is None:
             chosen = avail
             total = sum(u.amount_msat for u in chosen) // 1000
-            amount_sat = total - OPENING_FEE_SAT
+            amount_sat = total - opening_fee
             if amount_sat < DUST_LIMIT_SAT:
                 raise RpcError(FUND_CANNOT_AFFORD,
                                f"Could not afford all using all {len(avail)} available UTXOs: all short")
         else:
             for u in sorted(avail, key=lambda u: -u.amount_msat):
-                if total >= amount_sat + OPENING_FEE_SAT:
+                if total >= amount_sat + opening_fee:
                     break
                 chosen.append(u)
                 total += u.amount_msat // 1000
-            if total < amount_sat + OPENING_FEE_SAT:
-                short = amount_sat + OPENING_FEE_SAT - total
+            if total < amount_sat + opening_fee:
+                short = amount_sat + opening_fee - total
                 raise RpcError(FUND_CANNOT_AFFORD, f"Could not afford {amount_sat}sat using all "
                                                    f"{len(avail)} available UTXOs: {short}sat short")
         if push_msat > amount_sat * 1000:
             raise RpcError(INVALID_PARAMS, "push_msat: must be less than channel amount")
         funding_spk = codec.segwit_scriptpubkey(0, codec.sha256(os.urandom(32)))
         outputs = [(amount_sat, funding_spk)]
-        change = total - amount_sat - OPENING_FEE_SAT
+        change = total - amount_sat - opening_fee
         change_addr = change_spk = ""
         if change >= DUST_LIMIT_SAT:
             change_addr, change_spk = self._new_address(node, "p2tr")
@@ -96,24 +97,26 @@ class ChannelsMixin:
         dummy_sig = [bytes(71), coincurve.PrivateKey(node.privkey).public_key.format()]
         raw, txid, unsigned = codec.build_tx([(u.txid, u.output) for u in chosen], outputs,
                                              [dummy_sig] * len(chosen))
+        # in the mempool until a block is mined: inputs reserved, change unconfirmed, no short_channel_id
         for u in chosen:
-            u.status = "spent"
+            u.reserved, u.reserved_to_block = True, self.block_height + 2016
+        pending = PendingTx(txid, chosen, [])
+        if change_spk:
+            u = self._add_utxo(node, txid, 1, change, change_spk, change_addr)
+            u.status, u.blockheight = "unconfirmed", None
+            pending.outputs.append(u)
         # BOLT 2: channel_id = funding_txid (wire order) XOR funding_output_index in the last 2 bytes
         outnum = 0
         cid = bytearray(bytes.fromhex(txid)[::-1])
         cid[30] ^= outnum >> 8
         cid[31] ^= outnum & 0xFF
-        block = self.mine(1)
-        if change_spk:
-            self._add_utxo(node, txid, 1, change, change_spk, change_addr)
-        self.mine(5)
         now = int(self._now())
         cap_msat = amount_sat * 1000
         reserve = max(DUST_LIMIT_SAT, amount_sat // 100) * 1000 if reserve_sat is None else reserve_sat * 1000
         pol = {n: Policy(DEFAULT_FEE_BASE_MSAT, DEFAULT_FEE_PPM, DEFAULT_CLTV_DELTA, 0, cap_msat - reserve, now)
                for n in (node.node_id, peer)}
         ch = Channel(
-            scid=f"{block}x1x{outnum}", channel_id=bytes(cid).hex(), funding_txid=txid, funding_outnum=outnum,
+            scid=None, channel_id=bytes(cid).hex(), funding_txid=txid, funding_outnum=outnum,
             funding_psbt=base64.b64encode(
                 codec.psbt_v0(unsigned, len(chosen), len(outputs))).decode(),
             capacity_sat=amount_sat, opener=node.node_id, peer=peer, push_msat=push_msat, private=private,
@@ -124,11 +127,20 @@ class ChannelsMixin:
             scratch_txid={n: os.urandom(32).hex() for n in (node.node_id, peer)},
             state="CHANNELD_AWAITING_LOCKIN",
             stats={n: SideStats() for n in (node.node_id, peer)},
-            next_htlc_id={node.node_id: 0, peer: 0}, funding_tx=raw)
-        self.chans[ch.scid] = ch
+            next_htlc_id={node.node_id: 0, peer: 0}, funding_tx=raw,
+            feerate_perkw=node.feerates.perkw()["unilateral_anchor_close"])
+        self.chans[ch.channel_id] = ch
+        pending.channel = ch
+        self._mempool.append(pending)
+        # lightningd: both sides hear of the new channel (no old_state, no scid yet; not in state_changes), then
+        # the accepter gets channel_opened
+        ts = iso_time(self._now())
+        for nid, cause in ((node.node_id, "user"), (peer, "remote")):
+            self._notify(nid, "channel_state_changed", {
+                "peer_id": ch.other(nid), "channel_id": ch.channel_id, "timestamp": ts,
+                "new_state": "CHANNELD_AWAITING_LOCKIN", "cause": cause, "message": "new channel opened"})
         self._notify(peer, "channel_opened", {"id": node.node_id, "funding_msat": cap_msat,
                                               "funding_txid": txid, "channel_ready": False})
-        self._state_change(ch, "CHANNELD_NORMAL", {node.node_id: "user", peer: "remote"}, "Lockin complete")
         return ch
 
     def _close_to(self: Ledger, node_id: str) -> tuple[str, str]:
@@ -206,7 +218,8 @@ class ChannelsMixin:
                     data[0], bytes(codec.convertbits(data[1:], 5, 8, False))).hex()
             except ValueError:
                 raise RpcError(INVALID_PARAMS, "Invalid close destination") from None
-        fee = MUTUAL_CLOSE_FEE_SAT if mutual else UNILATERAL_CLOSE_FEE_SAT
+        estimates = self.nodes[ch.opener].feerates.onchain_fee_estimates()
+        fee = estimates["mutual_close_satoshis" if mutual else "unilateral_close_satoshis"]
         payouts: list[tuple[str, int, str, str]] = []  # node, sats, address, spk
         for nid in ch.ends():
             sats = ch.balance[nid] // 1000 - (fee if nid == ch.opener else 0)
@@ -245,6 +258,7 @@ class ChannelsMixin:
         direction = 0 if bytes.fromhex(me) < bytes.fromhex(peer) else 1
         st = ch.stats[me]
         normal = ch.state == "CHANNELD_NORMAL"
+        locking = ch.state == "CHANNELD_AWAITING_LOCKIN"     # the peer's channel_ready not yet received
         is_opener = me == ch.opener
         out: dict = {
             "peer_id": peer, "peer_connected": connected, "reestablished": connected and normal,
@@ -252,8 +266,8 @@ class ChannelsMixin:
             "ignore_fee_limits": ch.policy[me].ignore_fee_limits,
             "updates": {"local": ch.policy[me].to_json(), "remote": ch.policy[peer].to_json()},
             "state": ch.state, "scratch_txid": ch.scratch_txid[me], "last_tx_fee_msat": 1735000,
-            "lost_state": False, "feerate": {"perkw": 1250, "perkb": 5000},
-            "owner": "channeld" if normal else ("onchaind" if ch.state == "ONCHAIN" else "closingd"),
+            "lost_state": False, "feerate": {"perkw": ch.feerate_perkw, "perkb": ch.feerate_perkw * 4},
+            "owner": "channeld" if normal or locking else ("onchaind" if ch.state == "ONCHAIN" else "closingd"),
             "short_channel_id": ch.scid, "direction": direction, "channel_id": ch.channel_id,
             "funding_txid": ch.funding_txid, "funding_outnum": ch.funding_outnum,
             "close_to_addr": ch.close_to[me][0], "close_to": ch.close_to[me][1],
@@ -275,13 +289,19 @@ class ChannelsMixin:
             "maximum_htlc_out_msat": ch.policy[me].htlc_max,
             "their_to_self_delay": 6, "our_to_self_delay": 6, "max_accepted_htlcs": 483,
             "state_changes": list(ch.state_changes.get(me, [])),
-            "status": [f"{ch.state}:Channel ready for use." if normal else f"{ch.state}:Closing"],
+            "status": [f"{ch.state}:Channel ready for use." if normal else
+                       f"{ch.state}:Funding needs {FUNDING_CONFIRMS - ch.depth(self.block_height)} more "
+                       "confirmations to be ready." if locking else f"{ch.state}:Closing"],
             **vars(st), "htlcs": [],
         }
         if ch.close_txid and ch.closer:
             out["closer"] = "local" if ch.closer == me else "remote"
-        if not normal:
+        if not (normal or locking):
             del out["reestablished"]
+        if ch.scid is None:                         # lightningd: neither the scid nor anything from the peer yet
+            del out["short_channel_id"]
+        if locking:
+            del out["updates"]["remote"], out["alias"]["remote"]
         return out
 
     def rpc_listpeerchannels(self: Ledger, node: NodeState, id: Any = None, short_channel_id: Any = None,
@@ -303,9 +323,10 @@ class ChannelsMixin:
         return {"channels": res}
 
     def _gossip_channels(self: Ledger, viewer: str) -> list[Channel]:
-        """Channels in viewer's gossip: announced open channels, plus viewer's own private ones."""
-        return [ch for ch in self.chans.values()
-                if ch.state in OPEN_STATES and (not ch.private or viewer in ch.ends())]
+        """Channels in viewer's gossip: announced open channels (six confirmations), plus viewer's own private
+        ones."""
+        return [ch for ch in self.chans.values() if ch.state in OPEN_STATES and ch.scid is not None
+                and (self.announced(ch) or (ch.private and viewer in ch.ends()))]
 
     def rpc_listchannels(self: Ledger, node: NodeState, short_channel_id: Any = None, source: Any = None,
                          destination: Any = None) -> dict:
@@ -337,7 +358,7 @@ class ChannelsMixin:
     def rpc_listnodes(self: Ledger, node: NodeState, id: Any = None) -> dict:
         if id is not None and not is_node_id(id):
             raise badparam("id", "should be a pubkey", id)
-        public = {n for ch in self.chans.values() if ch.state in OPEN_STATES and not ch.private
+        public = {n for ch in self.chans.values() if ch.state in OPEN_STATES and self.announced(ch)
                   for n in ch.ends()}
         res = []
         for nid in sorted(public):

@@ -17,24 +17,57 @@ CHANNEL_FEATURES = ["option_static_remotekey", "option_anchors"]
 DEFAULT_FEE_BASE_MSAT = 1
 DEFAULT_FEE_PPM = 10
 DEFAULT_CLTV_DELTA = 6
-OPENING_FEE_SAT = 177  # feerates onchain_fee_estimates.opening_channel_satoshis
-MUTUAL_CLOSE_FEE_SAT = 170  # ... mutual_close_satoshis
-UNILATERAL_CLOSE_FEE_SAT = 1390  # ... unilateral_close_satoshis
 # what a 500000 sat CHANNELD_NORMAL channel's opener could not spend beyond the 1% reserve in the
 # transcript (to_us 500000000, reserve 5000000, spendable 490709000): the commitment-fee buffer
 OPENER_FEE_BUFFER_MSAT = 4_291_000
 DUST_LIMIT_SAT = 546
 INVOICE_MIN_FINAL_CLTV = 10  # the transcript's decode shows min_final_cltv_expiry 10
 INVOICE_DEFAULT_EXPIRY = 604800
-FEERATES_PERKW = {
-    "opening": 253, "mutual_close": 253, "unilateral_close": 253, "unilateral_anchor_close": 1250,
-    "penalty": 253, "splice": 258, "min_acceptable": 253, "max_acceptable": 2530, "floor": 253,
-}
-ONCHAIN_FEE_ESTIMATES = {
-    "opening_channel_satoshis": OPENING_FEE_SAT, "mutual_close_satoshis": MUTUAL_CLOSE_FEE_SAT,
-    "unilateral_close_satoshis": UNILATERAL_CLOSE_FEE_SAT, "unilateral_close_nonanchor_satoshis": 151,
-    "htlc_timeout_satoshis": 167, "htlc_success_satoshis": 177,
-}
+FUNDING_CONFIRMS = 1        # lightningd's funding-confirms on regtest: CHANNELD_NORMAL at one confirmation
+ANNOUNCE_DEPTH = 6          # a public channel is announced (gossip, listchannels) at six confirmations
+FEERATE_FLOOR = 253          # sat/kw: lightningd's minimum, and every rate when bitcoind has no estimate
+# bitcoind's estimatesmartfee for 2 (CONSERVATIVE), 6, 12 and 100 (ECONOMICAL) blocks, sat/kw, as pyln-testing
+# mocks them for every node it starts (NodeFactory.get_node's default); None = regtest without estimates
+PYLN_TESTING_ESTIMATES = (15000, 11000, 7500, 3750)
+ANCHOR_CLOSE_MIN = 1250      # lightningd never proposes less for a unilateral close with anchors
+
+
+@dataclass(frozen=True)
+class Feerates:
+    """What lightningd v26.06 derives from bitcoind's four estimates (sat/kw), as `feerates` reports it.
+
+    Observed on real lightningd: opening and penalty use the 12-block estimate, unilateral_close the 6-block one,
+    mutual_close the 100-block one (the anchor close never below 1250); min_acceptable is half the 100-block
+    estimate, max_acceptable ten times the 2-block one; splice is 20 sat/kvB above opening.  The on-chain fee
+    estimates are lightningd's fixed transaction weights times those rates."""
+    estimates: tuple[int, int, int, int] | None = None
+
+    def _est(self, i: int) -> int:
+        return max(FEERATE_FLOOR, self.estimates[i]) if self.estimates else FEERATE_FLOOR
+
+    def perkw(self) -> dict[str, int]:
+        e2, e6, e12, e100 = (self._est(i) for i in range(4))
+        return {"opening": e12, "mutual_close": e100, "unilateral_close": e6,
+                "unilateral_anchor_close": max(e100, ANCHOR_CLOSE_MIN), "penalty": e12, "splice": e12 + 5,
+                "min_acceptable": max(e100 // 2, FEERATE_FLOOR), "max_acceptable": e2 * 10, "floor": FEERATE_FLOOR}
+
+    def onchain_fee_estimates(self) -> dict[str, int]:
+        r = self.perkw()
+        return {"opening_channel_satoshis": r["opening"] * 702 // 1000,
+                "mutual_close_satoshis": r["mutual_close"] * 673 // 1000,
+                "unilateral_close_satoshis": r["unilateral_anchor_close"] * 1112 // 1000,
+                "unilateral_close_nonanchor_satoshis": r["unilateral_close"] * 598 // 1000,
+                "htlc_timeout_satoshis": r["unilateral_close"] * 663 // 1000,
+                "htlc_success_satoshis": r["unilateral_close"] * 703 // 1000}
+
+    def to_json(self, style: str) -> dict:
+        mult = 1 if style == "perkw" else 4
+        rates: dict[str, Any] = {k: v * mult for k, v in self.perkw().items()}
+        rates["estimates"] = [{"blockcount": n, "feerate": self._est(i) * mult, "smoothed_feerate": self._est(i) * mult}
+                              for i, n in enumerate((2, 6, 12, 100))]
+        return {style: rates, "onchain_fee_estimates": self.onchain_fee_estimates()}
+
+
 U64_MAX = 18446744073709551615
 
 # lightningd pay/fund/offer/datastore error codes (common/jsonrpc_errors.h)
@@ -199,14 +232,29 @@ class Utxo:
     amount_msat: int
     scriptpubkey: str
     address: str
-    blockheight: int
-    status: str = "confirmed"  # confirmed | spent
+    blockheight: int | None
+    status: str = "confirmed"  # unconfirmed | confirmed | spent
     reserved: bool = False
+    reserved_to_block: int | None = None  # an input of a transaction still in the mempool
 
     def to_json(self) -> dict:
-        return {"txid": self.txid, "output": self.output, "amount_msat": self.amount_msat,
-                "scriptpubkey": self.scriptpubkey, "address": self.address, "status": self.status,
-                "blockheight": self.blockheight, "reserved": self.reserved}
+        out = {"txid": self.txid, "output": self.output, "amount_msat": self.amount_msat,
+               "scriptpubkey": self.scriptpubkey, "address": self.address, "status": self.status}
+        if self.blockheight is not None:
+            out["blockheight"] = self.blockheight
+        out["reserved"] = self.reserved
+        if self.reserved_to_block is not None:
+            out["reserved_to_block"] = self.reserved_to_block
+        return out
+
+
+@dataclass
+class PendingTx:
+    """A transaction in the mempool: its inputs stay reserved, its outputs unconfirmed, until a block has it."""
+    txid: str
+    spends: list[Utxo]
+    outputs: list[Utxo]
+    channel: "Channel | None" = None
 
 
 @dataclass
@@ -244,7 +292,7 @@ class SideStats:
 
 @dataclass
 class Channel:
-    scid: str
+    scid: str | None             # None until the funding transaction is mined
     channel_id: str
     funding_txid: str
     funding_outnum: int
@@ -267,6 +315,12 @@ class Channel:
     closer: str | None = None
     close_txid: str | None = None
     funding_tx: str = ""
+    feerate_perkw: int = ANCHOR_CLOSE_MIN  # the commitment transaction's (the opener's anchor-close rate at open)
+    funding_height: int | None = None      # the block the funding transaction is in
+
+    def depth(self, height: int) -> int:
+        """Confirmations of the funding transaction at chain height ``height``."""
+        return 0 if self.funding_height is None else height - self.funding_height + 1
 
     @property
     def capacity_msat(self) -> int:
@@ -280,7 +334,7 @@ class Channel:
 
     def spendable(self, node: str) -> int:
         """What `node` can send in one HTLC: balance less its reserve (and the opener's fee buffer)."""
-        if self.state != "CHANNELD_NORMAL":
+        if self.state not in ("CHANNELD_NORMAL", "CHANNELD_AWAITING_LOCKIN"):
             return 0
         buffer = OPENER_FEE_BUFFER_MSAT if node == self.opener else 0
         return max(0, min(self.balance[node] - self.reserve_msat[node] - buffer, self.policy[node].htlc_max))
@@ -480,3 +534,4 @@ class NodeState:
     offers: dict[str, OfferRec] = field(default_factory=dict)
     datastore: dict[tuple[str, ...], tuple[bytes, int]] = field(default_factory=dict)
     last_timestamp: int = 0
+    feerates: Feerates = field(default_factory=Feerates)

@@ -7,7 +7,8 @@ the payment completes (or fails on ``reject``) when the hook answers, even if th
 
 Payments are single-part and atomic: the route is found (backward Dijkstra on the amount that has to
 arrive at each node, i.e. cheapest in fees), every hop is checked (CHANNELD_NORMAL, sender's spendable,
-htlc min/max, private channels only as first/last hop), then all balances move at once, each
+htlc min/max, a channel not announced - private, or public under six confirmations - only as first or last
+hop), then all balances move at once, each
 intermediate node records a settled forward (forward_event offered, invoice_payment at the payee,
 forward_event settled, like the transcript) and the payee's invoice is marked paid.
 """
@@ -150,7 +151,7 @@ class PaymentsMixin:
                 d = 0 if bytes.fromhex(u) < bytes.fromhex(v) else 1
                 if f"{ch.scid}/{d}" in excluded or ch.scid in excluded:
                     continue
-                if ch.private and u != payer and v != dest:
+                if not self.announced(ch) and u != payer and v != dest:   # only the ends know it (route hint)
                     continue
                 pol = ch.policy[u]
                 if need_v < pol.htlc_min or need_v > ch.spendable(u):

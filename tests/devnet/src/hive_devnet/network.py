@@ -11,6 +11,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any, Awaitable, Iterable
 
@@ -19,6 +20,12 @@ from .ledger import Ledger
 from .node import Node, NodeFatal
 
 PEER_STORAGE = 0x0007     # chanbackup sends this unprompted on every connection (see the transcripts)
+
+
+def peer_storage() -> bytes:
+    """What chanbackup/connectd send each peer on every connection: type 0x0007, u16 length, an opaque blob."""
+    blob = os.urandom(57)
+    return PEER_STORAGE.to_bytes(2, "big") + len(blob).to_bytes(2, "big") + blob
 
 
 class Network:
@@ -51,17 +58,31 @@ class Network:
     def node_by_id(self, node_id: str) -> Node | None:
         return next((n for n in self.nodes.values() if n.node_id == node_id and n.running), None)
 
-    def add_node(self, name: str, plugins: Iterable[tuple[str, dict[str, Any]]] = ()) -> Node:
-        """Create (or re-create after a stop: same hsm_secret, same node id) and start a node."""
+    def add_node(self, name: str, plugins: Iterable[tuple[str, dict[str, Any]]] = (),
+                 feerates: tuple[int, int, int, int] | None = None, wait: bool = True) -> Node:
+        """Create (or re-create after a stop: same hsm_secret, same node id) and start a node.  ``feerates``: its
+        bitcoind's estimates for 2, 6, 12 and 100 blocks in sat/kw (see Ledger.set_feerates; default: none, or
+        what it had before a restart).  ``wait=False``: return once its RPC socket answers, while its startup
+        goes on (as a client of lightningd sees it before "Server started")."""
         if name in self.nodes and self.nodes[name].running:
             raise ValueError(f"node {name} is already running")
         port = self.nodes[name].port if name in self.nodes else next(self._ports)
         node = Node(self, name, self.base_dir / name, port)
         self.ledger.add_node(node.node_id, node.hsm.node_privkey, name)
+        if feerates is not None:
+            self.ledger.set_feerates(node.node_id, feerates)
         self.nodes[name] = node
-        self.run(node.start(list(plugins)))
-        self.run(self._reconnect_channel_peers(node))
+        if not wait:
+            started = asyncio.run_coroutine_threadsafe(self._start_node(node, list(plugins)), self.loop)
+            while not node.rpc_path.exists() and not started.done():
+                time.sleep(0.01)
+            return node
+        self.run(self._start_node(node, list(plugins)))
         return node
+
+    async def _start_node(self, node: Node, plugins: list[tuple[str, dict[str, Any]]]) -> None:
+        await node.start(plugins)
+        await self._reconnect_channel_peers(node)
 
     async def _reconnect_channel_peers(self, node: Node) -> None:
         """lightningd reconnects at startup to every peer it has an open channel with."""
@@ -160,19 +181,34 @@ class Network:
             raise ours                          # our own lightningd died (NodeFatal): no answer
         if isinstance(theirs, BaseException):
             raise RpcError(402, "disconnected during connection")
-        for verdict, who in ((ours, dialer), (theirs, target)):
-            if verdict.get("result") == "disconnect":
-                who.log("debug", f"peer_connected hook rejects and says '{verdict.get('error_message', '')}'")
-                raise RpcError(402, "disconnected during connection")
+        sides = ((dialer, target, {"id": target_id, "direction": "out", "address": result["address"]}),
+                 (target, dialer, {"id": dialer.node_id, "direction": "in", "address": {
+                     "type": "ipv4", "address": "127.0.0.1", "port": dialer.port + 10000}}))
+        refused = [who for verdict, who in ((ours, dialer), (theirs, target)) if verdict.get("result") == "disconnect"]
+        if refused:
+            # as lightningd: the transport is already up, so each side's plugins still get the other's peer storage
+            # and a disconnect; the side whose hooks accepted also saw it connect.  The dialer's `connect` fails
+            # (when only the listener refused, lightningd may also answer it before the disconnect arrives).
+            for verdict, who in ((ours, dialer), (theirs, target)):
+                if verdict.get("result") == "disconnect":
+                    who.log("debug", f"peer_connected hook rejects and says '{verdict.get('error_message', '')}'")
+            for who, other, event in sides:
+                if who not in refused:
+                    who.notify("connect", event)
+            for who, other, _ in sides:
+                try:
+                    await who.call_hook("custommsg", {"payload": peer_storage().hex(), "peer_id": other.node_id},
+                                        msgtype=PEER_STORAGE)
+                except NodeFatal:
+                    pass
+                who.notify("disconnect", {"id": other.node_id})
+            raise RpcError(402, "disconnected during connection")
         self._links.add(frozenset((dialer.node_id, target_id)))
         self.ledger.set_peer_connected(dialer.node_id, target_id, True)
-        dialer.notify("connect", {"id": target_id, "direction": "out", "address": result["address"]})
-        target.notify("connect", {"id": dialer.node_id, "direction": "in",
-                                  "address": {"type": "ipv4", "address": "127.0.0.1", "port": dialer.port + 10000}})
-        for a, b in ((dialer, target), (target, dialer)):     # peer_storage: type, u16 length, blob
-            blob = os.urandom(57)
-            msg = PEER_STORAGE.to_bytes(2, "big") + len(blob).to_bytes(2, "big") + blob
-            self.send_custommsg(a.node_id, b.node_id, msg)
+        for who, _, event in sides:
+            who.notify("connect", event)
+        for a, b in ((dialer, target), (target, dialer)):
+            self.send_custommsg(a.node_id, b.node_id, peer_storage())
         return result
 
     async def disconnect(self, a: str, b: str) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import errno
 import itertools
-import json
 import os
 import re
 import time
@@ -22,8 +21,9 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 from . import builtins
 from .errors import INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, RpcError
 from .hsm import Hsm
-from .jsonstream import FrameError, JsonStream, frame
-from .plugin_host import LIGHTNINGD_VERSION, PLUGIN_TERMINATED, PluginFailed, PluginProcess, PluginTimeout, State
+from .jsonstream import FrameError, JsonStream, frame, log_text
+from .plugin_host import (LIGHTNINGD_VERSION, PLUGIN_TERMINATED, OptionError, PluginFailed, PluginProcess,
+                          PluginTimeout, State)
 
 if TYPE_CHECKING:
     from .network import Network
@@ -86,11 +86,14 @@ class Node:
                 fut.set_result(message)
 
     def is_in_log(self, pattern: str) -> str | None:
+        """The first line of the node's log, or of what it printed (errlog), matching ``pattern``."""
         rx = re.compile(pattern)
-        for _, _, line in self.logs:
-            if rx.search(line):
-                return line
-        return None
+        return next((line for line in self.log_and_errlog() if rx.search(line)), None)
+
+    def log_and_errlog(self) -> list[str]:
+        errlog = self.root / "errlog"
+        printed = errlog.read_text().splitlines() if errlog.exists() else []
+        return [line for _, _, line in self.logs] + printed
 
     def next_request_number(self) -> int:
         return next(self._request_numbers)
@@ -101,7 +104,9 @@ class Node:
 
     # ---- start / stop -----------------------------------------------------------------------------
     async def start(self, plugins: list[tuple[str, dict[str, Any]]]) -> None:
-        """lightningd's startup: spawn all, getmanifest to all, then init to all at once, then serve."""
+        """lightningd's startup: the RPC socket first (it answers from then on), spawn all, getmanifest to all,
+        then init to all at once; "Server started" once every init reply is in (a plugin that never answers takes
+        the node down after STARTUP_TIMEOUT)."""
         await self._start_rpc_server()
         for path, opts in plugins:
             p = PluginProcess(self, path, opts, startup=True)
@@ -113,6 +118,8 @@ class Node:
             self.plugins.append(p)
         await asyncio.gather(*(self._manifest_or_kill(p) for p in list(self.plugins)))
         await asyncio.gather(*(self._init_or_kill(p) for p in list(self.plugins) if p.state is State.AWAITING_INIT))
+        if self.stopping:                           # stopped (or dead) before its startup finished
+            return
         self.running = True
         self.log("info", f"Server started with public key {self.node_id}, alias {self.name} "
                          f"(color #{self.node_id[2:8]}) and lightningd {LIGHTNINGD_VERSION}")
@@ -120,7 +127,7 @@ class Node:
     async def _manifest_or_kill(self, p: PluginProcess, prefix: str | None = None) -> bool:
         try:
             await p.getmanifest(prefix)
-            clash = self._method_clash(p)
+            clash = await self._method_clash(p)
             if clash:
                 raise PluginFailed(clash)
             return True
@@ -129,20 +136,27 @@ class Node:
             return False
 
     async def _startup_failure(self, p: PluginProcess, exc: PluginFailed) -> None:
-        """lightningd at startup: kill the plugin; a timeout is fatal ("Can't recover from plugin failure")."""
+        """lightningd at startup: an unknown option or a value of the wrong type refuses the whole configuration
+        (lightningd prints the message, e.g. "--hive-x=abc: 'abc' is not a number", and exits); otherwise kill
+        the plugin, and a timeout is fatal too ("Can't recover from plugin failure")."""
+        if isinstance(exc, OptionError):
+            await self.fatal(exc.cli, stderr_only=True)
         await p.kill(str(exc), "info" if str(exc).startswith("disabled itself") else "unusual")
         if isinstance(exc, PluginTimeout):
             await self.fatal("Can't recover from plugin failure, terminating.")
 
-    def _method_clash(self, p: PluginProcess) -> str | None:
-        """lightningd's message when a method name is taken (by a built-in, the ledger or another plugin)."""
-        owners = {m: None for m in (*builtins.BUILTINS, *self.network.ledger.METHODS)}
+    async def _method_clash(self, p: PluginProcess) -> str | None:
+        """lightningd's message when a method name is taken by another plugin (or the ledger).  A plugin that
+        claims one of lightningd's own commands crashes lightningd v26.06 (it names the owning plugin, and a
+        built-in command has none: SIGSEGV), at startup and on `plugin start` alike."""
+        if any(m in builtins.BUILTINS for m in p.methods):
+            await self.fatal(f"FATAL SIGNAL 11 (version {LIGHTNINGD_VERSION})")
+        owners = {m: None for m in self.network.ledger.METHODS}
         for other in self.plugins:
             if other is not p and other.state is not State.DEAD:
                 owners.update({m: other for m in other.methods})
         for m in p.methods:
             if m in owners:
-                # lightningd names the owning plugin; for a built-in it has none (it would crash on a NULL plugin)
                 by = f" by plugin {owners[m].path}" if owners[m] else ""
                 return f'Could not register method "{m}", a method with that name is already registered{by}'
         return None
@@ -186,7 +200,7 @@ class Node:
         with PLUGIN_ERROR "<path>: <why it was killed>", and the node carries on."""
         try:
             await p.getmanifest(prefix)
-            clash = self._method_clash(p)
+            clash = await self._method_clash(p)
             if clash:
                 raise PluginFailed(clash)
             if not p.dynamic:
@@ -241,11 +255,17 @@ class Node:
             pass
         self._log_file.close()
 
-    async def fatal(self, message: str) -> None:
+    async def fatal(self, message: str, stderr_only: bool = False) -> None:
         """lightningd's fatal(): log it and exit.  Plugins lose their stdin (here: are killed, without
-        'shutdown'), RPC connections drop, peers see the connection close.  Raises NodeFatal."""
+        'shutdown'), RPC connections drop, peers see the connection close.  Raises NodeFatal.  ``stderr_only``:
+        lightningd only prints the message (its configuration is refused before it logs), as the devnet does to
+        ``<lightning-dir>/errlog``, the file pyln-testing sends lightningd's stderr to."""
         if not self.stopping:
-            self.log("broken", message)
+            if stderr_only:
+                with open(self.root / "errlog", "a") as f:
+                    f.write(f"lightningd: {message}\n")
+            else:
+                self.log("broken", message)
             self.running = False
             self.stopping = True
             # its own task: the link task that noticed (e.g. a custommsg hook) is cancelled by the disconnect
@@ -312,12 +332,12 @@ class Node:
                 if isinstance(resp.get("error"), dict) and resp["error"].get("code") == PLUGIN_TERMINATED:
                     continue
                 await self.fatal(f"Plugin {p.name} for {hook} returned non-result response "
-                                 f"{json.dumps(resp, separators=(',', ':'))}")
+                                 f"{log_text(resp.buffered)}")
             result = resp["result"]
             verdict = result.get("result") if isinstance(result, dict) else None
-            if verdict not in HOOK_RESULTS.get(hook, ("continue",)):
+            if verdict not in HOOK_RESULTS.get(hook, ("continue",)):   # the plugin's text as lightningd read it
                 await self.fatal(f"Plugin returned an invalid response to the {hook} hook: "
-                                 f"{json.dumps(resp, separators=(',', ':'))}")
+                                 f"{log_text(resp.buffered)}")
             if verdict != "continue":
                 return result
         return {"result": "continue"}
@@ -365,9 +385,9 @@ class Node:
         tasks: set[asyncio.Task] = set()
         lock = asyncio.Lock()
 
-        async def answer(req: Any) -> None:
+        async def answer(req: Any, raw: str) -> None:
             try:
-                resp = await self.handle_request(req)
+                resp = await self.handle_request(req, raw)
             except NodeFatal:
                 return                                      # lightningd is gone: no answer
             async with lock:
@@ -378,8 +398,8 @@ class Node:
         self._clients.add(writer)
         try:
             while chunk := await reader.read(65536):
-                for req in stream.feed(chunk):
-                    t = asyncio.create_task(answer(req))
+                for f in stream.feed_frames(chunk):
+                    t = asyncio.create_task(answer(f.obj, f.raw))
                     tasks.add(t)
                     t.add_done_callback(tasks.discard)
         except (FrameError, ConnectionResetError) as exc:
@@ -391,10 +411,12 @@ class Node:
         self._clients.discard(writer)
         writer.close()
 
-    async def handle_request(self, req: Any) -> dict[str, Any]:
+    async def handle_request(self, req: Any, raw: str | None = None) -> dict[str, Any]:
         malformed = None                                    # lightningd's parse_request(): answered with id null
         if not isinstance(req, dict):
             malformed = "Expected {} for json command"
+        elif "jsonrpc" not in req:
+            malformed = f"JSON-RPC message does not contain \"jsonrpc\" field: '{raw}'"
         elif "id" not in req:
             malformed = "No id"
         elif isinstance(req["id"], (dict, list)):
@@ -409,10 +431,13 @@ class Node:
                 raise RpcError(INVALID_REQUEST, "No params" if "method" in req else "No method")
             if not isinstance(req["method"], str):
                 raise RpcError(INVALID_REQUEST, "Expected string for method")
+            asked = (req["method"], req["params"])
             hooked = await self.rpc_command_hook(req)
             if hooked is not None:
                 return {"jsonrpc": "2.0", "id": rid, **hooked}
-            result = await self.call(req["method"], req["params"], str(rid) if rid is not None else None)
+            if (req["method"], req["params"]) != asked:      # replaced by a hook: the client's text no longer applies
+                raw = None
+            result = await self.call(req["method"], req["params"], str(rid) if rid is not None else None, raw)
             return {"jsonrpc": "2.0", "id": rid, "result": result}
         except RpcError as exc:
             return {"jsonrpc": "2.0", "id": rid, "error": exc.to_json()}
@@ -422,7 +447,8 @@ class Node:
             self.log("broken", f"devnet internal error in {req!r}: {exc!r}")
             return {"jsonrpc": "2.0", "id": rid, "error": {"code": -1, "message": f"devnet internal error: {exc!r}"}}
 
-    async def call(self, method: str, params: Any, rid: str | None = None) -> Any:
+    async def call(self, method: str, params: Any, rid: str | None = None, raw: str | None = None) -> Any:
+        """Route a call.  ``raw``: the client's request text, forwarded to a plugin method as lightningd does."""
         if params is None:
             params = {}
         if not isinstance(params, (dict, list)):
@@ -436,12 +462,13 @@ class Node:
             return await asyncio.get_running_loop().run_in_executor(None, ledger.call, self.node_id, method, named)
         for p in self.registered_plugins():                # registered at manifest time; served after init
             if method in p.methods:
-                return await self._call_plugin(p, method, params, rid)
+                return await self._call_plugin(p, method, params, rid, raw)
         raise RpcError(METHOD_NOT_FOUND, f"Unknown command '{method}'")
 
-    async def _call_plugin(self, p: PluginProcess, method: str, params: Any, rid: str | None) -> Any:
+    async def _call_plugin(self, p: PluginProcess, method: str, params: Any, rid: str | None,
+                           raw: str | None = None) -> Any:
         try:
-            resp = await p.request(method, params, prefix=rid)
+            resp = await p.request(method, params, prefix=rid, raw=raw)
         except PluginFailed as exc:
             raise RpcError(PLUGIN_TERMINATED, "Plugin terminated before replying to RPC call.") from exc
         if "error" in resp:

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .jsonstream import FrameError, JsonStream, frame
+from .jsonstream import FrameError, JsonStream, frame, log_text, replace_id
 
 if TYPE_CHECKING:
     from .node import Node
@@ -43,6 +43,23 @@ class PluginFailed(Exception):
 
 class PluginTimeout(PluginFailed):
     """No answer to getmanifest or init within STARTUP_TIMEOUT (fatal for lightningd at startup)."""
+
+
+class OptionError(PluginFailed):
+    """An option the plugin does not declare, or a value its type does not take.  ``cli``: what lightningd says
+    when the option came from its command line or config; it then refuses to start (exit status 1)."""
+
+    def __init__(self, message: str, cli: str) -> None:
+        super().__init__(message)
+        self.cli = cli
+
+
+class Response(dict):
+    """A plugin's answer; ``buffered`` is its text as lightningd's read buffer held it (what lightningd logs)."""
+
+    def __init__(self, msg: dict[str, Any], buffered: str = "") -> None:
+        super().__init__(msg)
+        self.buffered = buffered
 
 
 class PluginProcess:
@@ -128,20 +145,20 @@ class PluginProcess:
     async def _read_loop(self) -> None:
         assert self.proc and self.proc.stdout
         stream = JsonStream()
-        chunk = b""
         try:
             while True:
                 chunk = await self.proc.stdout.read(65536)
                 if not chunk:
                     break
-                for msg in stream.feed(chunk):
-                    if not isinstance(msg, dict) or "jsonrpc" not in msg:
+                for f in stream.feed_frames(chunk):
+                    if not isinstance(f.obj, dict) or "jsonrpc" not in f.obj:
                         raise FrameError(f'JSON-RPC message does not contain "jsonrpc" field: '
-                                         f"'{json.dumps(msg, separators=(',', ':'))}'")
-                    self._on_frame(msg)
+                                         f"'{log_text(f.buffered)}'")
+                    self._on_frame(f.obj, f.buffered)
         except FrameError as exc:
+            # lightningd logs its whole read buffer (whitespace left from the previous frame included) as text
             message = str(exc) if "jsonrpc" in str(exc) else \
-                f"Failed to parse RPC JSON response '{chunk.decode(errors='replace').strip()}'"
+                f"Failed to parse RPC JSON response '{log_text(exc.buffered)}'"
             self._log_kill("unusual", message)
             self._kill()
         except Exception as exc:  # pragma: no cover - defensive: never let the reader die silently
@@ -149,13 +166,13 @@ class PluginProcess:
             self._kill()
         await self._on_exit()
 
-    def _on_frame(self, msg: Any) -> None:
+    def _on_frame(self, msg: Any, buffered: str = "") -> None:
         if not isinstance(msg, dict):
             return
         if "id" in msg and ("result" in msg or "error" in msg) and "method" not in msg:
             fut = self._pending.pop(str(msg["id"]), None)
             if fut and not fut.done():
-                fut.set_result(msg)
+                fut.set_result(Response(msg, buffered))
             return
         method = msg.get("method")
         params = msg.get("params", {})
@@ -230,10 +247,16 @@ class PluginProcess:
 
     # ---- frames to the plugin ---------------------------------------------------------------------
     def _write(self, obj: dict[str, Any]) -> None:
+        self._write_bytes(frame(obj))
+
+    def _write_text(self, text: str) -> None:
+        self._write_bytes(text.encode() + b"\n\n")
+
+    def _write_bytes(self, data: bytes) -> None:
         if self.state is State.DEAD or not self.proc or not self.proc.stdin or self.proc.stdin.is_closing():
             return
         try:
-            self.proc.stdin.write(frame(obj))
+            self.proc.stdin.write(data)
         except (BrokenPipeError, ConnectionResetError):  # the reader notices the exit
             pass
 
@@ -242,14 +265,18 @@ class PluginProcess:
         return f"{prefix}/{own}" if prefix else own
 
     async def request(self, method: str, params: Any, *, prefix: str | None = None,
-                      timeout: float | None = None) -> dict[str, Any]:
-        """Send a request and wait for the plugin's response frame (with 'result' or 'error')."""
+                      timeout: float | None = None, raw: str | None = None) -> Response:
+        """Send a request and wait for the plugin's response frame (with 'result' or 'error').  ``raw``: the RPC
+        client's request text, which lightningd forwards as it came with only the id replaced."""
         if self.state is State.DEAD:
             raise PluginFailed(f"{self.name} is not running")
         rid = self.next_id(method, prefix)
         fut: asyncio.Future = asyncio.get_running_loop().create_future()
         self._pending[rid] = fut
-        self._write({"jsonrpc": "2.0", "id": rid, "method": method, "params": params})
+        if raw is not None:
+            self._write_text(replace_id(raw, rid))
+        else:
+            self._write({"jsonrpc": "2.0", "id": rid, "method": method, "params": params})
         try:
             return await asyncio.wait_for(fut, timeout)
         finally:
@@ -285,9 +312,9 @@ class PluginProcess:
         """Typed option values as lightningd puts them in init: unset options without default are omitted,
         a multi option's default is a one-element list, defaults are typed like given values."""
         specs = {o["name"]: o for o in self.manifest.get("options", [])}
-        for name in self.given_options:
+        for name, value in self.given_options.items():
             if name not in specs:
-                raise PluginFailed(f"unknown parameter {name}")
+                raise OptionError(f"unknown parameter {name}", f"--{name}={cli_text(value)}: unknown option")
         out: dict[str, Any] = {}
         for name, spec in specs.items():
             if name in self.given_options:
@@ -321,13 +348,15 @@ def coerce_option(spec: dict[str, Any], value: Any) -> Any:
         raise PluginFailed(f"{name}: option given more than once")
     out = []
     for v in values:
+        text = cli_text(v)
         if kind == "int":
             try:
+                if isinstance(v, bool):
+                    raise ValueError(v)
                 out.append(int(v, 10) if isinstance(v, str) else int(v))
             except (TypeError, ValueError) as exc:
-                raise PluginFailed(f"{name}: '{v}' is not a number") from exc
-            if isinstance(v, bool):
-                raise PluginFailed(f"{name}: '{v}' is not a number")
+                raise OptionError(f"{name}: '{v}' is not a number",
+                                  f"--{name}={text}: '{text}' is not a number") from exc
         elif kind == "bool":
             if isinstance(v, bool):
                 out.append(v)
@@ -336,9 +365,16 @@ def coerce_option(spec: dict[str, Any], value: Any) -> Any:
             elif str(v).lower() in ("false", "0", "no"):
                 out.append(False)
             else:
-                raise PluginFailed(f"{name}: '{v}' is not a bool")
+                raise OptionError(f"{name}: '{v}' is not a bool", f"--{name}={text}: Invalid argument '{text}'")
         elif kind == "flag":
             out.append(True)
         else:
             out.append(v if isinstance(v, str) else json.dumps(v))
     return out if spec.get("multi") else out[0]
+
+
+def cli_text(value: Any) -> str:
+    """An option value as it would appear on lightningd's command line."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value if isinstance(value, str) else json.dumps(value)

@@ -39,7 +39,7 @@ class MonolithFleet:
         for ln in lns:                       # its database path must be absolute (see monolith.db_option)
             ln.daemon.opts.update(monolith_peer.db_option(Path(ln.daemon.lightning_dir) / "regtest"))
         list(self.fleet.node_factory.executor.map(lambda ln: ln.start(), lns))
-        nodes = [RealNode(self.fleet, n, ln) for n, ln in zip(names, lns)]
+        nodes = [RealNode(self.fleet, n, ln, [self.peer.plugin]) for n, ln in zip(names, lns)]
         for node in nodes:
             self.nodes[node.name] = node
         for node in nodes:

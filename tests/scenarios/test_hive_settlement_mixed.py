@@ -40,7 +40,7 @@ def monolith_nodes(fleet, peer, names, **options) -> list:
     for ln in lns:
         ln.daemon.opts["hive-db-path"] = str(monolith_peer.database_path(Path(ln.daemon.lightning_dir) / "regtest"))
         ln.start()
-    nodes = [RealNode(fleet, n, ln) for n, ln in zip(names, lns)]
+    nodes = [RealNode(fleet, n, ln, [peer.plugin]) for n, ln in zip(names, lns)]
     for node in nodes:
         wait_for(lambda node=node: node.rpc.call("hive-status").get("status"), timeout=90, interval=0.5,
                  what=f"{node.name}'s monolith plugin active")

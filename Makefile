@@ -1,7 +1,8 @@
 # Thin wrappers around ./dev.sh, which also works on machines without make.
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench gates clean
 setup: ; ./dev.sh setup
 demo:  ; ./dev.sh demo
 test:  ; ./dev.sh test
 bench: ; ./dev.sh bench
-clean: ; rm -rf .venv .tools demo-run .pytest_cache
+gates: ; ./dev.sh gates
+clean: ; rm -rf .venv .tools demo-run .pytest_cache .test-results

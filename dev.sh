@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One entry point for a fresh machine: bootstraps uv into .tools/, syncs the locked workspace into .venv/,
-# then runs what was asked.  Usage: ./dev.sh setup | demo | test [pytest args] | bench
+# then runs what was asked.  Usage: ./dev.sh setup | demo | test [pytest args] | bench | gates [--brief]
 set -euo pipefail
 cd "$(dirname "$0")"
 UV_VERSION="0.13.9"
@@ -35,5 +35,7 @@ case "$cmd" in
     # in parallel (pytest-xdist): the real-node variants mostly wait on lightningd and bitcoind; -n 0 to run serially
     test)  setup; . scripts/realln-env.sh; exec .venv/bin/python -m pytest -n "${HIVE_TEST_WORKERS:-3}" "$@" ;;
     bench) setup; . scripts/realln-env.sh; for b in bench/bench_*.py; do echo "==> $b"; .venv/bin/python "$b" "$@"; done ;;
-    *) echo "usage: ./dev.sh setup | demo | test [pytest args] | bench" >&2; exit 2 ;;
+    # the readiness gates (docs/operations.md): reads what the test runs recorded in .test-results/
+    gates) setup; . scripts/realln-env.sh; exec .venv/bin/hive-gates "$@" ;;
+    *) echo "usage: ./dev.sh setup | demo | test [pytest args] | bench | gates [--brief]" >&2; exit 2 ;;
 esac

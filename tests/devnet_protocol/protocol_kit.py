@@ -23,7 +23,7 @@ PLUGIN_SOURCES = Path(__file__).parent / "plugins"
 PLUGIN_COPIES = {"rec1.py": "recorder.py", "rec2.py": "recorder.py", "rec3.py": "recorder.py",
                  "hang_init.py": "hang_init.py", "crasher.py": "crasher.py", "garbage.py": "garbage.py",
                  "badhook.py": "badhook.py", "clash_getinfo.py": "clash.py", "clash_rec1-emit.py": "clash.py",
-                 "chain.py": "recorder.py", "rpcguard.py": "chain.py": "recorder.py", "rpcguard.py", "codepoints.py": "codepoints.py"}
+                 "chain.py": "recorder.py", "rpcguard.py": "rpcguard.py", "codepoints.py": "codepoints.py"}
 VERSION = "v26.06.6"
 ID_RE = re.compile(r"^cln:(?P<method>[a-z0-9_-]+)#\d+$")
 

@@ -36,16 +36,6 @@ def outsider(fleet, name: str):
     return node
 
 
-def announce(fleet, viewers: list, channels: int) -> None:
-    """Bury the funding transactions and wait until every viewer's gossip holds ``channels`` channels, both
-    directions of each (a direction appears with its owner's first channel_update)."""
-    if hasattr(fleet, "bitcoind"):
-        fleet.bitcoind.generate_block(6)
-    for v in viewers:
-        wait_for(lambda v=v: len(v.rpc.call("listchannels")["channels"]) >= 2 * channels, timeout=120,
-                 what=f"{v.name} sees {channels} channels")
-
-
 def gossip_fee(viewer, scid: str, source) -> tuple[int, int] | None:
     for c in viewer.rpc.call("listchannels", {"short_channel_id": scid})["channels"]:
         if c["source"] == source.node_id:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from hive_devnet.fleet import wait_for
 
-from .coordination_kit import announce, members, outsider
+from .coordination_kit import members, outsider
 from .governance_scenario_kit import fund
 
 PLANNER = {"hive-planner-min-target-sats": 5_000_000, "hive-max-expansion-feerate": 100_000}
@@ -17,7 +17,7 @@ def test_a_planner_proposal_becomes_a_pending_action_and_then_a_channel(fleet):
     fleet.connect(a, y), fleet.connect(y, t)
     fleet.open_channel(a, y, 1_000_000)
     fleet.open_channel(y, t, 20_000_000)
-    announce(fleet, [a, b], 2)
+    fleet.announce_channels([a, b], 2)
     fund(fleet, a, 20_000_000)
 
     top = a.rpc.call("hive-topology", {"refresh": True})

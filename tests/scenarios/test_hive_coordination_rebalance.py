@@ -9,7 +9,7 @@ import time
 
 from hive_devnet.fleet import wait_for
 
-from .coordination_kit import announce, gossip_fee, members, outsider
+from .coordination_kit import gossip_fee, members, outsider
 
 
 def conflict(node, peer) -> dict:
@@ -62,7 +62,7 @@ def test_a_rebalance_route_through_the_members_zero_fee_channels_pays(fleet):
     bc = fleet.open_channel(b, c, 2_000_000)
     fleet.open_channel(c, x, 2_000_000)
     xa = fleet.open_channel(x, a, 2_000_000)
-    announce(fleet, [a], 4)
+    fleet.announce_channels([a], 4)
     wait_for(lambda: gossip_fee(a, bc, b) == (0, 0), timeout=90, what="a's gossip has the zero-fee b->c update")
 
     path = a.rpc.call("hive-fleet-rebalance-path", {"from_channel": ab, "to_channel": xa, "amount_sats": 100_000})

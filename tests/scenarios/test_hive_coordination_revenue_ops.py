@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from hive_devnet.fleet import wait_for
 
-from .coordination_kit import announce, members, outsider
+from .coordination_kit import members, outsider
 
 
 def no_data_or(result: dict, *keys: str) -> bool:
@@ -23,7 +23,7 @@ def test_cl_revenue_ops_calls_are_answered_from_fleet_data(fleet):
     ab = fleet.open_channel(a, b, 2_000_000)
     ax = fleet.open_channel(a, x, 2_000_000)
     fleet.open_channel(b, x, 1_000_000)
-    announce(fleet, [a], 3)
+    fleet.announce_channels([a], 3)
     call = a.rpc.call
 
     assert call("hive-status")["membership"]["tier"] == "member"

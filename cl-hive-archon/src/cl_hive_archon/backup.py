@@ -31,7 +31,6 @@ import hashlib
 import io
 import json
 import os
-import shutil
 import struct
 import tarfile
 import tempfile
@@ -41,6 +40,7 @@ from typing import Any
 
 from libhive import contracts
 from libhive.db import backup_readonly, inspect_backup, open_readonly, vet_database_place
+from libhive.dbfiles import replace_stopped
 from libhive.errors import HiveError, StorageError, quote
 from libhive.paths import check_dir_option, child_dir, private_dir
 from libhive.rpcparams import Params, validate
@@ -348,19 +348,7 @@ def _replace(archon: Archon, plan: dict[str, Any]) -> dict[str, Any]:
     archon.hive.siblings.refresh(archon.hive.rpc)
     if archon.hive.siblings.active(plugin):
         raise BackupRefused(f"{plugin} started while restoring; nothing of it was replaced")
-    kept = None
-    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-    if live.exists():
-        kept = str(live) + f".pre-restore-{stamp}"
-        for suffix in ("", "-wal", "-shm"):
-            if os.path.exists(str(live) + suffix):
-                os.replace(str(live) + suffix, kept + suffix)
-    tmp = live.with_name(live.name + ".restore-tmp")
-    shutil.copyfile(candidate, tmp)
-    os.chmod(tmp, 0o600)
-    with open(tmp, "rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(tmp, live)
+    kept = replace_stopped(candidate, live)
     archon.hive.log.info("restored %s's database at %s (previous kept at %s)", plugin, live, kept)
     return {"plugin": plugin, "path": str(live), "schema_version": plan["schema_version"], "live": False,
             "previous": kept}

@@ -36,6 +36,12 @@ _FORBIDDEN_NAMES = frozenset({
     "utxopsbt", "fundpsbt", "reserveinputs", "unreserveinputs", "sendcustommsg", "sendonionmessage", "sendonion",
     "injectonionmessage", "injectpaymentonion", "check", "help", "batching", "developer", "newaddr",
     "hive-inject-packet",
+    # found by the readiness gate C (ops/reviewed/lightningd-methods.txt): they sign with a node key (invoices,
+    # offers, invoice requests, payer proofs), decrypt with it, read every table (sql), or control the node
+    "createinvoice", "createoffer", "createinvoicerequest", "createproof", "decryptencrypteddata", "sql",
+    "graceful", "reckless", "dev",
+    # cl-hive's monolith migration (cl-hive-migrate's RPC): reads a database file the caller names
+    "hive-migrate",
 })
 # the identity plugin's operations (DID, bindings, credentials, vault, recovery) are the operator's alone
 _FORBIDDEN_PREFIXES = ("hive-comms-", "hive-client-", "hive-archon-", "dev-", "dev_", "commando-")
@@ -55,6 +61,10 @@ _FUNDS_NAMES = frozenset({
     "close", "withdraw", "multiwithdraw", "txprepare", "txsend", "txdiscard", "sendpsbt", "fundpsbt", "utxopsbt",
     "addpsbtoutput", "addpsbtinput", "upgradewallet", "funderupdate", "emergencyrecover", "recoverchannel",
     "hive-approve-action", "hive-intent-open",
+    # found by the readiness gate C: keysend through xpay, liquidity-ad lease rates, aborting channel opens, and
+    # cl-hive's governance controls (failsafe mode executes safety actions by itself; a proposed action, or the
+    # planner's, opens a channel once approved)
+    "xkeysend", "setleaserates", "abort_channels", "hive-set-mode", "hive-propose-action", "hive-planner-run",
 })
 _FUNDS_PREFIXES = ("splice", "dev-splice", "openchannel_", "fundchannel", "multifund", "xpay", "renepay", "pay-")
 

@@ -165,9 +165,15 @@ class NostrService:
             try:
                 self._finish_start()
                 return
+            except RelayUnavailable as exc:        # the relays or the client, not a bug: say so and retry
+                if stopping.is_set() or self.stopped.is_set():
+                    return                         # stopped while starting (plugin stop, lightningd shutdown)
+                log.warning("starting the Nostr transport: %s; retrying", exc.message)
             except Exception:
+                if stopping.is_set() or self.stopped.is_set():
+                    return
                 log.exception("starting the Nostr transport failed; retrying")
-                stopping.wait(2.0)
+            stopping.wait(2.0)
 
     def _finish_start(self) -> None:
         with self._start_lock:

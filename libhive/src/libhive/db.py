@@ -53,7 +53,7 @@ DEFAULT_BUSY_TIMEOUT = 5.0
 FILE_MODE = 0o600
 
 __all__ = ["DEFAULT_BUSY_TIMEOUT", "FILE_MODE", "BackupInfo", "Database", "backup_readonly", "inspect_backup",
-           "open_readonly", "vet_database_path", "vet_database_place"]
+           "open_readonly", "read_file", "vet_database_path", "vet_database_place"]
 
 
 @dataclass(frozen=True)
@@ -367,6 +367,21 @@ def backup_readonly(src_path: str | os.PathLike[str], dest_path: str | os.PathLi
     return BackupInfo(dest, plugin, len(names), names, size, sha256)
 
 
+def read_file(src: str, count_rows: bool = False) -> tuple[_Contents, list[str], dict[str, int]]:
+    """A database file read only: its migration sets and tables, ``integrity_check``'s findings, and (asked for)
+    the rows of every table.  SQLite's DatabaseError passes through (a file it cannot read)."""
+    conn = open_readonly(src)
+    try:
+        problems = _integrity_problems(conn)
+        contents = _contents(conn)
+        rows = {name: conn.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0] for (name,) in
+                conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").fetchall()
+                } if count_rows else {}
+    finally:
+        conn.close()
+    return contents, problems, rows
+
+
 def inspect_backup(path: str | os.PathLike[str], plugin: str) -> BackupInfo:
     """Check a backup file of ``plugin`` without changing it: integrity, owner, only the owner's tables.
 
@@ -377,15 +392,10 @@ def inspect_backup(path: str | os.PathLike[str], plugin: str) -> BackupInfo:
     if not os.path.isfile(src) or os.path.getsize(src) == 0:
         raise BackupError(f"no usable backup file at {src}")
     size, sha256 = _file_digest(src)
-    conn = open_readonly(src)
     try:
-        try:
-            problems = _integrity_problems(conn)
-            contents = _contents(conn)
-        except sqlite3.DatabaseError as exc:
-            raise BackupError(f"{src} is not a usable SQLite database: {exc}") from exc
-    finally:
-        conn.close()
+        contents, problems, _ = read_file(src)
+    except sqlite3.DatabaseError as exc:
+        raise BackupError(f"{src} is not a usable SQLite database: {exc}") from exc
     if problems:
         raise BackupError(f"{src} failed integrity_check: {'; '.join(problems[:5])}")
     owner = _single_owner(contents, src)
@@ -463,6 +473,7 @@ class Database:
                 raise StorageError(f"cannot enable WAL on {absolute} (journal_mode={mode})")
             db = cls(conn, absolute, policy, migrations)
             db._check_identity(conn, where=absolute)
+            db._check_damage(conn)
             db._migrate()
         except BaseException:
             conn.close()
@@ -702,6 +713,18 @@ class Database:
 
     def _check_identity(self, conn: sqlite3.Connection, where: str) -> None:
         _check_identity(_contents(conn), self.plugin, self._known, where)
+
+    def _check_damage(self, conn: sqlite3.Connection) -> None:
+        """A damaged file is refused at open (the plugin then disables itself with the reason), rather than
+        failing every later query with "database disk image is malformed"."""
+        try:
+            rows = [row[0] for row in conn.execute("PRAGMA quick_check")]
+        except sqlite3.DatabaseError as exc:
+            rows = [str(exc)]
+        if rows != ["ok"]:
+            found = "; ".join(" ".join(str(row).split()) for row in rows[:3])      # one line, for the node's log
+            raise StorageError(f"{self._path} is damaged (quick_check: {found}); restore it from a "
+                               "backup (docs/runbooks/corrupt-database.md)")
 
     def _check_candidate(self, contents: _Contents, where: str) -> None:
         _check_identity(contents, self.plugin, self._known, where)

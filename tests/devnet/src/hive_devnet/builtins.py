@@ -118,7 +118,8 @@ async def disconnect(node: Node, params: dict[str, Any], rid: str | None) -> dic
 async def listpeers(node: Node, params: dict[str, Any], rid: str | None) -> dict[str, Any]:
     net = node.network
     wanted = params.get("id")
-    connected = net.peers_of(node.node_id)
+    # a peer that just died is gone at once (its links drop a moment later, as lightningd notices a closed socket)
+    connected = {pid for pid in net.peers_of(node.node_id) if net.node_by_id(pid) is not None}
     with_channels: dict[str, int] = {}
     for ch in net.ledger.call(node.node_id, "listpeerchannels", {})["channels"]:
         with_channels[ch["peer_id"]] = with_channels.get(ch["peer_id"], 0) + 1

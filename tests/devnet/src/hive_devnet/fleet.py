@@ -103,9 +103,15 @@ class FleetNode:
 
     def wait_active(self) -> None:
         """Until every plugin the node was started with is active (`plugin list` can show one inactive for a
-        moment after lightningd's startup): a scenario starts from a node that is up, as an operator would."""
+        moment after lightningd's startup): a scenario starts from a node that is up, as an operator would.  A
+        plugin that disabled itself at init is no longer listed, and is not waited for."""
         names = {Path(plugin_path(p)).name for p in self.started_with}
-        wait_for(lambda: names <= self.active_plugins(), what=f"{sorted(names)} active on {self.name}")
+
+        def up() -> bool:
+            listed = {Path(p["name"]).name: p["active"]
+                      for p in self.rpc.call("plugin", {"subcommand": "list"})["plugins"]}
+            return all(listed.get(n, True) for n in names)
+        wait_for(up, timeout=120, what=f"{sorted(names)} active on {self.name}")
 
     def log_lines(self) -> list[str]:
         raise NotImplementedError
@@ -148,7 +154,12 @@ class Fleet:
         raise NotImplementedError
 
     def announce_channels(self, nodes: Iterable[FleetNode], channels: int) -> None:
-        """Make ``channels`` channels public and wait until every node's graph has them (for multi-hop payments)."""
+        """Bury the funding transactions six deep and wait until every one of ``nodes`` has ``channels`` public
+        channels in its graph, both directions of each (for payments routed through them by a third node)."""
+        self.mine(6)
+        for n in nodes:
+            wait_for(lambda n=n: len(n.rpc.call("listchannels")["channels"]) >= 2 * channels, timeout=120,
+                     what=f"{n.name} sees the {channels} public channels")
 
     def close(self) -> None:
         raise NotImplementedError
@@ -379,12 +390,6 @@ class RealFleet(Fleet):
         from pyln.testing.utils import sync_blockheight
         self.bitcoind.generate_block(blocks)
         sync_blockheight(self.bitcoind, [n for n in self.node_factory.nodes if lightningd_running(n)])
-
-    def announce_channels(self, nodes: Iterable[FleetNode], channels: int) -> None:
-        self.bitcoind.generate_block(6)
-        for n in nodes:
-            wait_for(lambda n=n: len(n.rpc.call("listchannels")["channels"]) >= 2 * channels, timeout=120,
-                     what=f"{n.name} sees the {channels} public channels")
 
     def close(self) -> None:  # node_factory tears itself down
         pass

@@ -108,12 +108,7 @@ class Network:
 
     def kill_node(self, node: Node) -> None:
         """kill -9 of lightningd: no shutdown notification; plugins die with it, peers see the connection drop."""
-        async def crash() -> None:
-            try:
-                await node.fatal("killed (SIGKILL)")
-            except NodeFatal:
-                pass
-        self.run(crash())
+        self.run(node.kill())
 
     def schedule_stop(self, node: Node) -> None:
         """The ``stop`` RPC: answer first, then shut down, as lightningd does."""

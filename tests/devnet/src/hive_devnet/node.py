@@ -272,6 +272,13 @@ class Node:
             await asyncio.shield(asyncio.ensure_future(self._crash()))
         raise NodeFatal(message)
 
+    async def kill(self) -> None:
+        """kill -9 of lightningd: it logs nothing; plugins lose their stdin, RPC connections and peers drop."""
+        if not self.stopping:
+            self.running = False
+            self.stopping = True
+            await self._crash()
+
     async def _crash(self) -> None:
         if self._server:
             self._server.close()

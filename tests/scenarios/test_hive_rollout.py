@@ -88,9 +88,13 @@ def move_to_split(mf: MonolithFleet, node) -> dict:
     dry = migrate(node, apply=False)
     assert dry.returncode == 0, dry.stderr
     assert "DRY RUN" in dry.stdout and "hive_members" in dry.stdout and "Not moved, and why:" in dry.stdout
-    assert not (node.lightning_dir / "cl-hive.sqlite3").exists()          # a dry run writes nothing
+    # the siblings' parts, from their own scripts (nostr_state to comms, did_credentials to archon)
+    assert " cl-hive-comms " in dry.stdout and " cl-hive-archon " in dry.stdout, dry.stdout
+    dbs = [node.lightning_dir / f"{p}.sqlite3" for p in ("cl-hive", "cl-hive-comms", "cl-hive-archon")]
+    assert not any(d.exists() for d in dbs)                                 # a dry run writes nothing
     done = migrate(node, apply=True)
     assert done.returncode == 0, done.stderr
+    assert all(d.exists() for d in dbs)                                     # each plugin's own database
     rerun = migrate(node, apply=True)
     assert rerun.returncode == 0 and " 0 rows moved" in rerun.stdout           # idempotent
     assert sha256_file(db) == before                                        # the monolith's database untouched

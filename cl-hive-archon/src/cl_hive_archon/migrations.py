@@ -137,3 +137,30 @@ def m006_archon_backups(db):
             vault_did TEXT,
             created_at REAL NOT NULL
         )""")
+
+
+@migrations()
+def m007_archon_legacy_credentials(db):
+    """The monolith's node-key-signed reputation records, imported by the migration (legacy.py): kept apart from
+    did_credentials, never an Archon credential, never used for a tier."""
+    db.execute("""
+        CREATE TABLE archon_legacy_credentials (
+            credential_id TEXT PRIMARY KEY,
+            issuer_node_id TEXT NOT NULL,
+            subject_node_id TEXT NOT NULL,
+            domain TEXT NOT NULL,
+            period_start INTEGER NOT NULL,
+            period_end INTEGER NOT NULL,
+            metrics TEXT NOT NULL,
+            outcome TEXT,
+            evidence TEXT NOT NULL,
+            issued_at INTEGER,
+            expires_at INTEGER,
+            revoked_at INTEGER,
+            revocation_reason TEXT,
+            signed_payload TEXT NOT NULL,
+            signature TEXT NOT NULL,
+            received_from TEXT,
+            imported_at REAL NOT NULL
+        )""")
+    db.execute("CREATE INDEX archon_legacy_credentials_subject ON archon_legacy_credentials (subject_node_id)")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from libhive.bootstrap import HivePlugin, main_for
 
-from . import __version__, agent, backup, bindings, credentials, dmail, publish, tiers, vault
+from . import __version__, agent, backup, bindings, credentials, dmail, legacy, publish, tiers, vault
 from .context import Archon
 from .migrations import migrations
 
@@ -22,7 +22,7 @@ hive.add_option("trusted-issuer", None, "A DID whose hive credentials count for 
 archon = Archon(hive)
 publish.register(archon)
 vault.register(archon)
-for feature in (agent, bindings, credentials, tiers, dmail, backup):
+for feature in (agent, bindings, credentials, tiers, dmail, backup, legacy):
     feature.register(hive, archon)
 hive.implements("did_identity", "gatekeeper_publish", "credentials", "hive_credentials", "vault_backup",
                 "nostr_binding", "dmail")

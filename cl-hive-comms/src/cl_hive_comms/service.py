@@ -234,25 +234,22 @@ class NostrService:
         return [u for u in dict.fromkeys([*self.option_relays, *added]) if u not in removed]
 
     def change_relays(self, add: str | None = None, remove: str | None = None) -> list[str]:
-        db = self._db()
-        added = list(state.get_json(db, "relays.added", []) or [])
-        removed = list(state.get_json(db, "relays.removed", []) or [])
-        if add:
-            url = normalise_relay_url(add)
-            added = [*[u for u in added if u != url], url]
-            removed = [u for u in removed if u != url]
-        if remove:
-            url = normalise_relay_url(remove)
-            added = [u for u in added if u != url]
-            if url in self.option_relays and url not in removed:
-                removed.append(url)
-        with db.write() as conn:
-            state.put_json(conn, "relays.added", added)
-            state.put_json(conn, "relays.removed", removed)
+        store_relay_change(self._db(), self.option_relays, add=add, remove=remove)
+        self.apply_relays()
+        return self.effective_relays()
+
+    def apply_relays(self) -> None:
+        """The stored relay list changed (an RPC, a migration): connect to it now."""
         if self.relay.started:
             self.relay.set_relays(self.effective_relays())
             self._subscribe_dms()
-        return self.effective_relays()
+
+    def reload_identity(self) -> PublicIdentity:
+        """The stored key changed underneath (a migration imported one): load it; resubscribe and republish the
+        binding if it is another key than the one in use."""
+        before = self.keys.identity.pubkey if self.keys.loaded else None
+        ident = self.keys.load()
+        return self.key_changed() if ident.pubkey != before else ident
 
     # ---- internal API --------------------------------------------------------------------------
     @property
@@ -552,6 +549,28 @@ class NostrService:
             return self.effective_relays()
         except Exception:
             return list(self.option_relays)
+
+
+def store_relay_change(db: Database, option_relays: list[str], add: str | None = None,
+                       remove: str | None = None) -> bool:
+    """Add or remove a relay in the stored list (``relays.added``/``relays.removed`` in ``nostr_state``); a removed
+    option relay is remembered as switched off.  ValueError for a URL that is not ws(s)://.  True if it changed."""
+    added = list(state.get_json(db, "relays.added", []) or [])
+    removed = list(state.get_json(db, "relays.removed", []) or [])
+    before = (list(added), list(removed))
+    if add:
+        url = normalise_relay_url(add)
+        added = [*[u for u in added if u != url], url]
+        removed = [u for u in removed if u != url]
+    if remove:
+        url = normalise_relay_url(remove)
+        added = [u for u in added if u != url]
+        if url in option_relays and url not in removed:
+            removed.append(url)
+    with db.write() as conn:
+        state.put_json(conn, "relays.added", added)
+        state.put_json(conn, "relays.removed", removed)
+    return (added, removed) != before
 
 
 def service_of(hive: HivePlugin) -> NostrService:

@@ -201,6 +201,45 @@ class TransportInbound(Model):
     message_id: str
 
 
+class MonolithImportParams(Model):
+    """cl-hive -> archon (and comms): import the tables this plugin owns from an upstream monolith database
+    (libhive.monolith_import; read-only on that file; a dry run writes nothing)."""
+    monolith_db: str = Field(min_length=1, max_length=4096)
+    dry_run: bool = True
+
+
+class CommsMonolithImportParams(MonolithImportParams):
+    """cl-hive -> comms: the same, and whether to import the monolith's Nostr key (only when the operator asks)."""
+    import_nostr_key: bool = False
+
+
+class NotMoved(Model):
+    rows: int = Field(ge=0)
+    reason: str = Field(max_length=2000)
+
+
+class ImportLine(Model):
+    table: str = Field(max_length=128)
+    owner: str = Field(max_length=64)
+    target: str = Field(max_length=512)
+    rows: int = Field(ge=0)
+    moved: int = Field(ge=0)
+    already_present: int = Field(ge=0)
+    not_moved: list[NotMoved]
+
+
+class MonolithImportResult(Model):
+    """A plugin's part of the migration report (libhive.monolith.Report.as_dict)."""
+    source: str
+    fingerprint: str
+    node_id: str | None
+    hive_id: str | None
+    dry_run: bool
+    tables: list[ImportLine]
+    notes: list[str]
+    totals: dict[str, int]
+
+
 # ---- the registry ----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class RpcContract:
@@ -248,6 +287,10 @@ RPC_CONTRACTS: dict[str, RpcContract] = {c.method: c for c in (
                 SendResult, "send a payload as Dmail (the send_method archon registers for transport 'dmail')"),
     RpcContract("hive-comms-transport-receive", 1, "cl-hive-comms", ("cl-hive-archon",), TransportReceiveParams,
                 TransportReceiveResult, "hand comms a message that arrived on an external transport (Dmail)"),
+    RpcContract("hive-comms-migrate", 1, "cl-hive-comms", ("cl-hive",), CommsMonolithImportParams,
+                MonolithImportResult, "import comms' tables from an upstream monolith database (Nostr state)"),
+    RpcContract("hive-archon-migrate", 1, "cl-hive-archon", ("cl-hive",), MonolithImportParams,
+                MonolithImportResult, "import archon's tables from an upstream monolith database (DID records)"),
 )}
 
 TOPIC_CONTRACTS: dict[str, TopicContract] = {c.topic: c for c in (

@@ -21,6 +21,15 @@ from typing import Any, Iterator
 from .db import open_readonly
 from .errors import StorageError
 
+# The monolith tables the sibling plugins own now (upstream-monolith.md §3): each sibling's importer reports every
+# one of them it finds, and cl-hive's report names them when that sibling cannot be asked.
+SIBLING_TABLES: dict[str, tuple[str, ...]] = {
+    "cl-hive-comms": ("nostr_state", "management_credentials", "management_receipts", "marketplace_profiles",
+                      "marketplace_contracts", "marketplace_trials", "liquidity_offers", "liquidity_leases",
+                      "liquidity_heartbeats"),
+    "cl-hive-archon": ("did_credentials", "did_reputation_cache"),
+}
+
 # What a monolith database has (upstream-monolith.md §3): these tables with at least these columns.
 SIGNATURE: dict[str, set[str]] = {
     "hive_members": {"peer_id", "tier", "joined_at", "promoted_at", "last_seen", "metadata", "addresses"},
@@ -77,6 +86,23 @@ class Report:
         if line is None:
             line = self.lines[table] = Line(table, owner, target, rows)
         return line
+
+    def merge(self, other: dict[str, Any]) -> None:
+        """Add the lines and notes of another plugin's report (its ``as_dict()``, e.g. a sibling's answer)."""
+        for t in other.get("tables", []):
+            line = self.line(t["table"], t["owner"], t["target"], t["rows"])
+            line.moved += t["moved"]
+            line.present += t["already_present"]
+            for x in t["not_moved"]:
+                line.skip(x["rows"], x["reason"])
+        self.notes.extend(other.get("notes", []))
+
+    def unavailable(self, db: MonolithDb, plugin: str, reason: str) -> None:
+        """Every table ``plugin`` owns, not moved because that plugin could not be asked (``reason``)."""
+        for table in SIBLING_TABLES[plugin]:
+            if table in db.tables and table not in self.lines:
+                n = db.count(table)
+                self.line(table, plugin, "-", n).skip(n, reason)
 
     def unclaimed(self, db: MonolithDb, reasons: dict[str, str], default: str) -> None:
         """Every table no importer took: a line with its reason (``reasons`` by table, else ``default``)."""

@@ -1,122 +1,80 @@
 """Migration of an upstream monolith node: its ``cl_hive.db`` moved into the split plugins' databases.
 
-Two ways in, one code path:
+The protocol (``libhive.monolith_import``): each plugin imports the monolith tables it owns, into its own database,
+with its own code.  cl-hive's importer is ``tables.py`` (membership, governance, intents, gossip state) and
+``settlement.py`` (the settlement history); cl-hive-comms imports the Nostr state and cl-hive-archon the DID records.
 
-* ``cl-hive-migrate`` (console script, ``cli.py``): while the node is **stopped**.
-* ``hive-migrate`` (RPC, this module): on a running split node.
+Two ways in, one report:
 
-Both write cl-hive's own database only, through its ``libhive.db.Database`` and migrations.  The monolith tables
-that cl-hive-comms and cl-hive-archon own now are listed in the report with the reason they are not moved
-(``SIBLING_TABLES``).
+* ``hive-migrate`` (RPC, this module) on a running split node: cl-hive's part in this process, then each sibling's
+  part through its contract (``hive-comms-migrate``, ``hive-archon-migrate``), in the sibling's process.
+* ``cl-hive-migrate`` (console script, ``cli.py``) while the node is **stopped**: cl-hive's part, then each
+  sibling's console script (``cl-hive-comms-migrate``, ``cl-hive-archon-migrate``).
 
-Both refuse a file that is not a monolith database (error 1504), never write it (``mode=ro``), can do a dry run
-(on a copy of the target database: exact counts, nothing written), and are idempotent.  ``tables.py`` says what
-each monolith table becomes; ``settlement_map.py`` names the settlement tables.
+Both refuse a file that is not a monolith database (error 1504), never write it (read-only), can do a dry run
+(each plugin imports into a throw-away copy of its database: exact counts, nothing written), and are idempotent.
+A sibling that cannot be asked (not installed, not running) is reported for each of its tables, with what to do.
 """
 from __future__ import annotations
 
-import os
-import shutil
-import sqlite3
-import tempfile
-from contextlib import contextmanager
-from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
+from libhive import contracts
 from libhive.db import Database
-from libhive.identity import is_node_id
-from libhive.monolith import MonolithDb, NotAMonolithDatabase, Report
-from libhive.rpcparams import Params, validate
+from libhive.errors import HiveError
 from libhive.models import Field
+from libhive.monolith import MonolithDb, NotAMonolithDatabase, Report
+from libhive.monolith_import import ImportRun, on_plugin, opened
+from libhive.rpcparams import Params, validate
 
-from ..migrations import migrations
 from .tables import LONG_TAIL, NOT_MOVED, import_monolith
 
-# monolith tables the sibling plugins own now.  This version moves none of them, for the reasons given (the
-# report lists each table with its reason); see the report of issue 11.
-_COMMS_STUB = ("local records of the monolith's marketplace/policy stubs, never published (upstream F14): "
-               "cl-hive-comms starts without them")
-SIBLING_TABLES: dict[str, str] = {
-    "nostr_state": "not moved: the monolith's Nostr key is XOR-encrypted with a key only its running node derives, "
-                   "and its transport never reached a relay (upstream F14); cl-hive-comms uses its own key from the "
-                   "node's HSM; set relays with hive-comms-relays",
-    **{t: _COMMS_STUB for t in ("management_credentials", "management_receipts", "marketplace_profiles",
-                                "marketplace_contracts", "marketplace_trials", "liquidity_offers",
-                                "liquidity_leases", "liquidity_heartbeats")},
-    **{t: "node-key-signed pseudo-credentials without DIDs (upstream did_credentials.py): cl-hive-archon holds "
-          "only credentials of real did:cid identities, and this version does not convert them"
-       for t in ("did_credentials", "did_reputation_cache")},
-}
+# each sibling and the contract that runs its part on a running node
+SIBLINGS: dict[str, str] = {"cl-hive-comms": "hive-comms-migrate", "cl-hive-archon": "hive-archon-migrate"}
+SIBLING_TIMEOUT = 120.0
 
 
 class MigrateParams(Params):
     monolith_db: str = Field(min_length=1, max_length=4096)
     dry_run: bool = True
+    import_nostr_key: bool = False
 
 
-def _node_id_for(db: MonolithDb, node_id: str | None) -> str:
-    found = db.node_id()
-    if node_id and found and node_id != found:
-        raise NotAMonolithDatabase(f"{db.path} belongs to node {found}, not to this node {node_id}")
-    chosen = node_id or found
-    if not is_node_id(chosen):
-        raise NotAMonolithDatabase(f"{db.path} has no roster row of its own node (was it ever in a hive?); give the "
-                                   "node id explicitly")
-    return chosen  # type: ignore[return-value]
-
-
-@contextmanager
-def target(path: Path, plugin: str, migs: Any, dry_run: bool) -> Iterator[Database]:
-    """The plugin's database to import into: the real one, or for a dry run a throw-away copy of it."""
-    if not dry_run:
-        db = Database.open(path, plugin=plugin, migrations=migs)
-        try:
-            yield db
-        finally:
-            db.close()
-        return
-    scratch = Path(tempfile.mkdtemp(prefix="hive-migrate-dry-"))
-    try:
-        copy = scratch / path.name
-        if path.exists():
-            src = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-            dst = sqlite3.connect(copy)
-            try:
-                src.backup(dst)
-            finally:
-                src.close()
-                dst.close()
-            os.chmod(copy, 0o600)
-        db = Database.open(copy, plugin=plugin, migrations=migs)
-        try:
-            yield db
-        finally:
-            db.close()
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-
-
-def import_cl_hive(monolith: MonolithDb, hive_db: Database, report: Report, node_id: str) -> None:
+def import_cl_hive(monolith: MonolithDb, hive_db: Database, report: Report, run: ImportRun) -> None:
+    """cl-hive's importer (libhive.monolith_import.Importer): one write transaction."""
     with hive_db.write() as conn:
-        import_monolith(conn, monolith, report, node_id)
+        import_monolith(conn, monolith, report, run.node_id)
+
+
+def sibling_options(plugin: str, import_nostr_key: bool) -> dict[str, Any]:
+    """The flags a sibling's importer takes (only comms takes one: whether to import the monolith's Nostr key)."""
+    return {"import_nostr_key": import_nostr_key} if plugin == "cl-hive-comms" else {}
+
+
+def unavailable(report: Report, monolith: MonolithDb, plugin: str, why: str, again: str) -> None:
+    report.unavailable(monolith, plugin, f"{why}; then run {again} again (it is idempotent)")
 
 
 def finish(report: Report, monolith: MonolithDb) -> Report:
-    report.unclaimed(monolith, {**NOT_MOVED, **SIBLING_TABLES}, LONG_TAIL)
+    report.unclaimed(monolith, NOT_MOVED, LONG_TAIL)
     return report
 
 
-def migrate_running(hive: Any, monolith_db: str, dry_run: bool = True) -> dict[str, Any]:
-    """The RPC: cl-hive's part on the running node."""
-    p = validate(MigrateParams, monolith_db=monolith_db, dry_run=dry_run)
-    with MonolithDb(p.monolith_db) as mono:
-        node_id = _node_id_for(mono, hive.node_id)
-        report = Report(mono.path, mono.fingerprint, node_id, mono.hive_id(), p.dry_run)
-        if p.dry_run:
-            with target(Path(hive.db_path), "cl-hive", migrations, True) as copy:
-                import_cl_hive(mono, copy, report, node_id)
-        else:
-            import_cl_hive(mono, hive.db, report, node_id)
+def migrate_running(hive: Any, monolith_db: str, dry_run: bool = True, import_nostr_key: bool = False
+                    ) -> dict[str, Any]:
+    """The RPC: cl-hive's part here, the siblings' parts through their contracts."""
+    p = validate(MigrateParams, monolith_db=monolith_db, dry_run=dry_run, import_nostr_key=import_nostr_key)
+    with opened(p.monolith_db, hive.node_id, p.dry_run) as (mono, report):
+        on_plugin(import_cl_hive, mono, report, hive, ImportRun(report.node_id or "", p.dry_run, hive.rpc))
+        for plugin, method in SIBLINGS.items():
+            try:
+                answer = contracts.call(hive.rpc, method, timeout=SIBLING_TIMEOUT, monolith_db=mono.path,
+                                        dry_run=p.dry_run, **sibling_options(plugin, p.import_nostr_key))
+            except HiveError as exc:
+                unavailable(report, mono, plugin, f"{plugin} could not be asked ({exc.message}); start it",
+                            "hive-migrate")
+                continue
+            report.merge(answer.model_dump())
         finish(report, mono)
         if not p.dry_run:
             report.notes.append("restart is not needed; hive-status shows fleet_mode mixed (auto: migrated)")
@@ -124,11 +82,14 @@ def migrate_running(hive: Any, monolith_db: str, dry_run: bool = True) -> dict[s
 
 
 def register(hive: Any) -> None:
-    @hive.method("hive-migrate", "Move an upstream monolith database's cl-hive tables into this node (dry_run "
-                 "defaults to true: prints what would move and what cannot, with reasons).")
-    def hive_migrate(monolith_db: str, dry_run: bool | None = None) -> dict[str, Any]:
-        return migrate_running(hive, monolith_db, True if dry_run is None else dry_run)
+    @hive.method("hive-migrate", "Move an upstream monolith database into this node's plugins (dry_run defaults to "
+                 "true: prints what would move and what cannot, with reasons; import_nostr_key=true also imports "
+                 "the monolith's Nostr key into cl-hive-comms).")
+    def hive_migrate(monolith_db: str, dry_run: bool | None = None,
+                     import_nostr_key: bool | None = None) -> dict[str, Any]:
+        return migrate_running(hive, monolith_db, True if dry_run is None else dry_run,
+                               False if import_nostr_key is None else import_nostr_key)
 
 
-__all__ = ["MigrateParams", "NotAMonolithDatabase", "SIBLING_TABLES", "finish", "import_cl_hive", "register",
-           "target"]
+__all__ = ["MigrateParams", "NotAMonolithDatabase", "SIBLINGS", "finish", "import_cl_hive", "register",
+           "sibling_options", "unavailable"]

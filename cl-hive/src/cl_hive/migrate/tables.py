@@ -1,4 +1,5 @@
-"""How each monolith table cl-hive owns now becomes rows of cl-hive's tables (one function per table).
+"""How each monolith table cl-hive owns now becomes rows of cl-hive's tables (one function per table; the
+settlement tables in settlement.py).
 
 Every function reads the monolith rows, checks each one as cl-hive would check it on the wire (node ids,
 tiers, vouch signatures against their voucher, state bounds and versions), and inserts it only if it is not
@@ -7,20 +8,20 @@ there yet (so a second run moves nothing).  Rows that cannot be used are counted
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from datetime import datetime, timezone
 from typing import Any, Callable
 
 from libhive.identity import is_node_id, verify
-from libhive.monolith import Line, MonolithDb, Report, json_or
+from libhive.monolith import MonolithDb, Report, json_or
 
 from ..membership import fleet_mode
 from ..protocol import formats
 from ..protocol.ingress import Reject
 from ..state.fleet_state import MAX_VERSION, parse_state
 from ..state.gossip import VERSION_FLOOR_KEY
-from .settlement_map import SETTLEMENT_TABLES
+from . import settlement as settlement_tables
+from .rows import add, exists, insert
 
 OWNER = "cl-hive"
 BAN_STATUS = {"pending": "open", "approved": "executed", "executed": "executed", "rejected": "rejected",
@@ -48,25 +49,6 @@ NOT_MOVED: dict[str, str] = {
 }
 
 
-def _add(line: Line, inserted: bool) -> None:
-    if inserted:
-        line.moved += 1
-    else:
-        line.present += 1
-
-
-def _insert(conn: Any, table: str, row: dict[str, Any]) -> bool:
-    cols = ", ".join(row)
-    cur = conn.execute(f"INSERT OR IGNORE INTO {table} ({cols}) VALUES ({', '.join('?' * len(row))})",
-                       tuple(row.values()))
-    return cur.rowcount == 1
-
-
-def _exists(conn: Any, table: str, where: dict[str, Any]) -> bool:
-    cond = " AND ".join(f"{k} IS ?" for k in where)
-    return conn.execute(f"SELECT 1 FROM {table} WHERE {cond} LIMIT 1", tuple(where.values())).fetchone() is not None
-
-
 def members(conn: Any, db: MonolithDb, report: Report, ctx: dict[str, Any]) -> None:
     line = report.line("hive_members", OWNER, "hive_members", db.count("hive_members"))
     banned = {r["peer_id"] for r in db.rows("hive_bans")}
@@ -81,7 +63,7 @@ def members(conn: Any, db: MonolithDb, report: Report, ctx: dict[str, Any]) -> N
         else:
             addresses = json_or(r.get("addresses"), [])
             addresses = [a for a in addresses if isinstance(a, str)][:16] if isinstance(addresses, list) else []
-            _add(line, _insert(conn, "hive_members", {
+            add(line, insert(conn, "hive_members", {
                 "node_id": node, "tier": tier, "joined_at": r.get("joined_at") or ctx["now"],
                 "promoted_at": r.get("promoted_at"), "addresses": json.dumps(addresses),
                 "last_seen": r.get("last_seen"), "via": "monolith"}))
@@ -99,7 +81,7 @@ def bans(conn: Any, db: MonolithDb, report: Report, ctx: dict[str, Any]) -> None
         elif r.get("expires_at") and r["expires_at"] < ctx["now"]:
             line.skip(1, "expired ban (the monolith lifted it; the split's bans do not expire)")
         else:
-            _add(line, _insert(conn, "hive_bans", {"node_id": r["peer_id"], "reason": (r.get("reason") or "")[:500],
+            add(line, insert(conn, "hive_bans", {"node_id": r["peer_id"], "reason": (r.get("reason") or "")[:500],
                                                    "banned_at": r.get("banned_at") or ctx["now"],
                                                    "proposal_id": None}))
     if any(r.get("expires_at") for r in db.rows("hive_bans")):
@@ -116,7 +98,7 @@ def promotion_requests(conn: Any, db: MonolithDb, report: Report, ctx: dict[str,
         elif status is None:
             line.skip(1, f"unknown status {r.get('status')!r}")
         else:
-            _add(line, _insert(conn, "hive_promotion_requests", {
+            add(line, insert(conn, "hive_promotion_requests", {
                 "target": r["target_peer_id"], "request_id": r["request_id"],
                 "created_at": r.get("created_at") or ctx["now"], "status": status}))
 
@@ -131,7 +113,7 @@ def vouches(conn: Any, db: MonolithDb, report: Report, ctx: dict[str, Any]) -> N
             line.skip(1, "the signature does not verify against the voucher (e.g. a hive-force-promote "
                          "'admin_bootstrap' vouch)")
         else:
-            _add(line, _insert(conn, "hive_vouches", {"target": target, "request_id": rid, "voucher": voucher,
+            add(line, insert(conn, "hive_vouches", {"target": target, "request_id": rid, "voucher": voucher,
                                                       "timestamp": ts, "sig": sig}))
 
 
@@ -147,7 +129,7 @@ def ban_proposals(conn: Any, db: MonolithDb, report: Report, ctx: dict[str, Any]
             line.skip(1, f"unknown status {r.get('status')!r}")
         else:
             kept.add(r["proposal_id"])
-            _add(line, _insert(conn, "hive_ban_proposals", {
+            add(line, insert(conn, "hive_ban_proposals", {
                 "proposal_id": r["proposal_id"], "target": r["target_peer_id"], "proposer": r["proposer_peer_id"],
                 "reason": (r.get("reason") or "")[:500], "timestamp": r["proposed_at"],
                 "expires_at": r.get("expires_at") or r["proposed_at"] + 7 * 86400, "status": status,
@@ -159,7 +141,7 @@ def ban_proposals(conn: Any, db: MonolithDb, report: Report, ctx: dict[str, Any]
         elif r.get("vote") not in ("approve", "reject"):
             votes.skip(1, f"unknown vote {r.get('vote')!r}")
         else:
-            _add(votes, _insert(conn, "hive_ban_votes", {
+            add(votes, insert(conn, "hive_ban_votes", {
                 "proposal_id": r["proposal_id"], "voter": r["voter_peer_id"], "vote": r["vote"],
                 "timestamp": r["voted_at"], "signature": r.get("signature")}))
 
@@ -181,10 +163,10 @@ def pending_actions(conn: Any, db: MonolithDb, report: Report, ctx: dict[str, An
             amount = payload.get("amount_sats") or payload.get("capacity_sats") or payload.get("channel_size_sats")
             if not is_node_id(target) or type(amount) is not int or amount <= 0:
                 line.skip(1, "channel_open without a node id target and an amount")
-            elif _exists(conn, "hive_pending_actions", {"source": source}):
+            elif exists(conn, "hive_pending_actions", {"source": source}):
                 line.present += 1
             else:
-                _insert(conn, "hive_pending_actions", {
+                insert(conn, "hive_pending_actions", {
                     "action_type": "channel_open", "payload": json.dumps({"target": target, "amount_sats": amount}),
                     "reason": (payload.get("reason") or "proposed by the monolith")[:500], "source": source,
                     "status": "pending", "proposed_at": r["proposed_at"], "expires_at": r["expires_at"],
@@ -201,12 +183,12 @@ def intents(conn: Any, db: MonolithDb, report: Report, ctx: dict[str, Any]) -> N
         status = INTENT_STATUS.get(r.get("status") or "", "expired")
         key = {"intent_type": r["intent_type"], "target": r["target"], "initiator": r["initiator"],
                "timestamp": r["timestamp"]}
-        if _exists(conn, "hive_intents", key):
+        if exists(conn, "hive_intents", key):
             line.present += 1
             continue
         reason = r.get("reason") if status != "expired" or r.get("status") == "expired" else \
             f"migrated from the monolith while {r.get('status')}: its hold cannot continue across the move"
-        _insert(conn, "hive_intents", {**key, "expires_at": r["expires_at"], "amount_sats": None, "signature": None,
+        insert(conn, "hive_intents", {**key, "expires_at": r["expires_at"], "amount_sats": None, "signature": None,
                                        "status": status, "reason": reason, "outcome": None,
                                        "decided_at": ctx["now"]})
         line.moved += 1
@@ -217,10 +199,10 @@ def budget(conn: Any, db: MonolithDb, report: Report, ctx: dict[str, Any]) -> No
     for r in db.rows("budget_tracking"):
         key = {"day": r["date_key"], "action_type": r["action_type"], "amount_sats": r["amount_sats"],
                "target": r.get("target"), "created_at": r.get("timestamp")}
-        if _exists(conn, "hive_budget_spend", key):
+        if exists(conn, "hive_budget_spend", key):
             line.present += 1
         else:
-            _insert(conn, "hive_budget_spend", {**key, "action_id": None, "status": "spent", "txid": None,
+            insert(conn, "hive_budget_spend", {**key, "action_id": None, "status": "spent", "txid": None,
                                                 "channel_id": None, "updated_at": ctx["now"]})
             line.moved += 1
 
@@ -230,12 +212,12 @@ def peer_events(conn: Any, db: MonolithDb, report: Report, ctx: dict[str, Any]) 
     for r in db.rows("peer_events"):
         key = {"peer_id": r["peer_id"], "event_type": r["event_type"], "channel_id": r.get("channel_id"),
                "reported_at": r["timestamp"]}
-        if _exists(conn, "hive_peer_events", key):
+        if exists(conn, "hive_peer_events", key):
             line.present += 1
         else:
             details = {k: v for k, v in r.items() if k not in ("id", "peer_id", "event_type", "channel_id",
                                                                "timestamp") and v is not None}
-            _insert(conn, "hive_peer_events", {**key, "details": json.dumps(details, sort_keys=True)})
+            insert(conn, "hive_peer_events", {**key, "details": json.dumps(details, sort_keys=True)})
             line.moved += 1
 
 
@@ -276,43 +258,18 @@ def fleet_state(conn: Any, db: MonolithDb, report: Report, ctx: dict[str, Any]) 
                "addresses": "[]", "capabilities": "[]", "budget_available_sats": 0, "budget_reserved_until": 0,
                "budget_last_update": 0, "signature": None, "signed_fleet_hash": "", "source": "monolith",
                "received_from": ctx["node_id"], "received_at": ctx["now"]}
-        _add(line, _insert(conn, "hive_fleet_state", row))
-
-
-def settlement(conn: Any, db: MonolithDb, report: Report, ctx: dict[str, Any]) -> None:
-    """The settlement tables, by the mapping in settlement_map.py: columns copied by name into the table cl-hive's
-    settlement keeps them in.  A table that this cl-hive does not have yet is reported, not guessed at."""
-    have = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    for source, target in SETTLEMENT_TABLES.items():
-        if source not in db.tables:
-            continue
-        n = db.count(source)
-        line = report.line(source, OWNER, target, n)
-        if target not in have:
-            line.skip(n, f"this cl-hive has no table {target} yet (settlement ships separately); run the "
-                         "migration again after upgrading (it is idempotent)")
-            continue
-        cols = [c[1] for c in conn.execute(f"PRAGMA table_info({target})")]
-        for r in db.rows(source):
-            row = {k: v for k, v in r.items() if k in cols}
-            if not row:
-                line.skip(1, f"no column in common with {target}")
-                continue
-            try:
-                _add(line, _insert(conn, target, row))
-            except sqlite3.IntegrityError as exc:
-                line.skip(1, f"{target} refuses the row ({exc})")
+        add(line, insert(conn, "hive_fleet_state", row))
 
 
 MOVERS: tuple[Callable[[Any, MonolithDb, Report, dict[str, Any]], None], ...] = (
     members, bans, promotion_requests, vouches, ban_proposals, pending_actions, intents, budget, peer_events,
-    fleet_state, settlement)
+    fleet_state, settlement_tables.settlement)
 
 
 def import_monolith(conn: Any, db: MonolithDb, report: Report, node_id: str) -> None:
     """Move every table cl-hive owns, in one write transaction (``conn``), and mark the node as migrated."""
     now = int(time.time())
-    ctx = {"now": now, "node_id": node_id, "hive_id": db.hive_id(), "roster": set()}
+    ctx = {"now": now, "node_id": node_id, "hive_id": db.hive_id(), "roster": set(), "settled": {}, "proposals": {}}
     for mover in MOVERS:
         mover(conn, db, report, ctx)
     if conn.execute("SELECT 1 FROM hive_meta WHERE key = ?", (fleet_mode.MIGRATED_KEY,)).fetchone() is None:

@@ -158,7 +158,8 @@ class Offers:
             raise Reject("SETTLEMENT_OFFER from a node that is not in the hive here")
         if held and held["timestamp"] > ts:
             raise Reject("SETTLEMENT_OFFER older than the one we hold")
-        if held and held["bolt12_offer"] == bolt12:             # a re-announcement: only the time moves
+        if held and held["bolt12_offer"] == bolt12 and held.get("verified_at"):   # a re-announcement: the time moves
+            # (an unverified row, copied from a monolith database, is checked below like a new offer)
             with self.db.write() as conn:
                 conn.execute("UPDATE settlement_offers SET timestamp = ?, signature_v2 = COALESCE(?, signature_v2) "
                              "WHERE peer_id = ?", (ts, p.get("signature_v2"), member))

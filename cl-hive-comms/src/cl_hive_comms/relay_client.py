@@ -14,7 +14,6 @@ Never call ``nostr_sdk.init_logger``: its Rust logger writes to fd 1 (libhive's 
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
@@ -31,6 +30,7 @@ if TYPE_CHECKING:
     from nostr_sdk import Client, Event, Filter
 
 nostr_sdk = lazy_import("nostr_sdk")   # loaded when a Nostr feature first runs (libhive.lazy)
+asyncio = lazy_import("asyncio")       # only the relay loop thread uses it
 
 log = logging.getLogger("cl-hive-comms")
 

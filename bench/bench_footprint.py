@@ -17,7 +17,12 @@ and the targets of issue 9: the whole stack under 140 MB and active within 2x th
 floor's RSS + 15 MB (cl-hive-comms + 30 MB).  Without real binaries it says so and runs ``bench_startup.py``
 (the devnet) instead, labelled as such.  No pass/fail: numbers and ratios only.
 
-Usage: .venv/bin/python bench/bench_footprint.py [--rounds N] [--settle S] [--no-monolith] [--json [PATH]]
+Python's bytecode cache is handled as in ``bench_startup.py``: a private ``PYTHONPYCACHEPREFIX``, warm by default
+(filled by the warm-up round, as on every start of a deployed node after the first; the Docker image ships
+compiled bytecode), ``--cold`` never written.  Without it an environment with ``PYTHONDONTWRITEBYTECODE=1``
+compiled every Hive module from source on every start while the floor's pyln-client came precompiled.
+
+Usage: .venv/bin/python bench/bench_footprint.py [--rounds N] [--settle S] [--no-monolith] [--cold] [--json [PATH]]
 """
 from __future__ import annotations
 
@@ -38,6 +43,7 @@ from typing import Any
 from pyln.client import LightningRpc
 
 from bench_startup import FLOOR_SOURCE  # the same bare pyln-client plugin as the floor
+from bench_startup import private_bytecode_cache, restore_env
 
 HIVE = ("cl-hive", "cl-hive-comms", "cl-hive-archon")
 MIB = 1024 * 1024
@@ -242,7 +248,8 @@ def render(res: dict[str, Any]) -> str:
     def x(a: float, b: float | None) -> str:
         return f"{a / b:6.2f}x" if b else "     - "
     lines = [f"bench_footprint on {res['backend']}: {res['rounds']} rounds, RSS read {res['settle_s']:g} s after "
-             f"active, {res['cpus']} CPUs, load {res['loadavg'][0]:.2f}; monolith: {res['monolith']}", "",
+             f"active, {res['cpus']} CPUs, load {res['loadavg'][0]:.2f}, bytecode cache {res['bytecode_cache']}; "
+             f"monolith: {res['monolith']}", "",
              f"{'configuration':16}{'start->active s':>16}{'x floor':>9}{'x monolith':>11}"
              f"{'RSS MB':>9}{'-floor MB':>10}{'x floor':>9}{'x monolith':>11}", "-" * 91]
     for c, e in cfg.items():
@@ -270,6 +277,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--settle", type=float, default=2.0)
     ap.add_argument("--no-monolith", action="store_true")
+    ap.add_argument("--cold", action="store_true",
+                    help="no bytecode cache: every plugin start compiles its modules from source")
     ap.add_argument("--json", nargs="?", const="-", metavar="PATH")
     args = ap.parse_args(argv)
     if not (shutil.which("lightningd") and shutil.which("bitcoind")):
@@ -278,13 +287,16 @@ def main(argv: list[str] | None = None) -> int:
         return subprocess.call([sys.executable, str(Path(__file__).with_name("bench_startup.py"))])
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     work = Path(tempfile.mkdtemp(prefix="bench-footprint-"))
+    saved_env = private_bytecode_cache(work, args.cold)        # lightningd and its plugins inherit it
     try:
         res = run(args, work)
     except BenchError as exc:
         print(f"bench_footprint: {exc}", file=sys.stderr)
         return 1
     finally:
+        restore_env(saved_env)
         shutil.rmtree(work, ignore_errors=True)
+    res["bytecode_cache"] = "cold" if args.cold else "warm"
     print(render(res))
     if args.json == "-":
         print(json.dumps(res))

@@ -214,6 +214,27 @@ def render_table(res: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def private_bytecode_cache(work: Path, cold: bool) -> dict[str, str | None]:
+    """Give the plugins (they inherit our environment) a private bytecode cache under ``work``: warm (written by
+    the unmeasured warm-up start, as on every start of a deployed node after the first) or, ``cold``, never written
+    (every start compiles from source).  Returns what to hand to :func:`restore_env`."""
+    saved = {k: os.environ.get(k) for k in ("PYTHONPYCACHEPREFIX", "PYTHONDONTWRITEBYTECODE")}
+    os.environ["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
+    if cold:
+        os.environ["PYTHONDONTWRITEBYTECODE"] = "1"
+    else:
+        os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    return saved
+
+
+def restore_env(saved: dict[str, str | None]) -> None:
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
 # ---- main -------------------------------------------------------------------------------------------
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -241,12 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     # SIGTERM (CI timeouts, kill) unwinds through the finally below like Ctrl-C does.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     work = Path(tempfile.mkdtemp(prefix="bench-startup-"))
-    saved_env = {k: os.environ.get(k) for k in ("PYTHONPYCACHEPREFIX", "PYTHONDONTWRITEBYTECODE")}
-    os.environ["PYTHONPYCACHEPREFIX"] = str(work / "pycache")       # plugins inherit our environment
-    if args.cold:
-        os.environ["PYTHONDONTWRITEBYTECODE"] = "1"
-    else:
-        os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    saved_env = private_bytecode_cache(work, args.cold)
     floor_path = work / "bench-floor"
     floor_path.write_text(FLOOR_SOURCE.format(python=sys.executable))
     floor_path.chmod(0o755)
@@ -275,11 +291,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         teardown(net, bench)
-        for k, v in saved_env.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        restore_env(saved_env)
         shutil.rmtree(work, ignore_errors=True)
 
     result["wall_s"] = round(time.monotonic() - t0, 2)

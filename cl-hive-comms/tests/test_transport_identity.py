@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -201,3 +203,11 @@ def test_book_keeps_what_it_knows_while_relays_are_down(db):
     clock[0] += bindings.CACHE_TTL * 3
     assert book.key_for_node(NODE.node_id) == keys.public_key().to_hex()
     assert book.node_for_key(keys.public_key().to_hex()) == NODE.node_id
+
+
+def test_plugin_start_does_not_load_nostr_sdk() -> None:
+    """nostr-sdk (a large native library) loads when the transport starts after init, not while lightningd waits
+    for the plugin's manifest."""
+    code = "import sys, cl_hive_comms.plugin; print('nostr_sdk' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True).stdout.strip() == "False"

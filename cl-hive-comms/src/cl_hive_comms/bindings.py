@@ -22,14 +22,18 @@ import re
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
-
-from nostr_sdk import Event, EventBuilder, Filter, Keys, Kind, PublicKey, Tag, Timestamp
+from typing import TYPE_CHECKING, Any, Callable
 
 from libhive import identity
 from libhive.db import Database
+from libhive.lazy import lazy_import
 
 from .transport_errors import InboundRejected
+
+if TYPE_CHECKING:
+    from nostr_sdk import Event, Filter, Keys
+
+nostr_sdk = lazy_import("nostr_sdk")   # loaded when a Nostr feature first runs (libhive.lazy)
 
 BINDING_KIND = 30078
 D_PREFIX = "hive-nostr-binding/"
@@ -57,8 +61,9 @@ def build_event(keys: Keys, node_id: str, zbase: str, created: int) -> Event:
     pubkey = keys.public_key().to_hex()
     content = json.dumps({"v": 1, "node_id": node_id, "nostr_pubkey": pubkey, "created": created, "zbase": zbase},
                          sort_keys=True, separators=(",", ":"))
-    return (EventBuilder(Kind(BINDING_KIND), content).tags([Tag.identifier(D_PREFIX + node_id)])
-            .custom_created_at(Timestamp.from_secs(created)).finalize(keys))
+    return (nostr_sdk.EventBuilder(nostr_sdk.Kind(BINDING_KIND), content)
+            .tags([nostr_sdk.Tag.identifier(D_PREFIX + node_id)])
+            .custom_created_at(nostr_sdk.Timestamp.from_secs(created)).finalize(keys))
 
 
 def verify_event(event: Event) -> Binding:
@@ -178,7 +183,7 @@ class BindingBook:
         nodes = self.watched()
         if not nodes:
             return None
-        return Filter().kind(Kind(BINDING_KIND)).identifiers([D_PREFIX + n for n in nodes])
+        return nostr_sdk.Filter().kind(nostr_sdk.Kind(BINDING_KIND)).identifiers([D_PREFIX + n for n in nodes])
 
     def on_event(self, event: Event) -> bool:
         """A binding event from a live subscription: remember it if it verifies and is newer."""
@@ -219,8 +224,8 @@ class BindingBook:
 
     @staticmethod
     def _by_node(node_id: str) -> Filter:
-        return Filter().kind(Kind(BINDING_KIND)).identifier(D_PREFIX + node_id).limit(20)
+        return nostr_sdk.Filter().kind(nostr_sdk.Kind(BINDING_KIND)).identifier(D_PREFIX + node_id).limit(20)
 
     @staticmethod
     def _by_author(pubkey: str) -> Filter:
-        return Filter().kind(Kind(BINDING_KIND)).author(PublicKey.parse(pubkey)).limit(20)
+        return nostr_sdk.Filter().kind(nostr_sdk.Kind(BINDING_KIND)).author(nostr_sdk.PublicKey.parse(pubkey)).limit(20)

@@ -27,14 +27,17 @@ import binascii
 import json
 import re
 from dataclasses import dataclass
-from typing import Any
-
-from nostr_sdk import (Event, EventBuilder, EventId, Keys, Kind, PublicKey, Tag, Timestamp, nip04_decrypt,
-                       nip44_decrypt, nip59_make_gift_wrap)
+from typing import TYPE_CHECKING, Any
 
 from libhive.errors import quote
+from libhive.lazy import lazy_import
 
 from .transport_errors import BadRecipient, InboundRejected, PayloadTooLarge
+
+if TYPE_CHECKING:
+    from nostr_sdk import Event, Keys, PublicKey
+
+nostr_sdk = lazy_import("nostr_sdk")   # loaded when a Nostr feature first runs (libhive.lazy)
 
 TEXT_KIND = 14
 PAYLOAD_KIND = 8414           # our transport payload rumour (never published on its own; only inside a wrap)
@@ -81,7 +84,7 @@ def parse_pubkey(recipient: str) -> PublicKey:
     """npub1... or 64 lowercase hex -> PublicKey; BadRecipient otherwise."""
     if isinstance(recipient, str) and (recipient.startswith("npub1") or _XONLY.fullmatch(recipient)):
         try:
-            return PublicKey.parse(recipient)
+            return nostr_sdk.PublicKey.parse(recipient)
         except Exception:
             pass
     raise BadRecipient(f"not a Nostr public key (npub1... or 64 lowercase hex): {quote(recipient)}")
@@ -93,20 +96,20 @@ def is_node_id(value: str) -> bool:
 
 # ---- outbound ------------------------------------------------------------------------------------
 def rumor_id(author: PublicKey, created_at: int, kind: int, tags: list[list[str]], content: str) -> str:
-    return EventId.compute(author, Timestamp.from_secs(created_at), Kind(kind), [Tag.parse(t) for t in tags],
-                           content).to_hex()
+    return nostr_sdk.EventId.compute(author, nostr_sdk.Timestamp.from_secs(created_at), nostr_sdk.Kind(kind),
+                                     [nostr_sdk.Tag.parse(t) for t in tags], content).to_hex()
 
 
 def _wrap(keys: Keys, recipient: PublicKey, kind: int, content: str, extra_tags: list[list[str]],
           created_at: int | None) -> tuple[Event, str]:
     tags = [["p", recipient.to_hex()], *extra_tags]
-    builder = EventBuilder(Kind(kind), content).tags([Tag.parse(t) for t in tags])
+    builder = nostr_sdk.EventBuilder(nostr_sdk.Kind(kind), content).tags([nostr_sdk.Tag.parse(t) for t in tags])
     if created_at is not None:
-        builder = builder.custom_created_at(Timestamp.from_secs(created_at))
+        builder = builder.custom_created_at(nostr_sdk.Timestamp.from_secs(created_at))
     rumor = builder.finalize_unsigned(keys.public_key())
     rid = rumor_id(keys.public_key(), rumor.created_at().as_secs(), kind, tags, content)
     try:
-        wrap = nip59_make_gift_wrap(keys, recipient, rumor)
+        wrap = nostr_sdk.nip59_make_gift_wrap(keys, recipient, rumor)
     except Exception as exc:       # NIP-44 refuses plaintexts over 65535 bytes
         raise PayloadTooLarge(f"the message does not fit a NIP-17 gift wrap: {exc}") from None
     return wrap, rid
@@ -231,13 +234,13 @@ def _open_gift_wrap(keys: Keys, wrap: Event, now: int) -> Rumor:
     verify_event(wrap)
     check_time(wrap.created_at().as_secs(), now, "wrap")
     try:
-        seal_json = nip44_decrypt(keys.secret_key(), wrap.author(), wrap.content())
+        seal_json = nostr_sdk.nip44_decrypt(keys.secret_key(), wrap.author(), wrap.content())
     except Exception:
         raise InboundRejected("undecryptable", "wrap") from None
     if len(seal_json) > MAX_WRAP_CONTENT:
         raise InboundRejected("oversized", "seal")
     try:
-        seal = Event.from_json(seal_json)
+        seal = nostr_sdk.Event.from_json(seal_json)
     except Exception:
         raise InboundRejected("malformed_seal", "not an event") from None
     try:
@@ -252,7 +255,7 @@ def _open_gift_wrap(keys: Keys, wrap: Event, now: int) -> Rumor:
         raise InboundRejected("malformed_seal", "a seal must have no tags")
     sender = seal.author().to_hex()
     try:
-        rumor_json = nip44_decrypt(keys.secret_key(), seal.author(), seal.content())
+        rumor_json = nostr_sdk.nip44_decrypt(keys.secret_key(), seal.author(), seal.content())
     except Exception:
         raise InboundRejected("undecryptable", "seal") from None
     data = _parse_rumor(rumor_json)
@@ -283,7 +286,7 @@ def open_nip04(keys: Keys, event: Event, now: int) -> Rumor:
         verify_event(event)
         check_time(event.created_at().as_secs(), now, "event")
         try:
-            text = nip04_decrypt(keys.secret_key(), event.author(), event.content())
+            text = nostr_sdk.nip04_decrypt(keys.secret_key(), event.author(), event.content())
         except Exception:
             raise InboundRejected("undecryptable", "nip04") from None
         if not text:

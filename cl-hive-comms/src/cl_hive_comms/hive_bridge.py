@@ -19,21 +19,25 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any
-
-from nostr_sdk import Event
+from typing import TYPE_CHECKING, Any
 
 from libhive import contracts
 from libhive.bootstrap import HivePlugin
 from libhive.contracts import ContractError, SiblingUnavailable
 from libhive.gating import Gate
 from libhive.identity import IdentityError, NodeIdentity
+from libhive.lazy import lazy_import
 from libhive.workers import log_failure
 
 from . import bindings, state
 from .service import NostrService, service_of
 from .transport_errors import InboundRejected, NotReady, PublishRejected, RelayUnavailable
 from .transports import InboundMessage
+
+if TYPE_CHECKING:
+    from nostr_sdk import Event
+
+nostr_sdk = lazy_import("nostr_sdk")   # loaded when a Nostr feature first runs (libhive.lazy)
 
 log = logging.getLogger("cl-hive-comms")
 
@@ -124,7 +128,7 @@ class HiveBridge:
         if not raw:
             return None
         try:
-            event = Event.from_json(raw)
+            event = nostr_sdk.Event.from_json(raw)
             binding = bindings.verify_event(event)
         except Exception:
             return None

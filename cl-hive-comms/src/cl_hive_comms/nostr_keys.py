@@ -19,14 +19,18 @@ import re
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
-
-from nostr_sdk import Keys
+from typing import TYPE_CHECKING, Any, Callable
 
 from libhive.db import Database
+from libhive.lazy import lazy_import
 
 from . import state
 from .transport_errors import BadSecretKey, NotReady
+
+if TYPE_CHECKING:
+    from nostr_sdk import Keys
+
+nostr_sdk = lazy_import("nostr_sdk")   # loaded when a Nostr feature first runs (libhive.lazy)
 
 LABEL = "hive-comms/nostr-key/v1/{n}"
 GRACE = 3600.0
@@ -52,7 +56,7 @@ def parse_secret(secret: str) -> Keys:
     if not (text.startswith("nsec1") or _HEX32.fullmatch(text.lower())):
         raise BadSecretKey("the secret key must be an nsec1... string or 64 hex characters")
     try:
-        return Keys.parse(text.lower() if not text.startswith("nsec1") else text)
+        return nostr_sdk.Keys.parse(text.lower() if not text.startswith("nsec1") else text)
     except Exception:
         raise BadSecretKey("the secret key is not a valid secp256k1 secret (bad checksum, zero or out of range)") \
             from None
@@ -164,7 +168,7 @@ class NostrKeys:
         if not isinstance(secret, str) or not _HEX32.fullmatch(secret):
             raise NotReady("makesecret returned no 32-byte secret")
         try:
-            return Keys.parse(secret)
+            return nostr_sdk.Keys.parse(secret)
         except Exception:  # zero or >= n: astronomically unlikely; rotating picks another
             raise BadSecretKey(f"makesecret label {rotation} gives no valid key; rotate") from None
 

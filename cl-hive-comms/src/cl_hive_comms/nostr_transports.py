@@ -11,10 +11,9 @@ it.  Comms' own events are built with ``NostrService.publish``; no RPC signs con
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from nostr_sdk import Event
-
+from libhive.lazy import lazy_import
 from libhive.rpcparams import InvalidParams
 
 from . import dm
@@ -24,6 +23,11 @@ from .outbox import Outbox, OutboxItem
 from .relay_client import PublishResult, RelayClient
 from .transport_errors import BadRecipient, InboundRejected, NotReady, PayloadTooLarge, TransportError
 from .transports import CannotSend, Delivery, RetryLater
+
+if TYPE_CHECKING:
+    from nostr_sdk import Event
+
+nostr_sdk = lazy_import("nostr_sdk")   # loaded when a Nostr feature first runs (libhive.lazy)
 
 
 def outcome(result: PublishResult) -> Delivery:
@@ -52,7 +56,7 @@ class NostrDmTransport:
     def deliver(self, item: OutboxItem) -> Delivery:
         event_json = item.event_json or self._build(item)
         try:
-            result = self._relay.publish(Event.from_json(event_json))
+            result = self._relay.publish(nostr_sdk.Event.from_json(event_json))
         except TransportError as exc:
             raise RetryLater(exc.message) from None
         return outcome(result)
@@ -123,7 +127,7 @@ def signed_event(payload: bytes) -> Event:
         text = payload.decode("utf-8")
         if not isinstance(json.loads(text), dict):
             raise ValueError
-        event = Event.from_json(text)
+        event = nostr_sdk.Event.from_json(text)
     except Exception:
         raise ValueError("the payload must be a complete Nostr event (JSON)") from None
     try:

@@ -14,21 +14,24 @@ Never call ``nostr_sdk.init_logger``: its Rust logger writes to fd 1 (libhive's 
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Callable, Coroutine
-
-from nostr_sdk import (Client, ClientBuilder, Event, Filter, RelayLimits, RelayOptions, RelayUrl, ReqExitPolicy,
-                       ReqTarget)
+from typing import TYPE_CHECKING, Any, Callable, Coroutine
 
 from libhive.errors import quote
+from libhive.lazy import lazy_import
 from libhive.workers import log_failure
 
 from .transport_errors import RelayUnavailable, TransportError
+
+if TYPE_CHECKING:
+    from nostr_sdk import Client, Event, Filter
+
+nostr_sdk = lazy_import("nostr_sdk")   # loaded when a Nostr feature first runs (libhive.lazy)
+asyncio = lazy_import("asyncio")       # only the relay loop thread uses it
 
 log = logging.getLogger("cl-hive-comms")
 
@@ -41,7 +44,7 @@ def normalise_relay_url(url: str) -> str:
     if not isinstance(url, str) or not url.strip().lower().startswith(("ws://", "wss://")):
         raise ValueError(f"not a ws:// or wss:// relay URL: {quote(url)}")
     try:
-        return str(RelayUrl.parse(url.strip()))
+        return str(nostr_sdk.RelayUrl.parse(url.strip()))
     except Exception:
         raise ValueError(f"not a valid relay URL: {quote(url)}") from None
 
@@ -85,8 +88,8 @@ class RelayClient:
         self.started = True
 
     async def _build(self) -> Client:
-        limits = RelayLimits().message_max_size(2 * MAX_EVENT_BYTES).event_max_size(MAX_EVENT_BYTES)
-        client = ClientBuilder().relay_limits(limits).build()
+        limits = nostr_sdk.RelayLimits().message_max_size(2 * MAX_EVENT_BYTES).event_max_size(MAX_EVENT_BYTES)
+        client = nostr_sdk.ClientBuilder().relay_limits(limits).build()
         stream = client.notifications()          # before any subscription: the stream does not replay
         asyncio.get_running_loop().create_task(self._pump(stream))
         return client
@@ -141,18 +144,18 @@ class RelayClient:
         client = self._client
         assert client is not None
         for url in old - set(wanted):
-            await client.remove_relay(RelayUrl.parse(url), force=True)
-        opts = (RelayOptions().reconnect(True).retry_interval(timedelta(seconds=self.retry_interval))
+            await client.remove_relay(nostr_sdk.RelayUrl.parse(url), force=True)
+        opts = (nostr_sdk.RelayOptions().reconnect(True).retry_interval(timedelta(seconds=self.retry_interval))
                 .adjust_retry_interval(True))
         added = False
         for url in wanted:
             if url not in old:
-                await client.add_relay(RelayUrl.parse(url), opts=opts)
+                await client.add_relay(nostr_sdk.RelayUrl.parse(url), opts=opts)
                 added = True
         if added:
             await client.connect()                      # non-blocking: each relay connects (and retries) alone
             for sub_id, filters in subs.items():        # make sure new relays carry every subscription
-                await client.subscribe(ReqTarget.auto(filters), id=sub_id)
+                await client.subscribe(nostr_sdk.ReqTarget.auto(filters), id=sub_id)
 
     @property
     def relays(self) -> list[str]:
@@ -207,7 +210,7 @@ class RelayClient:
         assert client is not None
         if replacing:
             await client.unsubscribe(sub_id)
-        out = await client.subscribe(ReqTarget.auto(filters), id=sub_id)
+        out = await client.subscribe(nostr_sdk.ReqTarget.auto(filters), id=sub_id)
         if out.failed and not out.success:
             log.warning("subscription %s failed on every relay: %s", sub_id,
                         "; ".join(f"{u}: {why}" for u, why in out.failed.items()))
@@ -223,7 +226,8 @@ class RelayClient:
         if not self.relays:
             return []
         return list(self._call(self._client.fetch_events(  # type: ignore[union-attr]
-            ReqTarget.auto(list(filters)), timeout=timedelta(seconds=timeout), policy=ReqExitPolicy.EXIT_ON_EOSE()),
+            nostr_sdk.ReqTarget.auto(list(filters)), timeout=timedelta(seconds=timeout),
+            policy=nostr_sdk.ReqExitPolicy.EXIT_ON_EOSE()),
             timeout + 5))
 
     # ---- inbound pump ----------------------------------------------------------------------------

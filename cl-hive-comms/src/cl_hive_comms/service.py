@@ -41,14 +41,13 @@ import threading
 import time
 import uuid
 from collections import Counter
-from typing import Any, Callable
-
-from nostr_sdk import Event, EventBuilder, Filter, Keys, Kind, Tag, Timestamp
+from typing import TYPE_CHECKING, Any, Callable
 
 from libhive import contracts
 from libhive.bootstrap import HivePlugin
 from libhive.db import Database
 from libhive.errors import StorageError
+from libhive.lazy import lazy_import
 from libhive.workers import log_failure
 
 from . import dm, state
@@ -62,6 +61,11 @@ from .replay import RateLimiter, ReplayGuard
 from .transport_api import InboundDM, VerifiedEvent
 from .transport_errors import BadSecretKey, InboundRejected, NotReady, PublishRejected, RelayUnavailable
 from .transports import CannotSend, InboundMessage, RetryLater, TransportRegistry
+
+if TYPE_CHECKING:
+    from nostr_sdk import Event, Filter, Keys
+
+nostr_sdk = lazy_import("nostr_sdk")   # loaded when a Nostr feature first runs (libhive.lazy)
 
 log = logging.getLogger("cl-hive-comms")
 
@@ -100,8 +104,9 @@ class NostrService:
         self.counters: Counter[str] = Counter()
         self.ready = threading.Event()
         self.allow_nip04 = False
-        self.option_relays: list[str] = []
-        self.invalid_relay_options: list[str] = []
+        self._relay_options_raw: list[Any] = []
+        self._relay_options: tuple[list[str], list[str]] | None = None   # (valid, invalid), parsed on first use
+        self._relay_options_lock = threading.Lock()
         self._counter_lock = threading.Lock()
         self._wake = threading.Event()
         self.stopped = threading.Event()
@@ -132,23 +137,42 @@ class NostrService:
 
     # ---- lifecycle -----------------------------------------------------------------------------
     def configure(self) -> None:
-        """From init (fast, local): options only."""
+        """From init (fast, local): options only.  The relay URLs are parsed (by nostr-sdk, which is not loaded
+        yet) on first use: ``start`` does that first thing after init, or a status or RPC call before it."""
         self.allow_nip04 = bool(self.hive.option("nip04-legacy"))
         self.relay.retry_interval = max(0.2, float(self.hive.option("relay-retry") or 5))
         raw = self.hive.option("relay") or []
-        urls, bad = [], []
-        for url in raw if isinstance(raw, list) else [raw]:
-            try:
-                urls.append(normalise_relay_url(url))
-            except ValueError:
-                bad.append(str(url))
-        self.option_relays, self.invalid_relay_options = urls, bad
-        for url in bad:
-            log.warning("hive-comms-relay %r is not a ws:// or wss:// URL; ignored", url)
+        with self._relay_options_lock:
+            self._relay_options_raw = raw if isinstance(raw, list) else [raw]
+            self._relay_options = None
+
+    def _parsed_relay_options(self) -> tuple[list[str], list[str]]:
+        with self._relay_options_lock:
+            if self._relay_options is None:
+                urls, bad = [], []
+                for url in self._relay_options_raw:
+                    try:
+                        urls.append(normalise_relay_url(url))
+                    except ValueError:
+                        bad.append(str(url))
+                for url in bad:
+                    log.warning("hive-comms-relay %r is not a ws:// or wss:// URL; ignored", url)
+                self._relay_options = (urls, bad)
+            return self._relay_options
+
+    @property
+    def option_relays(self) -> list[str]:
+        """The valid ``hive-comms-relay`` options, as nostr-sdk spells them."""
+        return self._parsed_relay_options()[0]
+
+    @property
+    def invalid_relay_options(self) -> list[str]:
+        return self._parsed_relay_options()[1]
 
     def start(self) -> None:
         """Worker thread, after init: wait for the node id, load the key, connect, subscribe, start loops."""
         stopping = self.hive.workers.stopping
+        self._parsed_relay_options()               # nostr-sdk loads here, off the path to init's reply
         while not stopping.is_set() and self.hive.node_id is None:
             stopping.wait(0.1)
         while not stopping.is_set():
@@ -206,10 +230,10 @@ class NostrService:
 
     def _subscribe_dms(self) -> None:
         us = [k.public_key() for k in self.keys.receiving_keys()]
-        start = Timestamp.from_secs(max(0, int(time.time()) - dm.REPLAY_WINDOW))
-        filters = [Filter().kind(Kind(dm.WRAP_KIND)).pubkeys(us).since(start)]
+        start = nostr_sdk.Timestamp.from_secs(max(0, int(time.time()) - dm.REPLAY_WINDOW))
+        filters = [nostr_sdk.Filter().kind(nostr_sdk.Kind(dm.WRAP_KIND)).pubkeys(us).since(start)]
         if self.allow_nip04:
-            filters.append(Filter().kind(Kind(dm.NIP04_KIND)).pubkeys(us).since(start))
+            filters.append(nostr_sdk.Filter().kind(nostr_sdk.Kind(dm.NIP04_KIND)).pubkeys(us).since(start))
         self.relay.subscribe(filters, DM_SUBSCRIPTION)
 
     def _subscribe_bindings(self, _new_node: str | None = None) -> None:
@@ -287,7 +311,8 @@ class NostrService:
             raise ValueError("binding events are published by comms' hive bridge only")
         if kind in (dm.WRAP_KIND, dm.SEAL_KIND):
             raise ValueError("use send_dm for private messages")
-        return EventBuilder(Kind(kind), content).tags([Tag.parse(t) for t in tag_list]).finalize(self.signer())
+        return (nostr_sdk.EventBuilder(nostr_sdk.Kind(kind), content)
+                .tags([nostr_sdk.Tag.parse(t) for t in tag_list]).finalize(self.signer()))
 
     def publish(self, kind: int, content: str, tags: list[list[str]]) -> str:
         event = self._own_event(kind, content, tags)
@@ -318,7 +343,7 @@ class NostrService:
 
     def fetch(self, filters: list[dict[str, Any]], timeout: float = 10.0) -> list[VerifiedEvent]:
         out = []
-        for event in self.relay.fetch([Filter.from_json(json.dumps(f)) for f in filters], timeout):
+        for event in self.relay.fetch([nostr_sdk.Filter.from_json(json.dumps(f)) for f in filters], timeout):
             try:
                 dm.verify_event(event)
             except InboundRejected:
@@ -328,7 +353,7 @@ class NostrService:
         return out
 
     def subscribe(self, filters: list[dict[str, Any]], callback: Callable[[VerifiedEvent], None]) -> str:
-        parsed = [Filter.from_json(json.dumps(f)) for f in filters]
+        parsed = [nostr_sdk.Filter.from_json(json.dumps(f)) for f in filters]
         sub_id = f"hive-comms-{uuid.uuid4().hex[:16]}"
         with self._subs_lock:
             self._subs[sub_id] = (parsed, callback)

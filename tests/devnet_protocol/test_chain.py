@@ -2,8 +2,11 @@
 the mempool, lockin at one confirmation and the announcement at six (values recorded from lightningd v26.06.6)."""
 from __future__ import annotations
 
+import re
+
 import pytest
 from protocol_kit import wait_for
+from pyln.client import RpcError
 
 PYLN_TESTING = (15000, 11000, 7500, 3750)          # what pyln-testing mocks estimatesmartfee with, sat/kw
 # lightningd v26.06.6's `feerates perkw` for these estimates (2, 6, 12 and 100 blocks)
@@ -102,3 +105,22 @@ def test_rpc_is_closed_before_plugins_hear_shutdown(make_node, plugins):
     last = [r for r in node.records("rec1.py", barrier=False) if r.get("event") == "rpc-at-shutdown"]
     assert last == [{"event": "rpc-at-shutdown", "answered": False, "error": "ConnectionRefusedError",
                      "pid": last[0]["pid"], "t": last[0]["t"]}]
+
+
+def test_a_peer_refuses_a_commitment_feerate_below_its_minimum(make_node, backend):
+    """The opener proposes its anchor-close feerate for the commitment (never below 1250 sat/kw); the peer refuses
+    one below its own min_acceptable (half its 100-block estimate): fundchannel fails with -1 and the peer's
+    ERROR.  Nodes that see the same chain agree."""
+    quiet, busy = (1500, 1200, 1000, 1000), (15000, 11000, 7500, 3750)
+    a, b = make_node(feerates=quiet), make_node(feerates=busy)
+    a.connect(b)
+    backend.fund(a, 2_000_000)
+    with pytest.raises(RpcError) as err:
+        a.rpc.fundchannel(b.id, 1_000_000)
+    assert err.value.error["code"] == -1
+    assert re.fullmatch(r"They sent ERROR channel [0-9a-f]{64}: You gave bad parameters: "
+                        r"feerate_per_kw 1250 below minimum 1875", err.value.error["message"])
+    assert err.value.error["data"] == {"id": b.id, "method": "fundchannel_start"}
+    c = make_node(feerates=quiet)
+    a.connect(c)
+    assert a.rpc.fundchannel(c.id, 1_000_000)["channel_id"]

@@ -144,7 +144,8 @@ def test_canary_migrate_one_node_then_roll_back(node_factory, bitcoind, monolith
                             (ban_id, b.node_id))
     if n.node_id in tiers(c):
         c.rpc.call("hive-vote-ban", {"proposal_id": ban_id, "vote": "approve"})
-    wait_for(lambda: all(n.node_id not in tiers(x) for x in (a, b, c)), what="N banned everywhere")
+    wait_for(lambda: all(n.node_id not in tiers(x) for x in (a, b, c)), timeout=120, interval=0.5,
+             what="N banned everywhere")              # the monolith votes and executes on its own schedule
     votes = next(p for p in b.rpc.call("hive-ban-proposals")["proposals"] if p["proposal_id"] == ban_id)["votes"]
     assert {v["voter"] for v in votes} - {b.node_id}                  # a monolith's vote counted at B
 
@@ -206,7 +207,8 @@ def test_staged_rollout_two_of_three(node_factory, bitcoind, monolith):
     wait_for(lambda: n.node_id not in tiers(a), what="N banned at A with C's vote")
     if n.node_id in tiers(b):
         b.rpc.call("hive-vote-ban", {"proposal_id": ban_id, "vote": "approve"})
-    wait_for(lambda: all(n.node_id not in tiers(x) for x in (a, b, c)), what="N banned everywhere")
+    wait_for(lambda: all(n.node_id not in tiers(x) for x in (a, b, c)), timeout=120, interval=0.5,
+             what="N banned everywhere")              # the monolith votes and executes on its own schedule
     # a monolith node joins through the split B and the two split members promote it: A counts both vouches
     e = join_through_split(mf, b, [a, b, c])
     wait_for(lambda: all(x.rpc.call("hive-status")["hive"]["ingress"].get("accepted_PROMOTION_REQUEST")

@@ -44,7 +44,7 @@ def test_plugin_restart_under_load_loses_nothing_acknowledged(real_fleet):
         wait_for(lambda: sent["ok"] > 50, what="messages flowing")
         a.plugin_stop("cl-hive")
         request = b.rpc.call("hive-request-promotion")         # reaches a's lightningd, no cl-hive to take it
-        assert request["sent_to"] == 1 and outbox(b).get("pending") == 1
+        assert request["sent_to"] == 1 and outbox(b).get("pending", 0) >= 1    # (b's week report may be there too)
         during = sent["ok"]
         assert a.rpc.call("getinfo")["id"] == a.node_id        # lightningd serves on
         a.plugin_start("cl-hive")
@@ -56,7 +56,8 @@ def test_plugin_restart_under_load_loses_nothing_acknowledged(real_fleet):
     assert sent["refused"] == 0 and a.rpc.call("listpeers", {"id": b.node_id})["peers"][0]["connected"]
     assert status(a)["hive_id"] == hive_id and tier_of(a, b) == "neophyte"
     # not acknowledged while a's cl-hive was down, so b's outbox retries it (after 30 s) until a does
-    wait_for(lambda: outbox(b) == {"acked": 1}, timeout=120, what="a acknowledged the promotion request")
+    wait_for(lambda: "pending" not in (o := outbox(b)) and o.get("acked", 0) >= 1, timeout=120,
+             what="a acknowledged the promotion request")
     a.rpc.call("hive-vouch", {"peer_id": b.node_id})
     wait_for(lambda: status(b)["tier"] == "member", what="b promoted")
 

@@ -195,6 +195,14 @@ class ChannelsMixin:
                            request_amt)
         if id == node.node_id or id not in self.nodes or not self.is_connected(node.node_id, id):
             raise RpcError(CONNECT_NO_KNOWN_ADDRESS, "Unable to connect, no address known for peer")
+        proposed, peer_rates = node.feerates.perkw()["unilateral_anchor_close"], self.nodes[id].feerates.perkw()
+        if not peer_rates["min_acceptable"] <= proposed <= peer_rates["max_acceptable"]:
+            # the peer's fundchannel_start answer: lightningd relays its ERROR and opens nothing
+            bound = ("below minimum", peer_rates["min_acceptable"]) if proposed < peer_rates["min_acceptable"] \
+                else ("above maximum", peer_rates["max_acceptable"])
+            raise RpcError(-1, f"They sent ERROR channel {os.urandom(32).hex()}: You gave bad parameters: "
+                               f"feerate_per_kw {proposed} {bound[0]} {bound[1]}",
+                           {"id": id, "method": "fundchannel_start"})
         ch = self._open(node, id, amount_sat, push, private, utxos, reserve_sat)
         return {"tx": ch.funding_tx, "txid": ch.funding_txid, "channel_id": ch.channel_id,
                 "channel_type": {"bits": list(CHANNEL_TYPE["bits"]), "names": list(CHANNEL_TYPE["names"])},

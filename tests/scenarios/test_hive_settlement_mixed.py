@@ -62,8 +62,8 @@ def monolith_settled(node, period: str) -> bool:
 
 
 @pytest.mark.timeout(1200)                   # the monolith's settlement loop: restart, init (~16 s), then 120 s
-@pytest.mark.parametrize("fleet", ["lightningd"], indirect=True)
-def test_monolith_and_cl_hive_members_settle_a_week_together(fleet, monolith):
+def test_monolith_and_cl_hive_members_settle_a_week_together(real_fleet, monolith):
+    fleet = real_fleet                                           # real lightningd only: the monolith is a real peer
     m1, m2 = monolith_nodes(fleet, monolith, ["m1", "m2"], **{"hive-governance-mode": "failsafe"})
     split = [fleet.add_node(n, plugins=["cl-hive"], options=OPTIONS) for n in ("s1", "s2", "s3")]
     s1, s2, s3 = split

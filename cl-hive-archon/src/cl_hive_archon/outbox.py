@@ -15,8 +15,9 @@ import threading
 import time
 from typing import Any, Callable
 
-from .errors import ArchonError, GatewayError, NetworkDisabled
 from libhive.workers import log_failure
+
+from .errors import ArchonError, GatewayError, NetworkDisabled
 
 BACKOFF_BASE = 5.0
 BACKOFF_MAX = 3600.0

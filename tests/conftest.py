@@ -32,7 +32,14 @@ def fleet(request):
         return
     if not real_nodes_available():
         pytest.skip(REAL_NODE_SKIP_REASON)
-    yield RealFleet(request.getfixturevalue("node_factory"), request.getfixturevalue("bitcoind"))
+    yield from _real(request)
+
+
+def _real(request):
+    """A RealFleet, quieted before pyln-testing's teardown scans lightningd for leaks (RealFleet.quiesce)."""
+    f = RealFleet(request.getfixturevalue("node_factory"), request.getfixturevalue("bitcoind"))
+    yield f
+    f.quiesce()
 
 
 @pytest.fixture(scope="session")
@@ -54,7 +61,7 @@ def real_fleet(request):
     """For scenarios only a real node can show: real lightningd + bitcoind (pyln-testing) only."""
     if not real_nodes_available():
         pytest.skip(REAL_NODE_SKIP_REASON)
-    yield RealFleet(request.getfixturevalue("node_factory"), request.getfixturevalue("bitcoind"))
+    yield from _real(request)
 
 
 # ---- how many variants ran on real lightningd (CI's output says so) ----------------------------------

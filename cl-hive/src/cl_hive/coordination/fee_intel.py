@@ -329,7 +329,7 @@ def register(ctx: Context, reports: Reports, graphs: Graphs, fleet_store: Any, w
     hive = ctx.hive
     intel = FeeIntel(ctx, reports, graphs, fleet_store, warnings, channel_peer)
     ctx.ingress.register(MessageType.FEE_INTELLIGENCE_SNAPSHOT, intel.on_snapshot)
-    ctx.members.on_change(lambda node, old, new, event: intel.forget(node) if new is None else None)
+    ctx.members.on_leave(intel.forget)
 
     @hive.on_init
     def _start() -> None:

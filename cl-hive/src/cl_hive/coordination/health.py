@@ -333,7 +333,7 @@ def register(ctx: Context, reports: Reports, graphs: Graphs, fleet_store: Any,
     hive = ctx.hive
     health = Health(ctx, reports, graphs, fleet_store, budget_remaining)
     ctx.ingress.register(MessageType.HEALTH_REPORT, health.on_report)
-    ctx.members.on_change(lambda node, old, new, event: health.forget(node) if new is None else None)
+    ctx.members.on_leave(health.forget)
 
     @hive.on_init
     def _start() -> None:

@@ -265,7 +265,7 @@ def register(ctx: Context, reports: Reports) -> Warnings:
     hive.add_option("warning-ttl-seconds", DEFAULT_TTL, "Seconds a warning this node issues stays active",
                     opt_type="int")
     ctx.ingress.register(MessageType.PEER_REPUTATION_SNAPSHOT, warnings.on_snapshot)
-    ctx.members.on_change(lambda node, old, new, event: warnings.forget(node) if new is None else None)
+    ctx.members.on_leave(warnings.forget)
 
     @hive.on_init
     def _start() -> None:

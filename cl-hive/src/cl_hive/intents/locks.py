@@ -436,7 +436,7 @@ def register(ctx: Context) -> IntentLocks:
                     "announcements before it commits", opt_type="int")
     ctx.ingress.register(MessageType.INTENT, locks.on_intent)
     ctx.ingress.register(MessageType.INTENT_ABORT, locks.on_abort)
-    ctx.members.on_change(lambda node, old, new, event: locks.forget_node(node) if new is None else None)
+    ctx.members.on_leave(locks.forget_node)
 
     @hive.on_init
     def _start() -> None:

@@ -68,6 +68,11 @@ class MemberStore:
     def on_change(self, listener: Listener) -> None:
         self._listeners.append(listener)
 
+    def on_leave(self, forget: Callable[[str], Any]) -> None:
+        """Call ``forget(node_id)`` once a node is no longer a member (left, banned or removed): what a capability
+        keeps per member goes with it."""
+        self.on_change(lambda node, old, new, event: forget(node) if new is None else None)
+
     def _notify(self, node_id: str, old: str | None, new: str | None, event: str) -> None:
         """Listeners hear of a change once it is committed (inside a caller's transaction: after it)."""
         def run() -> None:

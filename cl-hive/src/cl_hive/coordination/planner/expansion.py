@@ -208,7 +208,7 @@ def register(ctx: Context, reports: Reports) -> Expansion:
     for kind, handler in ((PEER_AVAILABLE, exp.on_peer_available), (NOMINATE, exp.on_nominate),
                           (ELECT, exp.on_elect), (DECLINE, exp.on_decline)):
         ctx.ingress.register(kind.msg_type, handler)
-    ctx.members.on_change(lambda node, old, new, event: exp.forget(node) if new is None else None)
+    ctx.members.on_leave(exp.forget)
     return exp
 
 

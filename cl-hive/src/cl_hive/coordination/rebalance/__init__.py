@@ -38,7 +38,7 @@ def register(ctx: Context, reports: Reports, intents: IntentLocks, graphs: Graph
                     "rebalance's outcome is reported first", opt_type="int")
     ctx.ingress.register(MessageType.LIQUIDITY_SNAPSHOT, liquidity.on_snapshot)
     ctx.ingress.register(MessageType.LIQUIDITY_NEED, liquidity.on_need)
-    ctx.members.on_change(lambda node, old, new, event: liquidity.forget(node) if new is None else None)
+    ctx.members.on_leave(liquidity.forget)
 
     @hive.on_init
     def _start() -> None:

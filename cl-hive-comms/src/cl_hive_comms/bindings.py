@@ -40,7 +40,6 @@ D_PREFIX = "hive-nostr-binding/"
 CACHE_TTL = 600.0         # a verified binding is re-checked against the relays after this long
 NEGATIVE_TTL = 60.0       # "this key is bound to no node" is remembered this long
 MAX_CONTENT = 1024
-_NODE_ID = re.compile(r"0[23][0-9a-f]{64}")
 _XONLY = re.compile(r"[0-9a-f]{64}")
 
 
@@ -92,7 +91,7 @@ def _verify(event: Event) -> Binding:
     node_id, pubkey, created, zbase = data["node_id"], data["nostr_pubkey"], data["created"], data["zbase"]
     if data["v"] != 1 or type(data["v"]) is not int:
         raise InboundRejected("bad_binding", "version")
-    if not (isinstance(node_id, str) and _NODE_ID.fullmatch(node_id)):
+    if not identity.is_node_id(node_id):
         raise InboundRejected("bad_binding", "node_id")
     if not (isinstance(pubkey, str) and _XONLY.fullmatch(pubkey)) or pubkey != event.author().to_hex():
         raise InboundRejected("bad_binding", "nostr_pubkey is not the event's author")

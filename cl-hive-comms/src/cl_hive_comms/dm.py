@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from libhive.errors import quote
+from libhive.identity import is_node_id  # noqa: F401  (dm.is_node_id: a recipient that is a node id)
 from libhive.lazy import lazy_import
 
 from .transport_errors import BadRecipient, InboundRejected, PayloadTooLarge
@@ -58,7 +59,6 @@ MAX_PAYLOAD_BYTES = 30_000    # what fits a rumour -> seal -> wrap chain under N
 MAX_TEXT_BYTES = 30_000
 
 _XONLY = re.compile(r"[0-9a-f]{64}")
-_NODE_ID = re.compile(r"0[23][0-9a-f]{64}")
 _RUMOR_FIELDS = {"pubkey", "created_at", "kind", "tags", "content"}
 
 
@@ -88,10 +88,6 @@ def parse_pubkey(recipient: str) -> PublicKey:
         except Exception:
             pass
     raise BadRecipient(f"not a Nostr public key (npub1... or 64 lowercase hex): {quote(recipient)}")
-
-
-def is_node_id(value: str) -> bool:
-    return isinstance(value, str) and _NODE_ID.fullmatch(value) is not None
 
 
 # ---- outbound ------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from libhive.contracts import NODE_ID
 from libhive.models import Field
 
 from libhive.bootstrap import HivePlugin
@@ -28,7 +29,6 @@ from libhive.rpcparams import ActionParams, InvalidParams, Params, one_message_o
 from .service import NostrService, service_of
 from .transport_errors import BindingUnavailable, NotReady
 
-NODE_ID = r"^0[23][0-9a-f]{64}$"
 
 
 class IdentityParams(ActionParams):

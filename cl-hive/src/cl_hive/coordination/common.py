@@ -12,6 +12,7 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Callable
 
+from libhive.contracts import NODE_ID
 from libhive.models import Field
 
 from libhive.errors import HiveError
@@ -19,7 +20,6 @@ from libhive.rpcparams import Params, validate
 
 from ..governance.common import int_option
 
-NODE_ID = r"^0[23][0-9a-f]{64}$"
 SCID = r"^\d{1,8}x\d{1,8}x\d{1,5}$"
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from libhive.contracts import NODE_ID
 from libhive.models import Field
 
 from libhive.rpcparams import Params, validate
@@ -30,7 +31,6 @@ from .presence import WINDOW_DAYS, Presence
 FREE_RIDER_DAYS = 7
 WARN_RATIO = 0.5
 BAN_RATIO = 0.4
-NODE_ID = r"^0[23][0-9a-f]{64}$"
 
 
 class ContributionParams(Params):

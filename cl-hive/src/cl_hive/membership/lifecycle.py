@@ -16,6 +16,7 @@ import secrets
 import time
 from typing import Any, Callable
 
+from libhive.contracts import NODE_ID
 from libhive.rpcparams import Params, validate
 from libhive.wire import MessageType
 from libhive.models import Field
@@ -26,7 +27,6 @@ from ..protocol.ingress import Inbound, Reject
 from . import fleet_mode
 from .credentials import CredentialTiers
 
-NODE_ID = r"^0[23][0-9a-f]{64}$"
 REQUEST_ID = re.compile(r"^[0-9a-f]{8,64}$")
 VOUCH_TTL = 7 * 86400
 BAN_TTL = 7 * 86400

@@ -16,10 +16,11 @@ import json
 import re
 from typing import Any
 
+from libhive import contracts
 from libhive.wire import canonical_json
 
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
-NODE_ID = re.compile(r"^0[23][0-9a-f]{64}$")
+NODE_ID = re.compile(contracts.NODE_ID)
 MAX_TICKET_CHARS = 10 * 1024
 TICKET_FIELDS = ("admin_pubkey", "hive_id", "requirements", "issued_at", "expires_at", "initial_tier")
 

@@ -42,12 +42,12 @@ def test_peer_connected_both_sides_chained(pair, transcript):
     assert shape(a.rpc.listpeers()) == shape(transcript.call("listpeers")["response"]["result"])
     assert shape(b.rpc.connect(a.id, "127.0.0.1", a.port)) == \
         shape(transcript.call("connect")["response"]["result"])               # already connected: same answer
-    # the hook comes first; then the connect notification and the unprompted peer_storage custommsg (in the
-    # transcript these two race)
+    # the hook comes before the connect notification; the unprompted peer_storage custommsg races both (on
+    # lightningd it can reach a plugin before that plugin's hook call: chanbackup's hook, earlier in the chain,
+    # sends the node's own storage while the peer's is delivered)
     for node, other in ((a, b), (b, a)):
         for plugin in ("rec1.py", "rec2.py"):
-            methods = [f["method"] for f in node.frames(plugin) if f.get("method") in
-                       ("peer_connected", "connect", "custommsg")]
+            methods = [f["method"] for f in node.frames(plugin) if f.get("method") in ("peer_connected", "connect")]
             assert methods[0] == "peer_connected" and "connect" in methods
             storage = wait_for(lambda: custommsgs(node, plugin, "0007"), what="peer_storage")[0]
             assert storage["peer_id"] == other.id
@@ -72,6 +72,16 @@ def methods_seen(node, plugin, since=0):
                                                                                      "disconnect")]
 
 
+def accepting_side_told(node, plugin, since=0) -> None:
+    """The side whose hooks accepted may still be running its chain when the other side drops the link. On
+    lightningd its plugins then get their hook calls after the 'disconnect' notification, or with none at all; a
+    plugin that was told 'connect' is told 'disconnect' after it."""
+    seen = methods_seen(node, plugin, since)
+    if "connect" in seen:
+        assert seen.index("peer_connected") < seen.index("connect")
+        wait_for(lambda: methods_seen(node, plugin, since)[-1] == "disconnect", what=f"{plugin} told it went down")
+
+
 def refused(connect) -> None:
     """A refused connection: the dialer's `connect` fails, except that when only the listener refused, lightningd
     may answer it before the listener's disconnect arrives."""
@@ -83,8 +93,8 @@ def refused(connect) -> None:
 
 def test_peer_connected_disconnect_refuses_and_stops_the_chain(make_node, plugins):
     """The transport is up before the hooks decide: the refusing side's chain stops at the plugin that refused and
-    it never sees 'connect'; both sides still get each other's peer storage and a 'disconnect'; the side whose hooks
-    accepted may see 'connect' before it."""
+    it never sees 'connect'; both sides get a 'disconnect' (the peer's storage may arrive first: on lightningd it races
+    the disconnect, so it is not asserted); the side whose hooks accepted may see 'connect' before it."""
     a = make_node([(plugins["rec1.py"], {}), (plugins["rec2.py"], {})], allow_warning=True)
     b = make_node([(plugins["rec1.py"], {}), (plugins["rec2.py"], {})], allow_warning=True)
     b.rpc.call("rec1-set", {"peer_connected": "disconnect", "error_message": "go away"})
@@ -93,10 +103,9 @@ def test_peer_connected_disconnect_refuses_and_stops_the_chain(make_node, plugin
     for node in (a, b):
         for plugin in ("rec1.py", "rec2.py"):
             node.wait_frames(plugin, "disconnect")
-            assert custommsgs(node, plugin, "0007")                 # the peer's storage arrived all the same
     assert methods_seen(b, "rec1.py") == ["peer_connected", "disconnect"]
     assert methods_seen(b, "rec2.py") == ["disconnect"]              # the chain stopped at rec1: no hook, no connect
-    assert methods_seen(a, "rec1.py")[0] == "peer_connected" and methods_seen(a, "rec1.py")[-1] == "disconnect"
+    accepting_side_told(a, "rec1.py")
     # the other direction: the dialer's own hook refuses
     a_before, b_before = len(a.frames("rec2.py")), len(b.frames("rec1.py"))
     b.rpc.call("rec1-set", {"peer_connected": "continue"})
@@ -107,8 +116,7 @@ def test_peer_connected_disconnect_refuses_and_stops_the_chain(make_node, plugin
     wait_for(lambda: a.peers() == set() and b.peers() == set(), what="no connection either side")
     wait_for(lambda: "disconnect" in methods_seen(a, "rec2.py", a_before), what="a's rec2 told")
     assert methods_seen(a, "rec2.py", a_before) == ["disconnect"]
-    wait_for(lambda: methods_seen(b, "rec1.py", b_before)[-1:] == ["disconnect"], what="b told")
-    assert methods_seen(b, "rec1.py", b_before)[0] == "peer_connected"
+    accepting_side_told(b, "rec1.py", b_before)
 
 
 def test_custommsg_delivery_chained_to_both_plugins(pair, transcript):

@@ -8,6 +8,7 @@ import pytest
 from coordination_testkit import Lightning, attach
 from fleet_testkit import form_hive
 
+from cl_hive.coordination import warnings as warnings_module
 from cl_hive.coordination.common import RateLimited
 from cl_hive.coordination.warnings import (MAX_PER_REPORTER, NEW_PER_HOUR, REPUTATION, BroadcastWarning,
                                            ChannelDefense, DefenseQuery)
@@ -56,13 +57,14 @@ def test_a_warning_reaches_every_member_and_one_reporter_is_not_a_quorum(net, fl
     assert chan["under_defense"] and chan["defensive_fee_ppm"] == 1100 and chan["active_warnings"] == 2
 
 
-def test_warnings_expire(net, fleet):
+def test_warnings_expire(net, fleet, monkeypatch):
     (a, b, c, _), _ = fleet
-    a.hive.options["hive-warning-ttl-seconds"] = 1
+    a.hive.options["hive-warning-ttl-seconds"] = 60
     a.warnings.broadcast(BroadcastWarning(peer_id=X, severity=0.5))
     net.pump()
     assert status(b)["warning_count"] == 1
-    time.sleep(1.1)
+    later = int(time.time()) + 61                   # the clock moves past the warning's ttl (no sleep: load-proof)
+    monkeypatch.setattr(warnings_module, "now", lambda: later)
     assert status(b)["warning_count"] == 0 and status(a)["peer_threat"]["is_threat"] is False
     assert b.warnings.purge() == 1
 

@@ -17,6 +17,7 @@ from cl_hive.governance.common import (
     NoExecutor,
     PeerUnreachable,
 )
+from cl_hive.protocol.context import NotAllowed
 from governance_testkit import ME, OTHER, PEER, make_setup
 from libhive.rpcparams import InvalidParams
 
@@ -243,6 +244,28 @@ def test_approve_all_and_reject_all(s):
     out = s.gov.reject_all("cleanup", "rpc")
     assert out["rejected_count"] == 2 and {r["action_id"] for r in out["rejected"]} == {r1["id"], r2["id"]}
     assert s.gov.approve_all("rpc")["status"] == "no_actions"
+
+
+def test_a_neophyte_decides_its_own_settlement_payment_and_nothing_else(tmp_path):
+    """A neophyte's operator approves or rejects, one by one, only actions that commit this node's own share (its
+    settlement payment); everything else, and "all", stays with members (2001)."""
+    s = make_setup(tmp_path, member=False)
+    s.members.add(ME, "neophyte", via="test")
+    s.gov.register_executor("own_share", lambda a, amt: {"paid": True}, own_obligation=True)
+    s.ln.connected.add(PEER)
+    share, other = s.gov.propose("own_share", {}, "", source="t"), open_action(s)
+    s.gov.require_decider(s.members, share["id"], "approve")                    # allowed: no error
+    for target in (other["id"], "all"):
+        with pytest.raises(NotAllowed) as err:
+            s.gov.require_decider(s.members, target, "approve")
+        assert err.value.code == 2001 and "this node is neophyte" in err.value.message
+    with pytest.raises(ActionNotFound):
+        s.gov.require_decider(s.members, 999, "reject")
+    s.members.remove(ME)
+    with pytest.raises(NotAllowed) as err:                                      # out of the hive: nothing at all
+        s.gov.require_decider(s.members, share["id"], "approve")
+    assert "not in a hive" in err.value.message
+    s.db.close()
 
 
 def expire_now(s, action_id):

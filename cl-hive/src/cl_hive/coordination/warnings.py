@@ -146,7 +146,7 @@ class Warnings:
 
     # ---- sending ------------------------------------------------------------------------------------
     def broadcast(self, p: BroadcastWarning) -> dict[str, Any]:
-        self.ctx.require_member("warn the fleet about a peer")
+        self.ctx.members.require_member("warn the fleet about a peer")
         if p.peer_id == self.ctx.me or self.ctx.members.is_in_hive(p.peer_id):
             raise BadState("warnings are about outside peers, not hive nodes")
         held = self.db.query("SELECT 1 FROM hive_peer_warnings WHERE peer_id = ? AND reporter = ? AND expires_at > ?",

@@ -89,7 +89,7 @@ class Contribution:
         flagged = [r for r in rows if r["free_rider"]]
         proposed = []
         if p.propose_ban:
-            self.ctx.require_member("propose bans")
+            self.ctx.members.require_member("propose bans")
             open_targets = {b["target"] for b in self.membership.ban_proposals() if b["status"] == "open"}
             for r in flagged:
                 if r["free_rider"] == "ban_candidate" and r["peer_id"] not in open_targets:

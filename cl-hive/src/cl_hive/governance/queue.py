@@ -63,6 +63,7 @@ class ActionType:
     cost_sats: Callable[[dict[str, Any]], int] | None = None   # spend, for the failsafe budget check
     on_discard: Callable[[dict[str, Any]], None] | None = None  # after reject / expiry (abort an intent, ...)
     accepts_amount: bool = False                        # hive-approve-action's amount_sats applies
+    own_obligation: bool = False                        # commits only this node's own share as a participant
 
 
 @dataclass(frozen=True)
@@ -97,13 +98,15 @@ class Governance:
     def register_executor(self, action_type: str, executor: Executor, validator: Validator | None = None, *,
                           safety: bool = False, cost_sats: Callable[[dict[str, Any]], int] | None = None,
                           on_discard: Callable[[dict[str, Any]], None] | None = None,
-                          accepts_amount: bool = False, replace: bool = False) -> ActionType:
+                          accepts_amount: bool = False, own_obligation: bool = False,
+                          replace: bool = False) -> ActionType:
         """Register how ``action_type`` is validated and executed.  A second registration for the same type
         needs ``replace=True`` (e.g. the intent module wrapping the built-in ``channel_open``; get the current
         one with ``executor()`` to call it from the wrapper)."""
         if action_type in self._types and not replace:
             raise ValueError(f"an executor for {action_type!r} is already registered")
-        atype = ActionType(action_type, executor, validator, safety, cost_sats, on_discard, accepts_amount)
+        atype = ActionType(action_type, executor, validator, safety, cost_sats, on_discard, accepts_amount,
+                           own_obligation)
         self._types[action_type] = atype
         return atype
 
@@ -186,6 +189,16 @@ class Governance:
             except RuntimeError:      # the worker pool is shutting down: the action simply waits
                 pass
         return action
+
+    def require_decider(self, members: Any, target: int | str, verb: str) -> None:
+        """Members decide every action.  A neophyte's operator decides, one by one, the actions that commit nothing
+        but this node's own share as a participant (its settlement payment): in advisor mode nobody else can, and
+        without it a neophyte never pays what the plan it voted for asks of it."""
+        if members.our_tier() == "neophyte" and target != "all":
+            atype = self._types.get(self.get(int(target))["action_type"])
+            if atype is not None and atype.own_obligation:
+                return
+        members.require_member(f"{verb} governance actions" if target != "all" else f"{verb} all pending actions")
 
     def get(self, action_id: int) -> dict[str, Any]:
         rows = self._db().query("SELECT * FROM hive_pending_actions WHERE id = ?", (action_id,))
@@ -449,13 +462,6 @@ def action_target(value: int | str) -> int | str:
     raise InvalidParams(f"invalid parameters: action_id: must be a positive integer or \"all\" (got {quote(value)})")
 
 
-def require_member(members: Any, what: str) -> None:
-    from ..protocol.context import NotAllowed      # the lead's permission error (2001), shared by every module
-    tier = members.our_tier()
-    if tier != "member":
-        raise NotAllowed(f"only a hive member may {what} (this node is {tier or 'not in a hive'})")
-
-
 def register(hive: Any, members: Any, audit: AuditLog, budget: Budget) -> Governance:
     hive.add_option("governance-mode", "advisor", "advisor: every action waits for hive-approve-action; failsafe: "
                     "safety actions execute by themselves within limits")
@@ -525,12 +531,13 @@ def register(hive: Any, members: Any, audit: AuditLog, budget: Budget) -> Govern
 
     # action_id is required: acting on every pending action must be asked for with "all" (issue 10, finding 5)
     @hive.method("hive-approve-action", "Approve and execute a pending action: action_id (an id, or \"all\" for "
-                                        "every pending action) [amount_sats] (members only).")
+                                        "every pending action) [amount_sats] (members; a neophyte only its own "
+                                        "settlement payment).")
     def hive_approve_action(action_id: int | str, amount_sats: int | None = None) -> dict[str, Any]:
         p = validate(ApproveParams, action_id=action_id, amount_sats=amount_sats)
         target = action_target(p.action_id)
         config()
-        require_member(members, "approve governance actions")
+        gov.require_decider(members, target, "approve")
         if target == "all":
             if p.amount_sats is not None:
                 raise InvalidParams("invalid parameters: amount_sats applies to a single action, not \"all\"")
@@ -538,12 +545,12 @@ def register(hive: Any, members: Any, audit: AuditLog, budget: Budget) -> Govern
         return gov.approve(target, p.amount_sats, "rpc:hive-approve-action")
 
     @hive.method("hive-reject-action", "Reject a pending action: action_id (an id, or \"all\" for every pending "
-                                       "action) [reason] (members only).")
+                                       "action) [reason] (members; a neophyte only its own settlement payment).")
     def hive_reject_action(action_id: int | str, reason: str | None = None) -> dict[str, Any]:
         p = validate(RejectParams, action_id=action_id, reason=reason)
         target = action_target(p.action_id)
         config()
-        require_member(members, "reject governance actions")
+        gov.require_decider(members, target, "reject")
         if target == "all":
             return gov.reject_all(p.reason, "rpc:hive-reject-action")
         return gov.reject(target, p.reason, "rpc:hive-reject-action")
@@ -553,10 +560,10 @@ def register(hive: Any, members: Any, audit: AuditLog, budget: Budget) -> Govern
     def hive_set_mode(mode: str) -> dict[str, Any]:
         p = validate(ModeParams, mode=mode)
         config()
-        require_member(members, "change the governance mode")
+        members.require_member("change the governance mode")
         return gov.set_mode(p.mode, "rpc:hive-set-mode")
 
     return gov
 
 
-__all__ = ["ActionType", "Governance", "GovernanceConfig", "register", "require_member"]
+__all__ = ["ActionType", "Governance", "GovernanceConfig", "register"]

@@ -189,7 +189,7 @@ class IntentLocks:
                  lifetime: int | None = None, context: dict[str, Any] | None = None) -> dict[str, Any]:
         """Store a pending intent of a registered type and send INTENT to every reachable hive node.  Refused while
         another node's live intent for the same type and target is known, or one of ours is pending."""
-        self.ctx.require_member("announce an intent")
+        self.ctx.members.require_member("announce an intent")
         if intent_type not in self._types:
             raise BadState(f"intents of type {intent_type} are not run by this node")
         if target == self.ctx.me:

@@ -92,7 +92,7 @@ class Handshake:
 
     def invite(self, valid_hours: int | None = None, max_uses: int | None = None) -> dict[str, Any]:
         p = validate(InviteParams, valid_hours=valid_hours, max_uses=max_uses)
-        self.ctx.require_member("issue invitations")
+        self.ctx.members.require_member("issue invitations")
         # Tickets have the monolith's fields only, and signatures are deterministic: two tickets issued in the
         # same second would be identical, so each gets its own issue second.
         last = self.ctx.hive.db.query("SELECT MAX(issued_at) AS t FROM hive_invites")[0]["t"] or 0

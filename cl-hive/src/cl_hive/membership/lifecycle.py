@@ -132,7 +132,7 @@ class Membership:
 
     def vouch(self, peer_id: str) -> dict[str, Any]:
         target = validate(PeerParams, peer_id=peer_id).peer_id
-        self.ctx.require_member("vouch")
+        self.ctx.members.require_member("vouch")
         if self.ctx.members.tier(target) != "neophyte":
             raise BadState(f"{target} is not a neophyte of this hive")
         rows = self.ctx.hive.db.query("SELECT request_id FROM hive_promotion_requests WHERE target = ? AND "
@@ -244,7 +244,7 @@ class Membership:
     # ---- bans -------------------------------------------------------------------------------------
     def propose_ban(self, peer_id: str, reason: str) -> dict[str, Any]:
         p = validate(BanParams, peer_id=peer_id, reason=reason)
-        self.ctx.require_member("propose a ban")
+        self.ctx.members.require_member("propose a ban")
         if p.peer_id == self.ctx.me or not self.ctx.members.is_in_hive(p.peer_id):
             raise BadState(f"{p.peer_id} is not another node of this hive")
         ts, pid = int(time.time()), secrets.token_hex(16)
@@ -286,7 +286,7 @@ class Membership:
 
     def vote_ban(self, proposal_id: str, vote: str) -> dict[str, Any]:
         p = validate(VoteParams, proposal_id=proposal_id, vote=vote)
-        self.ctx.require_member("vote on a ban")
+        self.ctx.members.require_member("vote on a ban")
         prop = self._proposal(p.proposal_id)
         if prop is None or prop["status"] != "open":
             raise BadState(f"no open ban proposal {p.proposal_id}")

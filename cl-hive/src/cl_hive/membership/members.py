@@ -61,6 +61,13 @@ class MemberStore:
         me = self._our_id()
         return self.tier(me) if me else None
 
+    def require_member(self, what: str) -> None:
+        """Refuse (2001) unless this node is a full member: ``what`` says what was asked ("issue invitations")."""
+        from ..protocol.context import NotAllowed      # the permission error every capability answers with
+        tier = self.our_tier()
+        if tier != "member":
+            raise NotAllowed(f"only a hive member may {what} (this node is {tier or 'not in a hive'})")
+
     def bans(self) -> list[dict[str, Any]]:
         return self.db.query("SELECT * FROM hive_bans ORDER BY banned_at")
 

@@ -76,11 +76,6 @@ class Context:
     def hive_id(self) -> str | None:
         return self.meta("hive_id")
 
-    def require_member(self, what: str) -> None:
-        if self.members.our_tier() != "member":
-            raise NotAllowed(f"only a hive member may {what} (this node is "
-                             f"{self.members.our_tier() or 'not in a hive'})")
-
     def sign(self, message: str) -> str:
         return self.signer.sign(message)
 

@@ -396,7 +396,7 @@ def register(ctx: Context, economics: Economics, offers: Offers, proposals: Prop
         payments.method = "xpay" if str(hive.option("settlement-pay-method")).strip() == "xpay" else "pay"
 
     proposals.ready_hooks.append(ex.on_ready)
-    governance.queue.register_executor(ACTION, ex.execute, ex.validate, safety=True,
+    governance.queue.register_executor(ACTION, ex.execute, ex.validate, safety=True, own_obligation=True,
                                        cost_sats=lambda p: int(p.get("amount_sats", 0)), on_discard=ex.on_discard)
     ctx.ingress.register(MessageType.SETTLEMENT_EXECUTED, ex.on_executed)
     return ex

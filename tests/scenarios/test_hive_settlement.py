@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
 from pyln.client import RpcError
 
 from hive_devnet.fleet import wait_for
@@ -29,10 +30,10 @@ from .settlement_kit import (
 
 
 def test_four_members_settle_a_week_and_every_balance_moves_by_the_plan(fleet):
-    """a-b-c-d-a: a pays c through b and b pays d through c, so b and c earn fees; the week ends; b (advisor mode)
-    pays only once its operator approves the pending action; every balance then moves by exactly the plan."""
+    """a-b-c-d-a: a pays c through b and b pays d through c, so b and c earn fees; the week ends; b (a neophyte,
+    advisor mode) pays only once its operator approves the pending action; every balance then moves by exactly the
+    plan."""
     a, b, c, d = form(fleet, "abcd", options={"b": {"hive-governance-mode": "advisor"}})
-    promote(b, a)                                       # approving governance actions is for members
     for _ in range(3):
         route(a, c, 300_000_000)                        # through b: b earns 1 % = 3,000 sat each time
     route(b, d, 100_000_000)                            # through c: c earns 1,000 sat
@@ -55,6 +56,11 @@ def test_four_members_settle_a_week_and_every_balance_moves_by_the_plan(fleet):
     assert action["payload"]["period"] == week and action["payload"]["amount_sats"] == sum(plan.values())
     assert period_status(a, week) != "settled"
     before, since = {n.name: channel_balance_msat(n) for n in (a, b, c, d)}, time.time() - 1
+    # a neophyte decides its own settlement payment, by id; every other decision is for members
+    assert b.rpc.call("hive-status")["hive"]["tier"] == "neophyte"
+    with pytest.raises(RpcError) as refused:
+        b.rpc.call("hive-approve-action", {"action_id": "all"})
+    assert refused.value.error["code"] == 2001 and "neophyte" in refused.value.error["message"]
     result = b.rpc.call("hive-approve-action", {"action_id": action["id"]})
     assert result["status"] == "executed" and result["complete"] is True, json.dumps(result)
     settled([a, b, c, d], week)
@@ -76,6 +82,7 @@ def test_four_members_settle_a_week_and_every_balance_moves_by_the_plan(fleet):
     # hive-status carries real figures; c took b's routing (a -> b -> c) and returned none: a free rider at b
     membership = b.rpc.call("hive-status")["membership"]
     assert 0 < membership["uptime_pct"] <= 100 and membership["contribution_ratio"] > 0
+    promote(b, a)                                       # proposing a ban is for members
     riders = b.rpc.call("hive-free-riders", {})
     assert [(r["peer_id"], r["free_rider"]) for r in riders["free_riders"]] == [(c.node_id, "ban_candidate")]
     proposed = b.rpc.call("hive-free-riders", {"propose_ban": True})["ban_proposals"]

@@ -36,12 +36,35 @@ def fleet4(net):
 def test_setting(net):
     node = net.add("x")
     assert fleet_mode.current(node.ctx).describe() == {
-        "mode": "strict", "setting": "auto", "reason": "auto: this node was not migrated from a monolith"}
+        "mode": "strict", "setting": "auto",
+        "reason": "auto: this node was neither migrated from a monolith nor admitted by one"}
     node.ctx.set_meta(fleet_mode.MIGRATED_KEY, "2026-01-01 from /x/cl_hive.db")
     assert fleet_mode.current(node.ctx).mixed
     for value, mixed in (("off", False), ("on", True), ("false", False), ("bogus", False)):
         node.hive.options["hive-mixed-fleet"] = value
         assert fleet_mode.current(node.ctx).mixed is mixed, value
+
+
+def test_admitted_by_a_monolith_member_auto_turns_mixed_and_no_later_member_can_do_that(net):
+    """auto: the roster of the member whose ticket we used, in the handshake window, without an admission
+    certificate for us (a split member always signs one first) means a monolith admitted us: mixed.  The same
+    roster from any other member later changes nothing."""
+    a, m, other = net.add("a"), net.add("m"), net.add("o")
+    form_hive([m, other])
+    a.ctx.set_meta("hive_id", m.ctx.hive_id)
+    a.ctx.members.add(m.node_id, "member", via="welcome")
+    a.ctx.members.add(other.node_id, "member", via="test")
+    a.ctx.members.add(a.node_id, "neophyte", via=f"joined:{m.node_id}")
+    listed = [monolith_entry(a.node_id, "neophyte"), monolith_entry(NEWCOMER, "neophyte")]
+    a.deliver(MessageType.FULL_SYNC, full_sync(other, [], listed), from_peer=other.node_id)   # not our admitter
+    assert fleet_mode.current(a.ctx).mixed is False and NEWCOMER not in roster(a)
+    assert a.fleet.status()["anti_entropy"]["counters"]["roster_unproven"] == 1
+    a.ctx.trusted_roster_from[m.node_id] = time.time() + 600
+    a.deliver(MessageType.FULL_SYNC, full_sync(m, [], listed), from_peer=m.node_id)
+    mode = fleet_mode.current(a.ctx).describe()
+    assert mode["mode"] == "mixed" and f"joined its hive through a monolith member ({m.node_id} at " in mode["reason"]
+    a.hive.options["hive-mixed-fleet"] = "off"                 # the operator's word still wins
+    assert fleet_mode.current(a.ctx).mixed is False
 
 
 def test_strict_takes_no_uncertified_admission(net):

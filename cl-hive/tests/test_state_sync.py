@@ -6,6 +6,7 @@ import time
 import pytest
 from fleet_testkit import entry_from, form_hive, full_sync, signed_gossip
 
+from cl_hive.membership import fleet_mode
 from cl_hive.protocol import formats
 from cl_hive.protocol.ingress import Reject
 from cl_hive.state.gossip import read_snapshot
@@ -212,6 +213,7 @@ def test_admission_is_announced_with_the_signed_certificate(net):
     assert b.ctx.members.tier(n.node_id) == "neophyte"
     assert n.ctx.members.tier(b.node_id) == "member"
     assert n.state_of(b).origin_signed() and n.state_of(a).origin_signed()
+    assert fleet_mode.current(n.ctx).mixed is False          # a split admitter certified us: we stay strict
 
 
 def test_large_views_are_split_into_messages_that_fit(net):

@@ -88,6 +88,9 @@ def test_monolith_and_cl_hive_members_settle_a_week_together(real_fleet, monolit
         wait_for(lambda s=s: {m["node_id"] for m in s.rpc.call("hive-members")["members"]} == everyone,
                  timeout=120, what=f"{s.name} knows all five members")
     wait_for(lambda: len(m1.rpc.call("hive-members").get("members", [])) == 5, timeout=60, what="m1 roster")
+    for s in split:                    # no hive-mixed-fleet option: auto saw that a monolith member admitted it
+        mode = s.rpc.call("hive-status")["hive"]["fleet_mode"]
+        assert mode["mode"] == "mixed" and m1.node_id in mode["reason"], mode
 
     # offers: ours to everyone, the monolith members' broadcast with their own RPC
     for s in split:

@@ -1,10 +1,14 @@
 """Strict or mixed: whether this node takes part in a fleet that still has upstream monolith nodes.
 
-``hive-mixed-fleet`` = ``auto`` (default) | ``on`` | ``off``.  ``auto`` is mixed exactly when this node's
-database was migrated from a monolith (``cl-hive-migrate`` records it in ``hive_meta``): the rollout of a
-monolith fleet moves nodes with that tool one at a time, and each moved node must keep working beside the
-monolith nodes that are left; a fleet started on the split is strict from its first node.  ``on`` is for a split
-node that joins a monolith fleet without a migration; ``off`` is the last step of a rollout (no monolith left).
+``hive-mixed-fleet`` = ``auto`` (default) | ``on`` | ``off``.  ``auto`` is mixed when this node's database was
+migrated from a monolith (``cl-hive-migrate`` records it in ``hive_meta``): the rollout of a monolith fleet moves
+nodes with that tool one at a time, and each moved node must keep working beside the monolith nodes that are
+left.  ``auto`` is also mixed when this node joined its hive through a monolith member: the member whose ticket
+we used sent us its roster without an admission certificate for us, which a split member always signs before it
+sends that roster (``note_monolith_admitter``).  Only that member, in the handshake window, can set this: no
+later member can move a strict node to the laxer mode.  A fleet started on the split is strict from its first
+node.  ``on`` forces mixed (a split node joining a fleet through a split member while monolith nodes remain);
+``off`` is the last step of a rollout (no monolith left).
 
 What mixed mode accepts that strict mode refuses (docs/protocol.md §6.1 has the full trust model):
 
@@ -20,11 +24,13 @@ one node never taken from another, quorums from our own roster.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
 SETTINGS = ("auto", "on", "off")
 MIGRATED_KEY = "migrated_from_monolith"      # hive_meta: set by cl-hive-migrate, value = when / from what
+JOINED_KEY = "joined_through_monolith"       # hive_meta: the monolith member that admitted us, and when
 
 
 @dataclass(frozen=True)
@@ -50,10 +56,24 @@ def current(ctx: Any) -> FleetMode:
         return FleetMode(True, setting, "hive-mixed-fleet=on")
     if setting == "off":
         return FleetMode(False, setting, "hive-mixed-fleet=off")
-    migrated = ctx.meta(MIGRATED_KEY) if ctx.hive.db is not None else None
+    if ctx.hive.db is None:
+        return FleetMode(False, setting, "auto: not started yet")
+    migrated = ctx.meta(MIGRATED_KEY)
     if migrated:
         return FleetMode(True, setting, f"auto: this node was migrated from a monolith ({migrated})")
-    return FleetMode(False, setting, "auto: this node was not migrated from a monolith")
+    joined = ctx.meta(JOINED_KEY)
+    if joined:
+        return FleetMode(True, setting, f"auto: this node joined its hive through a monolith member ({joined})")
+    return FleetMode(False, setting, "auto: this node was neither migrated from a monolith nor admitted by one")
+
+
+def note_monolith_admitter(ctx: Any, admitter: str, our_entry: Any) -> bool:
+    """Called with the roster of the member that just admitted us (trusted, handshake window): no admission
+    certificate on our own entry means the admitter is a monolith node.  Recorded once; True when recorded."""
+    if not isinstance(our_entry, dict) or "admission" in our_entry or ctx.meta(JOINED_KEY):
+        return False
+    ctx.set_meta(JOINED_KEY, f"{admitter} at {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}")
+    return True
 
 
 def is_mixed(ctx: Any) -> bool:
@@ -62,4 +82,4 @@ def is_mixed(ctx: Any) -> bool:
 
 def register_option(hive: Any) -> None:
     hive.add_option("mixed-fleet", "auto", "Take part in a fleet that still has upstream monolith nodes: auto (on "
-                    "when this node was migrated from a monolith), on, off (strict)")
+                    "when this node was migrated from a monolith or admitted by one), on, off (strict)")

@@ -11,6 +11,7 @@ and, from a quorum of members, for promotions; see ``merge_roster``.
 """
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 import time
@@ -27,6 +28,7 @@ from ..protocol.ingress import Inbound, Reject
 from . import fleet_mode
 from .credentials import CredentialTiers
 
+log = logging.getLogger("cl-hive")
 REQUEST_ID = re.compile(r"^[0-9a-f]{8,64}$")
 VOUCH_TTL = 7 * 86400
 BAN_TTL = 7 * 86400
@@ -65,6 +67,7 @@ def msg_id(msg_type: int, payload: dict[str, Any]) -> str:
 class Membership:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
+        self._told_unproven: set[str] = set()      # members whose unproven roster entries we warned about
 
     # ---- shared -----------------------------------------------------------------------------------
     def _accept(self, msg: Inbound, sender: str, apply: Callable[[], Any]) -> bool:
@@ -384,9 +387,13 @@ class Membership:
         Mixed fleet (monolith entries carry no proofs): a new node listed by a *member* here is admitted as a
         neophyte (whatever tier the entry says), within hive-max-members; a neophyte listed as a member is
         promoted once a quorum of our members have each listed it so (``hive_tier_claims``)."""
-        added = promoted = 0
+        added = promoted = unproven = 0
         if not isinstance(entries, list):
-            return {"added": 0, "promoted": 0}
+            return {"added": 0, "promoted": 0, "unproven": 0}
+        if trusted and fleet_mode.note_monolith_admitter(
+                self.ctx, sender, next((e for e in entries if isinstance(e, dict) and e.get("peer_id") == self.ctx.me),
+                                       None)):
+            log.info("admitted by monolith member %s: mixed-fleet mode (hive-mixed-fleet=auto)", sender)
         mixed = fleet_mode.is_mixed(self.ctx) and self.ctx.members.is_member(sender)
         for e in entries[:1000]:
             if not isinstance(e, dict) or not isinstance(e.get("peer_id"), str):
@@ -404,10 +411,17 @@ class Membership:
             elif current is None and mixed and node != sender and self._room():
                 if self.ctx.members.add(node, "neophyte", via=f"monolith-sync:{sender}"):
                     added, current = added + 1, "neophyte"
+            elif current is None:
+                unproven += 1                        # strict: listed without a proof we can check
             if current == "neophyte" and tier == "member":
                 if self._vouches_ok(node, e.get("vouches")) or (mixed and self._claims_quorum(node, sender)):
                     promoted += self.ctx.members.promote(node)
-        return {"added": added, "promoted": promoted}
+        if unproven and sender not in self._told_unproven and self.ctx.members.is_member(sender):
+            self._told_unproven.add(sender)
+            log.warning("member %s lists %d node(s) without an admission proof; strict mode skips them. If monolith "
+                        "nodes are in this fleet, set hive-mixed-fleet=on (docs/rollout.md, section 2)", sender,
+                        unproven)
+        return {"added": added, "promoted": promoted, "unproven": unproven}
 
     def _room(self) -> bool:
         limit = int(self.ctx.hive.option("max-members") or 0)

@@ -198,6 +198,7 @@ class AntiEntropy:
             merged = self.membership.merge_roster(sender, members, trusted=expiry is not None and expiry > time.time())
             self.stats["roster_added"] += merged.get("added", 0)
             self.stats["roster_promoted"] += merged.get("promoted", 0)
+            self.stats["roster_unproven"] += merged.get("unproven", 0)
         for entry in states:
             self.stats[f"sync_state_{self._merge_entry(sender, entry)}"] += 1
 

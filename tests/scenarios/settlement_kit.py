@@ -88,11 +88,16 @@ def end_week(nodes) -> str:
     """Move every node's hive clock just past the end of the current week (+ the closing delay); returns the
     week that just ended."""
     clock = nodes[0].rpc.call("hive-dev-clock", {})
-    week = clock["period"]
-    offset = clock["period_end"] + 90 - (clock["now"] - clock["offset_seconds"])
+    clock_at(nodes, clock["period_end"] + 90)
+    return clock["period"]
+
+
+def clock_at(nodes, when: int) -> None:
+    """Set every node's hive clock to ``when`` (Unix seconds on the hive clock; the real clock keeps running)."""
+    clock = nodes[0].rpc.call("hive-dev-clock", {})
+    offset = when - (clock["now"] - clock["offset_seconds"])
     for n in nodes:
         n.rpc.call("hive-dev-clock", {"offset_seconds": offset})
-    return week
 
 
 def closing_reports(nodes, week: str, timeout: float = 60, count: int | None = None) -> None:

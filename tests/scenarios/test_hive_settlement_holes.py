@@ -1,10 +1,10 @@
 """The monolith's settlement holes (shared/reference/upstream-monolith.md §5, §11 F3, F6, F9), each shown closed on
 a running hive: forged, replayed and future-week settlement messages are refused, a proposal's own member_count
-or a self-serving plan makes nobody pay, later fee reports replace earlier ones, and a member without a usable
-offer does not hold up the others' payments.
+or a self-serving plan makes nobody pay, later fee reports replace earlier ones, a member without a usable
+offer does not hold up the others' payments, and a proposal that expires does not block its week.
 
-The attacker is a member (c) with a spy plugin: it sees what members send it and sends hand-made messages with
-``sendcustommsg``, signed with its own node key — what an insider can do."""
+In the message tests the attacker is a member (c) with a spy plugin: it sees what members send it and sends
+hand-made messages with ``sendcustommsg``, signed with its own node key — what an insider can do."""
 from __future__ import annotations
 
 import hashlib
@@ -17,6 +17,8 @@ from libhive.wire import MessageType, canonical_json
 
 from .hive_helpers import promote, rejected
 from .settlement_kit import (
+    OPTIONS,
+    clock_at,
     closing_reports,
     end_week,
     fees_counted,
@@ -176,3 +178,89 @@ def test_a_member_without_a_usable_offer_does_not_block_the_others(fleet):
     d.rpc.call("hive-settlement-generate-offer", {})      # ... until d announces a working offer
     settled([a, b, c, d], week, timeout=120)
     assert ours()[d.node_id]["status"] == "paid"
+
+
+def proposals_of(node, week) -> dict[str, dict]:
+    return {p["proposal_id"]: p for p in node.rpc.call("hive-distributed-settlement-proposals", {})["proposals"]
+            if p["period"] == week}
+
+
+def test_a_proposal_without_quorum_expires_and_the_next_proposer_settles_the_week(fleet):
+    """F9: the monolith blocked a week forever once a proposal expired.  Here the week's first proposer proposes
+    while the two other members' cl-hive is stopped (nobody votes); its attempt ends and the proposal expires.  The
+    members come back during the second attempt: its proposer proposes again, the hive settles the week under that
+    proposal, every payment is made once, and the expired proposal is paid by nobody, also where its proposer's
+    outbox delivers it late."""
+    options = {**OPTIONS, "hive-settlement-grace-minutes": 30}     # the first attempt begins after the reports
+    nodes = form(fleet, "abc", options={n: options for n in "abc"})
+    a, b, c = nodes
+    for _ in range(2):
+        route(a, c, 300_000_000)                       # through b: b earns the week's fees
+    fees_counted(b, 6_000_000)
+    week = end_week(nodes)
+    closing_reports(nodes, week)
+    first, second, third = sorted(nodes, key=lambda n: hashlib.sha256(f"{week}:{n.node_id}".encode()).hexdigest())
+    last_week = first.rpc.call("hive-distributed-settlement-status", {})["last_week"]
+    assert (last_week["period"], last_week["attempt"], last_week["designated_proposer"]) == (week, None,
+                                                                                              first.node_id)
+    start, length = last_week["first_attempt_at"], last_week["attempt_seconds"]
+    plan = {(p["from_peer_full"], p["to_peer_full"]): p["amount_sats"]
+            for p in a.rpc.call("hive-settlement-calculate", {"period": week})["payments_required"]}
+    assert plan and {frm for frm, _ in plan} == {b.node_id}
+
+    # attempt 0: the others' cl-hive is stopped, the proposal gets its proposer's vote only
+    for n in (second, third):
+        n.plugin_stop("cl-hive")
+    clock_at([first], start + 60)
+    stale = wait_for(lambda: next(iter(proposals_of(first, week).values()), None), timeout=60,
+                     what=f"{first.name} proposed in the first attempt")
+    assert (stale["proposer"], stale["status"], stale["we_voted"], stale["vote_count"], stale["quorum"]) == \
+        (first.node_id, "pending", True, 1, 2)
+    clock_at([first], start + length + 60)             # attempt 0 is over
+    wait_for(lambda: proposals_of(first, week)[stale["proposal_id"]]["status"] == "expired", timeout=60,
+             what="the first proposal expired")
+    assert proposals_of(first, week)[stale["proposal_id"]]["status_reason"] == "no quorum before its attempt ended"
+    assert period_status(first, week) != "settled"
+
+    # attempt 1: the others are back; the second proposer proposes and the hive settles under its proposal
+    for n in (second, third):
+        n.plugin_start("cl-hive", **options)
+        wait_for(lambda n=n: n.rpc.call("hive-status").get("node_id"), timeout=60, what=f"{n.name}'s cl-hive back")
+        clock_at([n], start + length + 60)
+    settled(nodes, week, timeout=180)
+    fresh = next(p for p in proposals_of(second, week).values() if p["proposer"] == second.node_id)
+    for n in nodes:
+        details = n.rpc.call("hive-settlement-period-details", {"period_id": week})
+        assert details["status"]["proposal_id"] == fresh["proposal_id"], n.name
+        executions = {p["proposal_id"]: p["executions"] for p in details["proposals"]}
+        assert [e["executor"] for e in executions[fresh["proposal_id"]]] == [b.node_id], n.name
+
+    # the expired proposal reaches the returning members too (its proposer's outbox retries it): expired there,
+    # voted for by nobody but its proposer, never executed
+    for n in (second, third):
+        late = wait_for(lambda n=n: proposals_of(n, week).get(stale["proposal_id"]), timeout=300,
+                        what=f"{n.name} received the expired proposal")
+        assert (late["status"], late["we_voted"]) == ("expired", False), (n.name, late)
+    for n in nodes:
+        listed = proposals_of(n, week)
+        assert set(listed) == {stale["proposal_id"], fresh["proposal_id"]}, n.name
+        assert listed[fresh["proposal_id"]]["status"] == "completed", n.name
+        assert listed[stale["proposal_id"]]["status"] == "expired", n.name
+        assert set(listed[stale["proposal_id"]]["voters"]) <= {first.node_id}, n.name   # its proposer's, if any
+        details = n.rpc.call("hive-settlement-period-details", {"period_id": week})
+        assert [p["executions"] for p in details["proposals"] if p["proposal_id"] == stale["proposal_id"]] == [[]]
+
+    # b paid each receiver once, under the second proposal, through the receiver's offer
+    paid = {p["to_peer"]: p for p in b.rpc.call("hive-settlement-period-details", {"period_id": week})["our_payments"]}
+    assert {(b.node_id, to): p["amount_sats"] for to, p in paid.items()} == plan
+    assert all(p["status"] == "paid" and p["attempts"] == 1 for p in paid.values())
+    actions = [x for x in b.rpc.call("hive-pending-actions", {"include_decided": True})["decided"]
+               if x["action_type"] == "settlement_payment"]
+    assert [(x["payload"]["proposal_id"], x["status"]) for x in actions] == [(fresh["proposal_id"], "executed")]
+    sent = [p for p in b.rpc.call("listsendpays", {"status": "complete"})["payments"]
+            if p["payment_hash"] in {x["payment_hash"] for x in paid.values()}]
+    assert sorted(p["payment_hash"] for p in sent) == sorted(x["payment_hash"] for x in paid.values())
+    for n in nodes:
+        received = [i["amount_received_msat"] for i in n.rpc.call("listinvoices")["invoices"]
+                    if i["status"] == "paid" and i.get("local_offer_id")]
+        assert received == [amount * 1000 for (_, to), amount in plan.items() if to == n.node_id], n.name

@@ -27,7 +27,9 @@ on its way).  A proposal we did not vote for is never paid by us.
 Quorum: votes, with the proposal's ``data_hash``, from the participants in **our** roster: at least
 ``max(2, ⌈0.51·n⌉)`` (1 for one participant).  The proposal's own ``member_count`` is ignored (F3).  A pending
 proposal expires when its attempt ends; the next attempt's proposer then proposes again (the monolith blocked a
-week forever after one expiry: F9).  A READY for a proposal we do not know is refused without an acknowledgement
+week forever after one expiry: F9).  A proposal belongs to the latest attempt of its proposer on our clock, not to
+the attempt in which it reaches us: one its proposer's outbox delivers after that attempt ended (we were down) is
+stored expired and never voted for.  A READY for a proposal we do not know is refused without an acknowledgement
 (the voter's outbox retries it).
 """
 from __future__ import annotations
@@ -55,6 +57,7 @@ log = logging.getLogger("cl-hive")
 
 MESSAGE_MAX_AGE = 86400
 READY_DELAY = 5.0               # seconds before our vote on another node's proposal goes out
+CLOCK_SKEW = 60                 # seconds another node's clock may run ahead of ours at an attempt's start
 PROPOSAL_ID = re.compile(r"^[0-9a-f]{32}$")
 LIVE = ("pending", "ready")
 
@@ -89,9 +92,9 @@ class Proposals:
                 "plan": planlib.compute(period, contribs), "refs": inputs.report_refs(held, nodes)}
 
     # ---- schedule ------------------------------------------------------------------------------------
-    def attempt_index(self, period: str) -> int | None:
+    def attempt_index(self, period: str, at: float | None = None) -> int | None:
         first = bounds(period)[1] + self.grace()
-        now = self.clock.now()
+        now = self.clock.now() if at is None else at
         return None if now < first else int((now - first) // self.attempt_seconds())
 
     def attempt_end(self, period: str, k: int) -> int:
@@ -105,6 +108,20 @@ class Proposals:
     def designees(self, period: str, upto: int, held: dict[str, dict[str, Any]] | None = None) -> list[str]:
         order = self.proposers(period, held)
         return [order[k % len(order)] for k in range(upto + 1)] if order else []
+
+    def expiry(self, period: str, proposer: str) -> int:
+        """When a proposal of ``proposer`` that reaches us now expires: at the end of its attempt, the latest one
+        (up to one that begins within CLOCK_SKEW on our clock) whose proposer it is — so a proposal its proposer's
+        outbox delivers after its attempt ended arrives expired, and one sent a little ahead of our clock lives as
+        long as at its proposer.  A node that is no proposer of the week here: the current attempt, at least a
+        minute (it is not voted for unless its turn comes)."""
+        now = self.clock.now()
+        ahead = self.attempt_index(period, now + CLOCK_SKEW)
+        turns = self.designees(period, ahead) if ahead is not None else []
+        mine = [k for k, node in enumerate(turns) if node == proposer]
+        if mine:
+            return self.attempt_end(period, mine[-1])
+        return max(self.attempt_end(period, self.attempt_index(period) or 0), int(now) + 60)
 
     # ---- proposing -----------------------------------------------------------------------------------
     def maybe_propose(self, period: str) -> dict[str, Any] | None:
@@ -183,9 +200,8 @@ class Proposals:
                                                                        p["total_fees_sats"]):
             raise Reject("SETTLEMENT_PROPOSE hashes or total do not follow from its own contributions")
         if self.get(pid) is None:
-            k = self.attempt_index(period) or 0
-            self._store({**p, "period": period, "timestamp": ts}, max(self.attempt_end(period, k),
-                                                                     int(self.clock.now()) + 60))
+            self._store({**p, "period": period, "timestamp": ts}, self.expiry(period, proposer))
+            self.expire_due()
         self.ctx.send_ack(msg.peer_id, self._mid("SETTLEMENT_PROPOSE", p))
         prop = self.get(pid)
         if prop:
@@ -277,13 +293,16 @@ class Proposals:
             hook(prop)
         return True
 
-    def retry(self) -> None:
-        """Each tick: expire pending proposals whose attempt ended; vote where our view now matches."""
-        now = self.clock.now()
+    def expire_due(self) -> None:
+        """Pending proposals whose attempt ended expire (a proposal ready in time never does)."""
         with self.db.write() as conn:
             conn.execute("UPDATE settlement_proposals SET status = 'expired', status_reason = COALESCE(status_reason, "
                          "'no quorum before its attempt ended') WHERE status = 'pending' AND expires_at <= ?",
-                         (int(now),))
+                         (int(self.clock.now()),))
+
+    def retry(self) -> None:
+        """Each tick: expire pending proposals whose attempt ended; vote where our view now matches."""
+        self.expire_due()
         for prop in self.db.query("SELECT * FROM settlement_proposals WHERE status IN ('pending', 'ready') AND "
                                   "voted_at IS NULL"):
             self.try_vote(prop)

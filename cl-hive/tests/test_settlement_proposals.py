@@ -1,0 +1,133 @@
+"""Settlement proposals on in-process nodes (cl-hive/tests/fleet_testkit.py) with real databases, signed fee reports
+and each node's own hive clock: when a proposal arrives decides nothing about the attempt it belongs to.
+
+Messages are handed over explicitly (the nodes are not linked), so a test chooses what arrives where and when — a
+proposal held in its proposer's outbox while the others were down arrives after its attempt ended."""
+from __future__ import annotations
+
+import json
+import time
+from types import SimpleNamespace
+
+import pytest
+from fleet_testkit import SimNode, form_hive
+
+from cl_hive.economics.weeks import HiveClock, bounds, period_of, previous
+from cl_hive.settlement.proposals import Proposals
+from cl_hive.settlement.reports import Reports
+from libhive.wire import MessageType
+
+ATTEMPT = 3600
+OPTIONS = {"hive-settlement-grace-minutes": 0, "hive-settlement-attempt-minutes": ATTEMPT // 60}
+FEES = {"a": 9_000, "b": 1_000, "c": 0}
+WEEK = previous(period_of(time.time()))          # completed on the wall clock
+END = bounds(WEEK)[1]
+
+
+class Settling:
+    """One node's settlement parts (reports and proposals) on its own hive clock."""
+
+    def __init__(self, node: SimNode) -> None:
+        self.node, self.clock = node, HiveClock()
+        self.clock.allowed = True
+        figures = {"fees_earned_sats": FEES[node.name], "rebalance_costs_sats": 0, "forward_count": 10}
+        eco = SimpleNamespace(clock=self.clock, accounting=SimpleNamespace(week=lambda _period: figures),
+                              presence=SimpleNamespace(observations=lambda _period: {}))
+        self.reports = Reports(node.ctx, eco)       # type: ignore[arg-type]
+        self.proposals = Proposals(node.ctx, eco, self.reports)     # type: ignore[arg-type]
+
+    def at(self, hive_time: float) -> None:
+        self.clock.set_offset(int(hive_time - time.time()))
+
+    def listed(self) -> dict[str, dict]:
+        return {p["proposal_id"]: p for p in self.proposals.listing()}
+
+    def receive_proposal(self, payload: dict, sender: "Settling") -> None:
+        self.node.handle(self.proposals.on_propose, MessageType.SETTLEMENT_PROPOSE, payload, sender.node.node_id)
+
+    def receive_votes(self, pid: str, sender: "Settling") -> None:
+        for v in sender.proposals.votes(pid):
+            if v["voter"] == sender.node.node_id:
+                payload = {k: v[k] for k in ("data_hash", "timestamp", "signature")}
+                self.node.handle(self.proposals.on_vote, MessageType.SETTLEMENT_READY,
+                                 {"proposal_id": pid, "voter_peer_id": v["voter"], **payload}, sender.node.node_id)
+
+
+def sent_proposal(s: Settling, pid: str) -> dict:
+    """The signed SETTLEMENT_PROPOSE a node queued in its outbox."""
+    rows = s.node.hive.db.query("SELECT payload FROM hive_outbox WHERE msg_type = ?",
+                                (int(MessageType.SETTLEMENT_PROPOSE),))
+    return next(p for p in (json.loads(r["payload"]) for r in rows) if p["proposal_id"] == pid)
+
+
+@pytest.fixture
+def hive(net):
+    """Three members that all hold everyone's signed closing report of WEEK, in the week's proposer order."""
+    nodes = [net.add(name, OPTIONS) for name in "abc"]
+    form_hive(nodes)
+    parts = [Settling(n) for n in nodes]
+    for s in parts:
+        s.at(END + 120)
+        report = s.reports.build(WEEK, final=True)
+        for other in parts:
+            if other is not s:
+                other.node.handle(other.reports.on_report, MessageType.FEE_REPORT, report, s.node.node_id)
+    order = parts[0].proposals.proposers(WEEK)
+    assert all(s.proposals.proposers(WEEK) == order for s in parts) and len(order) == 3
+    return sorted(parts, key=lambda s: order.index(s.node.node_id))
+
+
+def test_a_proposal_whose_attempt_ended_arrives_expired_and_the_next_proposer_settles_the_week(hive):
+    """p0 proposes in attempt 0 while p1 and p2 are down; its proposal expires.  Back in attempt 1, p1 and p2
+    receive it from p0's outbox before p1 proposes: they store it expired and vote for none of it, and p1's
+    proposal reaches quorum."""
+    p0, p1, p2 = hive
+    stale = p0.proposals.maybe_propose(WEEK)
+    assert stale is not None and stale["status"] == "pending" and stale["expires_at"] == END + ATTEMPT
+    payload = sent_proposal(p0, stale["proposal_id"])
+
+    for s in hive:
+        s.at(END + ATTEMPT + 60)                  # attempt 1
+    p0.proposals.retry()
+    assert p0.listed()[stale["proposal_id"]]["status"] == "expired"
+    assert p0.proposals.maybe_propose(WEEK) is None                        # not p0's turn any more
+
+    for s in (p1, p2):
+        s.receive_proposal(payload, p0)
+        s.receive_votes(stale["proposal_id"], p0)
+        held = s.listed()[stale["proposal_id"]]
+        assert (held["status"], held["we_voted"], held["expires_at"]) == ("expired", False, END + ATTEMPT)
+
+    fresh = p1.proposals.maybe_propose(WEEK)
+    assert fresh is not None and fresh["proposal_id"] != stale["proposal_id"]
+    assert fresh["plan_hash"] == stale["plan_hash"]                        # the same reports, the same plan
+    for s in (p0, p2):
+        s.receive_proposal(sent_proposal(p1, fresh["proposal_id"]), p1)
+        assert s.listed()[fresh["proposal_id"]]["we_voted"]
+    p1.receive_votes(fresh["proposal_id"], p0)
+    for s in hive:
+        for other in hive:
+            if other is not s:
+                s.receive_votes(fresh["proposal_id"], other)
+        listed = s.listed()
+        assert listed[fresh["proposal_id"]]["status"] == "ready"
+        assert listed[stale["proposal_id"]]["status"] == "expired"
+        assert not listed[stale["proposal_id"]]["we_voted"] or s is p0
+
+
+def test_a_proposal_a_little_ahead_of_our_clock_is_voted_for_when_its_attempt_begins(hive):
+    """Clocks differ by seconds: p1's proposal for attempt 1 reaches p2 while p2 is still in attempt 0.  It lives
+    until the end of attempt 1 and p2 votes once its own clock gets there."""
+    p0, p1, p2 = hive
+    p1.at(END + ATTEMPT + 5)
+    p2.at(END + ATTEMPT - 20)
+    fresh = p1.proposals.maybe_propose(WEEK)
+    assert fresh is not None
+    p2.receive_proposal(sent_proposal(p1, fresh["proposal_id"]), p1)
+    held = p2.listed()[fresh["proposal_id"]]
+    assert (held["status"], held["we_voted"], held["expires_at"]) == ("pending", False, END + 2 * ATTEMPT)
+    p2.at(END + ATTEMPT + 1)
+    p2.proposals.retry()
+    assert p2.listed()[fresh["proposal_id"]]["we_voted"]
+    p2.receive_votes(fresh["proposal_id"], p1)
+    assert p2.listed()[fresh["proposal_id"]]["status"] == "ready"

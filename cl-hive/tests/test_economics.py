@@ -11,6 +11,7 @@ from fleet_testkit import form_hive
 from cl_hive.economics.accounting import Accounting, BackfillParams, PeriodCosts
 from cl_hive.economics.errors import ClockRefused
 from cl_hive.economics.weeks import HiveClock, bounds, period_of
+from libhive.rpcparams import InvalidParams
 
 
 def forward(index, in_ch, out_ch, amount=1_000_000, fee=1_000, status="settled", when=None):
@@ -91,6 +92,9 @@ def test_costs_are_kept_per_week_and_a_week_can_be_recounted(hive):
                        forward(2, "1x1x0", "2x1x0", fee=7_000, when=start - 10)]      # the week before
     recount = acc.backfill(BackfillParams(period=last))
     assert recount["fees_earned_sats"] == 5 and recount["forwards_total"] == 1
+    assert acc.backfill(BackfillParams(period=last, source="local")) == recount     # the monolith's parameter
+    with pytest.raises(InvalidParams, match="only \"local\""):
+        acc.backfill(BackfillParams(period=last, source="revenue-ops"))
 
 
 def test_the_test_clock_is_refused_off_regtest():

@@ -35,9 +35,9 @@ import time
 from collections import defaultdict
 from typing import Any, Callable
 
+from libhive.errors import quote
 from libhive.models import Field
-
-from libhive.rpcparams import Params, validate
+from libhive.rpcparams import InvalidParams, Params, validate
 from libhive.workers import log_failure
 
 from ..protocol.context import Context
@@ -71,6 +71,7 @@ class PeriodCosts(Params):
 
 class BackfillParams(Params):
     period: str | None = None
+    source: str | None = None       # the monolith's parameter: only "local" (lightningd's listforwards) is read here
 
 
 class Accounting:
@@ -271,6 +272,9 @@ class Accounting:
 
     def backfill(self, p: BackfillParams) -> dict[str, Any]:
         """Recount one week's own counters from lightningd's ``listforwards`` (replaces the stored row)."""
+        if p.source not in (None, "local"):
+            raise InvalidParams(f"invalid parameters: source: only \"local\" (lightningd's listforwards) is read "
+                                f"here, not {quote(p.source)}; cl-revenue-ops' dashboard figures are not used")
         period = parse_period(p.period) if p.period else self.clock.period()
         start, end = bounds(period)
         offset = self.clock.offset
@@ -309,7 +313,7 @@ def register(ctx: Context, clock: HiveClock) -> Accounting:
     expose(hive, "hive-report-period-costs", PeriodCosts, "cl-revenue-ops: this ISO week's rebalancing costs "
            "(sats), for the settlement's net profit.")(acc.report_costs)
     expose(hive, "hive-backfill-fees", BackfillParams, "Recount this node's fee counters of a week [period] "
-           "from listforwards.")(acc.backfill)
+           "from listforwards [source: local, the only one].")(acc.backfill)
     return acc
 
 

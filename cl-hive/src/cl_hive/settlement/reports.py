@@ -24,7 +24,9 @@ exactly the start of an ISO week and that week has begun on our clock (no future
 v2 signature when present (a member that ever sent v2 must keep sending it: no downgrade by stripping fields);
 freshness of the report time (``timestamp``, or a monolith report's ``period_end``: 2 h old, 5 min ahead); the
 member in the hive and not banned; then ordering: a v2 report replaces the held one only with a higher ``seq``, a
-monolith report only with a later ``period_end``.  A replayed or reordered copy therefore never wins.
+monolith report only with a later ``period_end``, and a v2 report a held monolith one (the member was migrated
+mid-week; its numbering starts again at 1) only with a later ``period_end``.  A replayed or reordered copy
+therefore never wins.
 """
 from __future__ import annotations
 
@@ -204,7 +206,12 @@ class Reports:
             raise Reject("FEE_REPORT about ourselves")
         if not self.ctx.members.is_in_hive(member) or self.ctx.members.is_banned(member):
             raise Reject("FEE_REPORT from a node that is not in the hive here")
-        if held and held.get("version") in (1, 2) and (held.get("seq") or 0) >= seq:
+        if held and held.get("version") == 1 and version == 2:
+            # a member moved from the monolith mid-week: its v2 numbering starts at 1 after monolith reports whose
+            # seq is their time; the report time (signed in both forms) orders the two
+            if end <= (held.get("period_end") or 0):
+                raise Reject(f"FEE_REPORT for {period} is not later than the held monolith report")
+        elif held and held.get("version") in (1, 2) and (held.get("seq") or 0) >= seq:
             raise Reject(f"FEE_REPORT seq {seq} for {period} is not newer than the held {held['seq']}")
         stored = {**p, "peer_id": member, "fees_earned_sats": fees, "rebalance_costs_sats": costs,
                   "forward_count": count, "period_start": start, "period_end": end, "timestamp": ts,

@@ -6,8 +6,10 @@ import time
 import pytest
 from coordination_testkit import Lightning, attach
 from fleet_testkit import form_hive
+from pyln.client import Millisatoshi
 
 from cl_hive.coordination.common import UnknownChannel
+from cl_hive.coordination.graph import build
 from cl_hive.coordination.rebalance.liquidity import SNAPSHOT, LiquidityQuery, LiquidityReport
 from cl_hive.coordination.rebalance.locks import ConflictQuery, RebalanceOutcome
 from cl_hive.coordination.rebalance.paths import PathQuery
@@ -208,3 +210,28 @@ class TestFleetPaths:
         assert r["estimated_fleet_cost_sats"] is None and r["estimated_external_cost_sats"] > 0
         with pytest.raises(UnknownChannel):
             a.rebalance.paths.find(PathQuery(from_channel="1x1x1", to_channel=ch["xa"], amount_sats=1))
+
+
+def test_an_edge_whose_amounts_cannot_be_read_is_left_out_of_the_graph():
+    """The graph reads lightningd's amounts with libhive.amounts: old "<n>msat" strings and pyln's Millisatoshi at
+    their value, and an edge with an amount it cannot read is left out, where it used to get a made-up 0 (a
+    free, unlimited hop for the path finder)."""
+    me, peer, far = "02" + "11" * 32, "03" + "22" * 32, "02" + "33" * 32
+    gossip = [{"short_channel_id": "1x1x0", "source": peer, "destination": far, "amount_msat": 2_000_000_000,
+               "base_fee_millisatoshi": 1000, "fee_per_millionth": 10, "delay": 6, "htlc_minimum_msat": 0,
+               "htlc_maximum_msat": "lots"},
+              {"short_channel_id": "1x1x0", "source": far, "destination": peer, "amount_msat": "2000000000msat",
+               "base_fee_millisatoshi": 1000, "fee_per_millionth": 10, "delay": 6,
+               "htlc_minimum_msat": Millisatoshi(1000), "htlc_maximum_msat": "1500000000msat"}]
+    own = [{"short_channel_id": "2x1x0", "peer_id": peer, "state": "CHANNELD_NORMAL", "total_msat": "1000000000msat",
+            "updates": {"local": {"fee_base_msat": "1.5sat", "fee_proportional_millionths": 0, "htlc_minimum_msat": 0,
+                                  "htlc_maximum_msat": 990_000_000},
+                        "remote": {"fee_base_msat": "2000msat", "fee_proportional_millionths": 5,
+                                   "htlc_minimum_msat": 0, "htlc_maximum_msat": 990_000_000}}}]
+    g = build(me, gossip, own)
+    assert g.edge(peer, far) is None and g.edge(me, peer) is None        # unreadable: left out, not free
+    back = g.edge(far, peer)
+    assert back is not None and (back.capacity_sats, back.htlc_min_msat, back.htlc_max_msat) == (
+        2_000_000, 1000, 1_500_000_000)
+    ours = g.edge(peer, me)
+    assert ours is not None and (ours.capacity_sats, ours.base_msat, ours.ppm) == (1_000_000, 2000, 5)

@@ -7,6 +7,7 @@ import time
 
 import pytest
 from fleet_testkit import form_hive
+from pyln.client import Millisatoshi
 
 from cl_hive.economics.accounting import Accounting, BackfillParams, PeriodCosts
 from cl_hive.economics.errors import ClockRefused
@@ -95,6 +96,30 @@ def test_costs_are_kept_per_week_and_a_week_can_be_recounted(hive):
     assert acc.backfill(BackfillParams(period=last, source="local")) == recount     # the monolith's parameter
     with pytest.raises(InvalidParams, match="only \"local\""):
         acc.backfill(BackfillParams(period=last, source="revenue-ops"))
+
+
+def test_forward_amounts_are_read_as_lightningd_writes_them_or_left_out(hive):
+    """Forward amounts go through libhive.amounts: pyln's Millisatoshi and old "<n>msat" strings count at their
+    value (a Millisatoshi was skipped as malformed), and a forward whose amount is missing or cannot be read is
+    left out and said so, where the recount used to count it as 0."""
+    me, _, _, lightning = hive
+    clock = HiveClock()
+    acc = Accounting(me.ctx, clock)
+    start = bounds(clock.period())[0]
+    readable = [{**forward(1, "1x1x0", "2x1x0", when=start + 10), "in_msat": Millisatoshi(1_003_000),
+                 "out_msat": Millisatoshi(1_000_000), "fee_msat": Millisatoshi(3_000)},
+                {**forward(2, "1x1x0", "2x1x0", when=start + 10), "in_msat": "1002000msat", "out_msat": "1000000msat",
+                 "fee_msat": "2000msat"}]
+    unreadable = [{**forward(3, "1x1x0", "2x1x0", when=start + 10), "in_msat": "lots"},
+                  {**forward(4, "1x1x0", "2x1x0", when=start + 10), "out_msat": None}]
+    acc.on_forward_event(readable[0])
+    acc.on_forward_event(unreadable[0])
+    assert acc.drain() == 1 and acc.stats["skipped_malformed"] == 1
+    assert acc.week(clock.period())["fees_earned_msat"] == 3_000
+    lightning.items = readable + unreadable
+    recount = acc.backfill(BackfillParams(period=clock.period()))
+    assert recount["fees_earned_msat"] == 5_000 and recount["forwards_total"] == 2
+    assert recount["in_msat"] == 2_005_000 and recount["skipped_malformed"] == 2
 
 
 def test_the_test_clock_is_refused_off_regtest():

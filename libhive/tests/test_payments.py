@@ -201,3 +201,43 @@ def test_key_reuse_and_invoice_mismatch_are_refused(setup):
     assert exc2.value.code == 1613 and ln.received() == [1_000_000]
     with pytest.raises(PaymentError):
         payments().pay_offer("zero", ln.offer, 0)
+
+
+@pytest.mark.parametrize("sent", ["lots", None, "12.5msat"])
+def test_a_completed_payment_is_paid_even_when_its_amount_sent_cannot_be_read(setup, sent):
+    """Amounts go through libhive.amounts.  What lightningd reports sent is informational (the preimage proves
+    the payment): missing or unreadable, it is recorded unknown (None), not 0, and the payment is still recorded
+    paid (an unreadable one used to raise after lightningd had paid, leaving the payment 'paying')."""
+    clock, ln, rpc, payments = setup
+    real = ln.call
+
+    def pay(params):
+        result = dict(real("a", "pay", params))
+        result.pop("amount_sent_msat")
+        return result if sent is None else {**result, "amount_sent_msat": sent}
+    rpc.overrides["pay"] = pay
+    p = payments().pay_offer("k", ln.offer, 1_000_000)
+    assert p.status == "paid" and p.preimage and p.amount_sent_msat is None
+    assert payments().get("k").amount_sent_msat is None and ln.received() == [1_000_000]
+
+
+def test_lightningd_amounts_in_every_form_it_answers(setup):
+    """An old-style "<n>msat" amount reads as lightningd means it, in the invoice check and the amount sent."""
+    clock, ln, rpc, payments = setup
+    real = ln.call
+    rpc.overrides["decode"] = lambda params: {**real("a", "decode", params), "invoice_amount_msat": "1000000msat"}
+    rpc.overrides["pay"] = lambda params: {**real("a", "pay", params), "amount_sent_msat": "1000001msat"}
+    p = payments().pay_offer("k", ln.offer, 1_000_000)
+    assert p.status == "paid" and p.amount_sent_msat == 1_000_001
+
+
+@pytest.mark.parametrize("amount", ["lots", "1000000.5msat", -1_000_000, True])
+def test_an_invoice_amount_that_cannot_be_read_is_a_mismatch(setup, amount):
+    """decode's amount goes through libhive.amounts: one it cannot read is not the amount owed (1613, nothing
+    paid), where "lots" and "1000000.5msat" used to raise a bare ValueError (-32603 to the caller)."""
+    clock, ln, rpc, payments = setup
+    real = ln.call
+    rpc.overrides["decode"] = lambda params: {**real("a", "decode", params), "invoice_amount_msat": amount}
+    with pytest.raises(InvoiceMismatch) as exc:
+        payments().pay_offer("k", ln.offer, 1_000_000)
+    assert exc.value.code == 1613 and ln.received() == []

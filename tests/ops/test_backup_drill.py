@@ -43,7 +43,7 @@ def restore_with_archon(node, path: str) -> None:
     wait_for(lambda: kit.archon_knows_sibling_paths(node), what="archon recording where the siblings' files are")
     for sibling in ("cl-hive", "cl-hive-comms"):
         node.plugin_stop(sibling)
-    restored = node.rpc.call("hive-archon-restore", {"path": path})
+    restored = node.rpc.call("hive-archon-restore", {"path": path, "plugins": "all"})
     assert {r["plugin"] for r in restored["restored"]} == set(HIVE_PLUGINS)
     for sibling in ("cl-hive", "cl-hive-comms"):
         node.plugin_start(sibling)

@@ -116,7 +116,7 @@ def test_bad_bundles_are_refused_and_nothing_is_replaced(fleet, tmp_path):
 
     assert "unknown plugin" in refused(node, {"path": made["path"], "plugins": ["cl-hive", "nope"]})
     with pytest.raises(RpcError) as err:
-        node.rpc.call("hive-archon-restore", {"path": str(tmp_path / "missing.hbk")})
+        node.rpc.call("hive-archon-restore", {"path": str(tmp_path / "missing.hbk"), "plugins": "all"})
     assert err.value.error["code"] == 1804
     with pytest.raises(RpcError) as err:
         node.rpc.call("hive-archon-restore", {"path": made["path"], "plugins": "cl-hive"})
@@ -143,7 +143,7 @@ def test_recovery_on_a_fresh_node_from_hsm_secret_alone(fleet, gatekeeper):
     assert sha256_of(recovered["path"]) == made["sha256"] and set(recovered["plugins"]) == set(ALL)
     for sibling in ("cl-hive", "cl-hive-comms"):
         fresh.plugin_stop(sibling)
-    result = fresh.rpc.call("hive-archon-restore", {"path": recovered["path"]})
+    result = fresh.rpc.call("hive-archon-restore", {"path": recovered["path"], "plugins": "all"})
     assert {r["plugin"] for r in result["restored"]} == set(ALL)
     assert [b["kind"] for b in fresh.rpc.call("hive-archon-bindings")["bindings"]] == ["cln"]
     for sibling in ("cl-hive", "cl-hive-comms"):

@@ -1,5 +1,6 @@
-"""Issue 10 (outside review), cl-hive-archon: restoring a stopped sibling where it reads (finding 6), where backups
-may go (finding 8), and a credential manifest that would outgrow what the gatekeeper takes (finding 16)."""
+"""Issue 10 (outside review), cl-hive-archon: restoring a stopped sibling where it reads (finding 6), only the
+databases asked for (finding 5's class), where backups may go (finding 8), and a credential manifest that would
+outgrow what the gatekeeper takes (finding 16)."""
 from __future__ import annotations
 
 import sqlite3
@@ -102,6 +103,34 @@ def test_f6_restore_writes_a_stopped_sibling_database_where_the_sibling_reads_it
     err = error_of(lambda: node.rpc.call("hive-archon-restore", {"path": made["path"], "plugins": ["cl-hive"]}))
     assert err["code"] == 1807 and "never seen it running" in err["message"]
     assert custom.stat().st_mtime_ns == before
+
+
+def test_restore_without_plugins_is_an_error_not_every_database(fleet):
+    """Finding 5's class in archon: ``hive-archon-restore`` without ``plugins`` restored every database in the
+    bundle.  Without it the call is -32602 and nothing is replaced; every database is restored only when
+    ``plugins="all"`` is asked for."""
+    node = fleet.add_node("n", plugins=["cl-hive", "cl-hive-comms", "cl-hive-archon"])
+    wait_for(lambda: all(s["active"] for s in node.rpc.call("hive-archon-status")["siblings"].values()),
+             what="archon sees both siblings")
+    made = node.rpc.call("hive-archon-backup")
+    node.rpc.call("hive-genesis", {})                                   # cl-hive's state after the backup
+    for sibling in ("cl-hive", "cl-hive-comms"):
+        node.plugin_stop(sibling)
+    for params in ({"path": made["path"]}, [made["path"]]):              # by name, and as lightning-cli sends it
+        err = error_of(lambda params=params: node.rpc.call("hive-archon-restore", params))
+        assert err["code"] == -32602 and "plugins" in err["message"], err
+    for bad in ([], "cl-hive", "everything"):
+        err = error_of(lambda bad=bad: node.rpc.call("hive-archon-restore", {"path": made["path"], "plugins": bad}))
+        assert err["code"] == -32602 and '"all"' in err["message"], err
+    help_text = node.rpc.call("help", {"command": "hive-archon-restore"})["help"][0]["command"]
+    assert help_text.startswith("hive-archon-restore path plugins")     # shown as required
+    assert not list(node.lightning_dir.glob("*.pre-restore-*"))          # nothing was replaced
+    out = node.rpc.call("hive-archon-restore", {"path": made["path"], "plugins": "all"})
+    assert {r["plugin"] for r in out["restored"]} == {"cl-hive", "cl-hive-comms", "cl-hive-archon"}
+    node.plugin_start("cl-hive")
+    node.plugin_start("cl-hive-comms")
+    status = wait_for(lambda: node.rpc.call("hive-status"), what="cl-hive back")
+    assert status["hive"]["tier"] is None                               # the backup's state
 
 
 @pytest.mark.parametrize("destination", ["../outside", "{absolute}", "a/../../b", ".hidden", "a\x00b", "a//b",

@@ -104,6 +104,7 @@ def move_to_split(mf: MonolithFleet, node) -> dict:
     return {"dry_run": dry.stdout, "applied": done.stdout}
 
 
+@pytest.mark.timeout(900)                    # a monolith hive forms, migrates and gossips: 251 s in CI
 def test_canary_migrate_one_node_then_roll_back(node_factory, bitcoind, monolith):
     mf = MonolithFleet(RealFleet(node_factory, bitcoind), monolith)
     a, b, c, n, ban_id = form_monolith_hive(mf)
@@ -191,6 +192,7 @@ def _remote_intents(mono) -> list[dict]:
     return status.get("remote_intents") or status.get("remote") or []
 
 
+@pytest.mark.timeout(900)                    # a monolith hive forms, migrates and gossips: 251 s in CI
 def test_staged_rollout_two_of_three(node_factory, bitcoind, monolith):
     mf = MonolithFleet(RealFleet(node_factory, bitcoind), monolith)
     a, b, c, n, ban_id = form_monolith_hive(mf)

@@ -43,7 +43,7 @@ from libhive.db import backup_readonly, inspect_backup, open_readonly, vet_datab
 from libhive.dbfiles import replace_stopped
 from libhive.errors import HiveError, StorageError, quote
 from libhive.paths import check_dir_option, child_dir, private_dir
-from libhive.rpcparams import Params, validate
+from libhive.rpcparams import InvalidParams, Params, validate
 from libhive.models import Field
 
 from . import agent, publish, vault
@@ -67,9 +67,24 @@ class BackupParams(Params):
     upload: bool | None = None
 
 
+ALL = "all"
+
+
 class RestoreParams(Params):
     path: str = Field(min_length=1, max_length=4096, pattern=r"^[^\x00-\x1f]+$")   # no NUL or control character
-    plugins: list[str] | None = Field(default=None, min_length=1, max_length=3)
+    # which databases: names, or "all" asked for explicitly (never the default of an omitted parameter: issue 10,
+    # finding 5's class)
+    plugins: list[str] | str
+
+
+def restore_targets(value: list[str] | str) -> list[str] | None:
+    """The plugins to restore, or None for "all" (every database in the bundle); anything else is -32602."""
+    if isinstance(value, list) and 1 <= len(value) <= len(PLUGINS):
+        return value
+    if isinstance(value, str) and value.strip().lower() == ALL:
+        return None
+    raise InvalidParams(f'invalid parameters: plugins: a list of plugin names (of {list(PLUGINS)}) or "all" '
+                        f"(got {quote(value)})")
 
 
 class RecoverParams(Params):
@@ -285,7 +300,7 @@ def restore(archon: Archon, path: str, plugins: list[str] | None) -> dict[str, A
         raise BackupRefused("the bundle is too large")
     header, payload = unseal(archon.backup_key(), bundle.read_bytes())
     members = {m["plugin"]: m for m in header["members"]}
-    wanted = plugins or list(members)
+    wanted = list(members) if plugins is None else plugins
     unknown = [p for p in wanted if p not in PLUGINS]
     if unknown:
         raise BackupRefused(f"unknown plugin(s) {unknown}; choose from {list(PLUGINS)}")
@@ -387,11 +402,13 @@ def register(hive: Any, archon: Archon) -> None:
         p = validate(BackupParams, destination=destination, upload=upload)
         return make_backup(archon, p.destination, p.upload)
 
+    # plugins is required: restoring every database in the bundle must be asked for with "all"
     @hive.method("hive-archon-restore")
-    def _restore(path: str | None = None, plugins: list[str] | None = None) -> dict[str, Any]:
-        """Restore databases from a bundle after checking it all; siblings must be stopped first."""
+    def _restore(path: str, plugins: list[str] | str) -> dict[str, Any]:
+        """Restore databases from a bundle after checking it all: plugins is a list of names, or "all" for every
+        database in the bundle; siblings must be stopped first."""
         p = validate(RestoreParams, path=path, plugins=plugins)
-        return restore(archon, p.path, p.plugins)
+        return restore(archon, p.path, restore_targets(p.plugins))
 
     @hive.method("hive-archon-backups")
     def _list() -> dict[str, Any]:

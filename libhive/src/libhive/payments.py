@@ -46,8 +46,9 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
+from .amounts import AmountError, msat_or_zero
 from .db import Database
-from .errors import HiveError
+from .errors import HiveError, quote
 
 __all__ = ["COLUMNS", "InvoiceMismatch", "InvoiceUnavailable", "KeyReused", "Payment", "PaymentError", "Payments",
            "create_table"]
@@ -137,10 +138,14 @@ class _Seen:
     message: str | None = None
 
 
-def _msat(value: Any) -> int:
-    if isinstance(value, str) and value.endswith("msat"):
-        value = value[:-4]
-    return int(value or 0)
+def _sent_msat(value: Any) -> int | None:
+    """What lightningd reports sent, fees included (``libhive.amounts``).  Only informational: the preimage is what
+    proves a payment, so a missing or unreadable amount is recorded as unknown (None), never as a number, and never
+    keeps a completed payment from being recorded paid."""
+    try:
+        return None if value is None else msat_or_zero(value)
+    except AmountError:
+        return None
 
 
 def _error_message(exc: BaseException) -> str:
@@ -239,7 +244,7 @@ class Payments:
             return self._update(p, status="failed", error=_error_message(exc))
         if result.get("status", "complete") == "complete" and result.get("payment_preimage"):
             return self._update(p, status="paid", preimage=result["payment_preimage"], paid_at=int(self._clock()),
-                                amount_sent_msat=_msat(result.get("amount_sent_msat")), error=None)
+                                amount_sent_msat=_sent_msat(result.get("amount_sent_msat")), error=None)
         return self._reconciled(p)
 
     # ---- lightningd's view ----------------------------------------------------------------------------
@@ -270,8 +275,11 @@ class Payments:
             if done:
                 preimage = next((x.get("payment_preimage") or x.get("preimage") for x in done
                                  if x.get("payment_preimage") or x.get("preimage")), None)
-                sent = sum(_msat(x.get("amount_sent_msat")) for x in parts if x.get("status") == "complete")
-                return _Seen("complete", preimage, sent or _msat(done[0].get("amount_sent_msat")))
+                sent = [_sent_msat(x.get("amount_sent_msat")) for x in parts if x.get("status") == "complete"]
+                if not sent:                                  # only listpays knows it
+                    return _Seen("complete", preimage, _sent_msat(done[0].get("amount_sent_msat")))
+                known = [x for x in sent if x is not None]
+                return _Seen("complete", preimage, sum(known) if len(known) == len(sent) else None)
             if any(x.get("status") == "pending" for x in parts + pays):
                 return _Seen("pending")
             if parts or pays:
@@ -309,8 +317,12 @@ class Payments:
             raise InvoiceMismatch("lightningd says the invoice is not valid")
         phash = d.get("invoice_payment_hash") or d.get("payment_hash")
         amount = d.get("invoice_amount_msat", d.get("amount_msat"))
-        if not isinstance(phash, str) or amount is None or _msat(amount) != p.amount_msat:
-            raise InvoiceMismatch(f"the invoice is for {amount} msat, not {p.amount_msat} msat")
+        try:
+            matches = amount is not None and msat_or_zero(amount) == p.amount_msat
+        except AmountError:
+            matches = False                         # an amount we cannot read is not the one we owe
+        if not isinstance(phash, str) or not matches:
+            raise InvoiceMismatch(f"the invoice is for {quote(amount)} msat, not {p.amount_msat} msat")
         if "invoice_created_at" in d:
             expires = int(d["invoice_created_at"]) + int(d.get("invoice_relative_expiry", 7200))
         else:

@@ -11,17 +11,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
+from libhive.amounts import msat_or_zero
+
 CACHE_SECONDS = 30.0
-
-
-def msat(value: Any) -> int:
-    """lightningd's msat fields: an int, a pyln Millisatoshi, or an old-style "123msat" string."""
-    if isinstance(value, str):
-        value = value[:-4] if value.endswith("msat") else value
-    try:
-        return max(0, int(value or 0))
-    except (TypeError, ValueError):
-        return 0
 
 
 @dataclass(frozen=True)
@@ -85,31 +77,41 @@ class Graph:
 
 
 def _edge_from_listchannels(c: dict[str, Any]) -> Edge | None:
+    """One edge of lightningd's gossip, amounts read with libhive.amounts; None (left out of the graph) when a
+    field is missing or cannot be read: an edge is never priced or sized with a made-up number."""
     try:
         return Edge(scid=c["short_channel_id"], source=c["source"], destination=c["destination"],
-                    capacity_sats=msat(c.get("amount_msat")) // 1000, base_msat=int(c.get("base_fee_millisatoshi", 0)),
-                    ppm=int(c.get("fee_per_millionth", 0)), delay=int(c.get("delay", 0)),
-                    htlc_min_msat=msat(c.get("htlc_minimum_msat")), htlc_max_msat=msat(c.get("htlc_maximum_msat")),
-                    active=bool(c.get("active", True)))
-    except (KeyError, TypeError, ValueError):
+                    capacity_sats=msat_or_zero(c.get("amount_msat")) // 1000,
+                    base_msat=msat_or_zero(c.get("base_fee_millisatoshi")), ppm=int(c.get("fee_per_millionth", 0)),
+                    delay=int(c.get("delay", 0)), htlc_min_msat=msat_or_zero(c.get("htlc_minimum_msat")),
+                    htlc_max_msat=msat_or_zero(c.get("htlc_maximum_msat")), active=bool(c.get("active", True)))
+    except (KeyError, TypeError, ValueError):                      # AmountError is a ValueError
         return None
 
 
 def _edges_from_own(me: str, ch: dict[str, Any]) -> Iterable[Edge]:
+    """Our channel's two edges from ``listpeerchannels``; like gossip's, an edge whose amounts cannot be read is
+    left out."""
     scid, peer = ch.get("short_channel_id"), ch.get("peer_id")
     if not scid or not peer or ch.get("state") != "CHANNELD_NORMAL":
         return ()
-    total = msat(ch.get("total_msat")) // 1000
     updates = ch.get("updates") or {}
     out = []
     for source, destination, side in ((me, peer, "local"), (peer, me, "remote")):
         u = updates.get(side)
         if not u:
             continue
-        out.append(Edge(scid=scid, source=source, destination=destination, capacity_sats=total,
-                        base_msat=msat(u.get("fee_base_msat")), ppm=msat(u.get("fee_proportional_millionths")),
-                        delay=int(u.get("cltv_expiry_delta", 0) or 0), htlc_min_msat=msat(u.get("htlc_minimum_msat")),
-                        htlc_max_msat=msat(u.get("htlc_maximum_msat")), active=bool(ch.get("peer_connected", True))))
+        try:
+            out.append(Edge(scid=scid, source=source, destination=destination,
+                            capacity_sats=msat_or_zero(ch.get("total_msat")) // 1000,
+                            base_msat=msat_or_zero(u.get("fee_base_msat")),
+                            ppm=int(u.get("fee_proportional_millionths", 0) or 0),
+                            delay=int(u.get("cltv_expiry_delta", 0) or 0),
+                            htlc_min_msat=msat_or_zero(u.get("htlc_minimum_msat")),
+                            htlc_max_msat=msat_or_zero(u.get("htlc_maximum_msat")),
+                            active=bool(ch.get("peer_connected", True))))
+        except (TypeError, ValueError):
+            continue
     return out
 
 
@@ -148,4 +150,4 @@ class Graphs:
         return graph
 
 
-__all__ = ["CACHE_SECONDS", "Edge", "Graph", "Graphs", "build", "msat"]
+__all__ = ["CACHE_SECONDS", "Edge", "Graph", "Graphs", "build"]

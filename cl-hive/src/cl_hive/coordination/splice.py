@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
+from libhive.amounts import msat_or_zero
 from libhive.models import Field
 
 from libhive.rpcparams import Params
@@ -29,7 +30,7 @@ from libhive.rpcparams import Params
 from ..intents.locks import IntentLocks
 from ..protocol.context import Context
 from .common import expose, no_data, node_id_field, option_int
-from .graph import Graphs, msat
+from .graph import Graphs
 
 
 class SpliceCheck(Params):
@@ -78,7 +79,7 @@ class Splices:
             return no_data("no_channel", "this node has no normal channel to that peer"
                            + (f" with id {p.channel_id}" if p.channel_id else ""), **base)
         ch = chans[0]
-        local = msat(ch.get("to_us_msat")) // 1000
+        local = msat_or_zero(ch.get("to_us_msat")) // 1000
         blocked, coordinate = [], []
         lock = self.intents.live_local("rebalance", p.peer_id)
         if lock:
@@ -137,7 +138,7 @@ class Splices:
 
     def recommendations(self, p: SpliceRecommendations) -> dict[str, Any]:
         cov = self.coverage(p.peer_id)
-        local = sum(msat(c.get("to_us_msat")) // 1000 for c in self._channels(p.peer_id))
+        local = sum(msat_or_zero(c.get("to_us_msat")) // 1000 for c in self._channels(p.peer_id))
         keep = 0
         if cov["peer_total_capacity"]:
             keep = math.ceil(self._underserved_pct() / 100 * cov["peer_total_capacity"])

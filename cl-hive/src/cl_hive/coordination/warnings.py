@@ -37,7 +37,6 @@ from ..protocol import formats
 from ..protocol.context import BadState, Context
 from ..protocol.ingress import Inbound, Reject
 from .common import SCID, RateLimited, expose, node_id_field, now, option_int
-from .graph import msat
 from .reports import Kind, RateLimiter, Reports
 
 THREATS = {"drain": "capacity_drain", "unreliable": "routing_failure", "force_close": "force_close"}
@@ -247,12 +246,13 @@ class Warnings:
         for c in channels:
             t = self.threat(c["peer_id"], rows)
             mine = [r for r in rows if r["peer_id"] == c["peer_id"]]
-            fee = msat(((c.get("updates") or {}).get("local") or {}).get("fee_proportional_millionths",
-                                                                        c.get("fee_proportional_millionths")))
+            fee = ((c.get("updates") or {}).get("local") or {}).get("fee_proportional_millionths",
+                                                                   c.get("fee_proportional_millionths"))
             out[c["short_channel_id"]] = {
                 "peer_id": c["peer_id"], "under_defense": t["is_threat"], "defense_type": t["threat_type"],
                 "defensive_multiplier": t["defensive_multiplier"],
-                "defensive_fee_ppm": math.ceil(fee * t["defensive_multiplier"]) if t["is_threat"] else None,
+                "defensive_fee_ppm": (math.ceil(int(fee) * t["defensive_multiplier"])      # None: fee unknown
+                                      if t["is_threat"] and fee is not None else None),
                 "defense_started_at": t.get("since"), "defense_reason": t.get("basis"), "active_warnings": len(mine)}
         return {"channels": out}
 

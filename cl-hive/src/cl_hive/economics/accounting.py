@@ -35,6 +35,7 @@ import time
 from collections import defaultdict
 from typing import Any, Callable
 
+from libhive.amounts import AmountError, msat_or_zero
 from libhive.errors import quote
 from libhive.models import Field
 from libhive.rpcparams import InvalidParams, Params, validate
@@ -54,15 +55,21 @@ COUNTED_FEE_MSAT = 1000            # a forward counts for the settlement when it
 CURSOR_KEY = "forwards_updated_index"
 
 
-def _msat(value: Any) -> int | None:
-    if isinstance(value, bool):
+def forward_amounts(forward: dict[str, Any]) -> tuple[int, int, int] | None:
+    """A settled forward's (fee, in, out) in msat, read with libhive.amounts (a missing fee is in - out).  None when
+    lightningd's record lacks the in or out amount, has one that cannot be read, or an out amount outside
+    (0, MAX_EVENT_MSAT]: such a forward is skipped and counted as malformed, never counted as 0."""
+    raw_in, raw_out, raw_fee = forward.get("in_msat"), forward.get("out_msat"), forward.get("fee_msat")
+    if raw_in is None or raw_out is None:
         return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str):
-        text = value[:-4] if value.endswith("msat") else value
-        return int(text) if text.isdigit() else None
-    return None
+    try:
+        in_msat, out_msat = msat_or_zero(raw_in), msat_or_zero(raw_out)
+        fee = max(0, in_msat - out_msat) if raw_fee is None else msat_or_zero(raw_fee)
+    except AmountError:
+        return None
+    if not 0 < out_msat <= MAX_EVENT_MSAT:
+        return None
+    return fee, in_msat, out_msat
 
 
 class PeriodCosts(Params):
@@ -139,12 +146,12 @@ class Accounting:
                 if index <= cursor:
                     self.stats["duplicates"] += 1
                     continue
-                fee, in_msat, out_msat = _msat(ev.get("fee_msat")), _msat(ev.get("in_msat")), _msat(ev.get("out_msat"))
-                if None in (in_msat, out_msat) or not 0 < out_msat <= MAX_EVENT_MSAT:
+                amounts = forward_amounts(ev)
+                if amounts is None:
                     self.stats["skipped_malformed"] += 1
                     top = max(top, index)
                     continue
-                fee = fee if fee is not None else max(0, in_msat - out_msat)
+                fee, in_msat, out_msat = amounts
                 when = ev.get("resolved_time") or ev.get("received_time") or time.time()
                 try:
                     ts = float(when) + offset
@@ -278,21 +285,23 @@ class Accounting:
         period = parse_period(p.period) if p.period else self.clock.period()
         start, end = bounds(period)
         offset = self.clock.offset
-        fees = counted = total = in_msat = out_msat = 0
+        fees = counted = total = in_msat = out_msat = skipped = 0
         for f in self.ctx.hive.rpc.call("listforwards", {"status": "settled"}).get("forwards", []):
             ts = float(f.get("resolved_time") or f.get("received_time") or 0) + offset
             if not start <= ts < end:
                 continue
-            i, o = _msat(f.get("in_msat")) or 0, _msat(f.get("out_msat")) or 0
-            fee = _msat(f.get("fee_msat"))
-            fee = fee if fee is not None else max(0, i - o)
+            amounts = forward_amounts(f)
+            if amounts is None:
+                skipped += 1
+                continue
+            fee, i, o = amounts
             fees, total, in_msat, out_msat = fees + fee, total + 1, in_msat + i, out_msat + o
             counted += 1 if fee >= COUNTED_FEE_MSAT else 0
         with self._lock, self.db.write() as conn:
             conn.execute("INSERT OR REPLACE INTO settlement_local_fees (period, fees_msat, forward_count, "
                          "forwards_total, in_msat, out_msat, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                          (period, fees, counted, total, in_msat, out_msat, int(time.time())))
-        return {"status": "recounted", **self.week(period)}
+        return {"status": "recounted", **self.week(period), "skipped_malformed": skipped}
 
 
 def register(ctx: Context, clock: HiveClock) -> Accounting:

@@ -53,12 +53,6 @@ class BudgetConfig:
                    min_channel_sats=int_option(hive, "min-channel-sats", 20_000, MAX_SATS))
 
 
-def msat(value: Any) -> int:
-    """lightningd's msat fields (an int, a pyln Millisatoshi, an old-style "123msat" string; None is 0), read
-    with libhive's one amount parser."""
-    return msat_or_zero(value)
-
-
 class SummaryParams(Params):
     days: int = Field(7, ge=1, le=365)
 
@@ -92,7 +86,7 @@ class Budget:
             outputs = self._rpc().call("listfunds", {})["outputs"]
         except Exception as exc:
             raise ChainDataUnavailable(f"cannot read the wallet (listfunds failed: {exc})") from None
-        return sum(msat(o.get("amount_msat")) for o in outputs
+        return sum(msat_or_zero(o.get("amount_msat")) for o in outputs
                    if o.get("status") == "confirmed" and not o.get("reserved")) // 1000
 
     def snapshot(self, onchain_sats: int | None = None) -> dict[str, Any]:
@@ -243,4 +237,4 @@ def register(hive: Any, members: Any) -> Budget:
     return budget
 
 
-__all__ = ["Budget", "BudgetConfig", "register", "msat"]
+__all__ = ["Budget", "BudgetConfig", "register"]

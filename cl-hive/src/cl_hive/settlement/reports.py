@@ -35,6 +35,7 @@ import logging
 import time
 from typing import Any
 
+from libhive.amounts import msat_or_zero
 from libhive.wire import MessageType
 
 from ..economics import Economics
@@ -87,9 +88,8 @@ class Reports:
         for ch in self.ctx.hive.rpc.call("listpeerchannels").get("channels", []):
             peer = ch.get("peer_id")
             if ch.get("state") == "CHANNELD_NORMAL" and peer in hive and peer != self.ctx.me:
-                total = ch.get("total_msat", 0)
-                total = int(total[:-4]) if isinstance(total, str) and total.endswith("msat") else int(total or 0)
-                out[peer] = out.get(peer, 0) + total // 1000
+                # libhive.amounts; one it cannot read raises: a signed report never carries a made-up capacity
+                out[peer] = out.get(peer, 0) + msat_or_zero(ch.get("total_msat")) // 1000
         return dict(sorted(out.items()))
 
     def build(self, period: str, final: bool) -> dict[str, Any]:

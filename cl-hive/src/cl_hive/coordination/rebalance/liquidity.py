@@ -21,6 +21,7 @@ import threading
 from collections import Counter
 from typing import Any, Callable, Literal
 
+from libhive.amounts import msat_or_zero
 from libhive.models import Field
 
 from libhive.identity import is_node_id
@@ -32,7 +33,6 @@ from ...protocol import formats
 from ...protocol.context import Context
 from ...protocol.ingress import Inbound, Reject
 from ..common import now
-from ..graph import msat
 from ..reports import Kind, Reports
 
 SEND_SPACING = 1800
@@ -267,7 +267,8 @@ class Liquidity:
             if ch.get("state") != "CHANNELD_NORMAL" or not ch.get("peer_id"):
                 continue
             local, total = out.get(ch["peer_id"], (0, 0))
-            out[ch["peer_id"]] = (local + msat(ch.get("to_us_msat")) // 1000, total + msat(ch.get("total_msat")) // 1000)
+            out[ch["peer_id"]] = (local + msat_or_zero(ch.get("to_us_msat")) // 1000,
+                                 total + msat_or_zero(ch.get("total_msat")) // 1000)
         return out
 
     def needs(self) -> dict[str, Any]:

@@ -2,6 +2,9 @@
 idempotency across retries and across a restart in the middle of a payment, and clear errors for bad input."""
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import sqlite3
 import sys
 import threading
@@ -12,6 +15,7 @@ import pytest
 from pyln.client import RpcError
 
 from cl_hive_comms.payments.ledger import PayRequest
+from hive_devnet import bolt11 as devnet_bolt11
 from hive_devnet.fleet import wait_for
 
 LIMIT_SATS = 50_000
@@ -135,50 +139,72 @@ def test_bad_targets_and_params_get_clear_errors(fleet):
 
 
 def _insert_pending(node, key, kind, target, payment_hash, amount_msat, age=0):
+    """A row as a crash after the hand-over leaves it: reserved, handed to lightningd ``age`` s ago, no answer."""
     conn = sqlite3.connect(comms_db(node))
     now = int(time.time())
     with conn:
         conn.execute("INSERT INTO comms_payments (idempotency_key, request_hash, kind, target, amount_msat, "
-                     "reserved_msat, state, day, payment_hash, invoice, created_at, updated_at) "
-                     "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                     "reserved_msat, state, day, payment_hash, invoice, detail, created_at, updated_at) "
+                     "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                      (key, PayRequest(kind=kind, target=target, idempotency_key=key).request_hash, kind, target,
-                      amount_msat, amount_msat + 5000, "pending", now // 86400, payment_hash, target, now - age,
-                      now - age))
+                      amount_msat, amount_msat + 5000, "pending", now // 86400, payment_hash, target,
+                      json.dumps({"_handed_over_at": now - age, "_retry_for": 60}), now - age, now - age))
     conn.close()
 
 
+def expired_invoice(msat):
+    """An invoice of some node, signed two hours ago and valid for a minute: lightningd decodes it, and refuses
+    to pay it."""
+    preimage = os.urandom(32)
+    payment_hash = hashlib.sha256(preimage).digest()
+    return {"bolt11": devnet_bolt11.encode(os.urandom(32), "bcrt", msat, timestamp=int(time.time()) - 7200,
+                                           payment_hash=payment_hash, payment_secret=os.urandom(32),
+                                           description="expired", expiry=60),
+            "payment_hash": payment_hash.hex()}
+
+
+def get_payment(node, key):
+    return node.rpc.call("hive-client-payments", {"action": "get", "idempotency_key": key})
+
+
 def test_restart_in_the_middle_of_a_payment_never_pays_twice(fleet):
-    """The intent is recorded before paying.  Two crashes are simulated by leaving a pending row behind while the
-    plugin is stopped: one after lightningd paid (reconciled from listpays: complete, with the preimage) and one
-    that lightningd has no record of, handed over longer ago than a pay command can run (failed: nothing was
-    paid, the money did not move)."""
+    """The intent is recorded before paying.  Three crashes are simulated by leaving a pending row behind while the
+    plugin is stopped: one after lightningd paid (reconciled from listpays: complete, with the preimage), one that
+    lightningd has no record of and can no longer pay (its invoice expired long ago: failed, nothing was paid), and
+    one lightningd has no record of but could still pay (its invoice is valid, however long ago it was handed over:
+    unknown, pending, its amount reserved; a retry neither pays it nor calls it unpaid)."""
     a, b = pair(fleet)
     paid_inv = invoice(b, 30_000)
     a.rpc.call("pay", {"bolt11": paid_inv["bolt11"]})            # lightningd paid; comms "crashed" before recording
-    lost_inv = invoice(b, 40_000)
+    lost_inv = expired_invoice(40_000)
+    held_inv = invoice(b, 50_000)
     a.plugin_stop("cl-hive-comms")
     _insert_pending(a, "crash-0001", "bolt11", paid_inv["bolt11"], paid_inv["payment_hash"], 30_000)
     _insert_pending(a, "crash-0002", "bolt11", lost_inv["bolt11"], lost_inv["payment_hash"], 40_000, age=3600)
+    _insert_pending(a, "crash-0003", "bolt11", held_inv["bolt11"], held_inv["payment_hash"], 50_000, age=3000)
     a.plugin_start("cl-hive-comms")
-    done = wait_for(lambda: (r := a.rpc.call("hive-client-payments", {"action": "get",
-                                                                      "idempotency_key": "crash-0001"}))
-                    ["status"] == "complete" and r, what="reconciled payment")
+    done = wait_for(lambda: (r := get_payment(a, "crash-0001"))["status"] == "complete" and r,
+                    what="reconciled payment")
     assert done["preimage"] and done["reconciled"]
-    lost = wait_for(lambda: (r := a.rpc.call("hive-client-payments", {"action": "get",
-                                                                      "idempotency_key": "crash-0002"}))
-                    ["status"] == "failed" and r, what="interrupted payment")
-    assert "nothing was paid" in lost["error"]["message"]
+    lost = wait_for(lambda: (r := get_payment(a, "crash-0002"))["status"] == "failed" and r,
+                    what="interrupted payment")
+    assert "nothing was paid" in lost["error"]["message"] and "expired" in lost["error"]["message"]
+    held = get_payment(a, "crash-0003")
+    assert held["status"] == "pending" and "no record" in held["unknown"]["reason"]
+    assert a.rpc.call("hive-client-payments", {"action": "summary"})["global"]["spent_or_reserved_msat"] == \
+        30_000 + done["fee_msat"] + 50_000 + 5000                 # the unknown one stays reserved
     before = our_balance_msat(a, b)
-    # a retry of the first returns it; the interrupted one is not paid behind the caller's back
+    # a retry of the first returns it; the others are not paid behind the caller's back
     assert a.rpc.call("hive-comms-pay", {"target": paid_inv["bolt11"], "idempotency_key": "crash-0001"})[
         "replayed"] is True
+    err = error_of(lambda: a.rpc.call("hive-comms-pay", {"target": held_inv["bolt11"], "idempotency_key":
+                                                         "crash-0003"}))
+    assert err["code"] == 1963 and "no record" in err["message"]
     assert our_balance_msat(a, b) == before
     assert len(a.rpc.call("listpays", {"payment_hash": paid_inv["payment_hash"]})["pays"]) == 1
-    assert b.rpc.call("listinvoices", {"payment_hash": lost_inv["payment_hash"]})["invoices"][0]["status"] == \
+    assert a.rpc.call("listpays", {"payment_hash": held_inv["payment_hash"]})["pays"] == []
+    assert b.rpc.call("listinvoices", {"payment_hash": held_inv["payment_hash"]})["invoices"][0]["status"] == \
         "unpaid"
-    # a new key pays the interrupted invoice, once
-    a.rpc.call("hive-comms-pay", {"target": lost_inv["bolt11"], "idempotency_key": "crash-0003"})
-    assert before - our_balance_msat(a, b) == 40_000
 
 
 def test_payments_survive_a_node_restart(fleet):
@@ -198,7 +224,7 @@ SLOW_PAY = Path(__file__).parent / "plugins" / "slow_pay.py"
 
 @pytest.fixture
 def slow_pay(tmp_path) -> str:
-    """A plugin that holds every pay/xpay command for a few seconds (lightningd's rpc_command hook)."""
+    """A plugin that holds every pay/xpay command (lightningd's rpc_command hook) until ``slow-pay-release``."""
     path = tmp_path / "slow-pay"
     path.write_text(f"#!{sys.executable}\n" + SLOW_PAY.read_text())
     path.chmod(0o755)
@@ -207,10 +233,12 @@ def slow_pay(tmp_path) -> str:
 
 def test_kill_9_while_lightningd_still_pays_is_never_recorded_as_unpaid(fleet, slow_pay):
     """Issue 10, finding 2.  comms hands a payment to lightningd and is killed (-9) while lightningd still holds
-    the pay command; at restart lightningd has no record of the payment yet.  It must stay pending, its amount
-    reserved, until lightningd says how it ended, then be recorded as paid, once."""
-    limit = {"hive-comms-daily-spend-limit-sats": LIMIT_SATS}
-    a = fleet.add_node("a", plugins=["cl-hive-comms", slow_pay], options=limit)
+    the pay command (a plugin's rpc_command hook); at restart lightningd has no record of the payment yet.  It
+    must stay pending, its amount reserved, for as long as lightningd may still pay it - here longer than the
+    command's retry_for + 60 s, which a clock guess once took for "it cannot be running any more" - then be
+    recorded as paid, once, when lightningd runs it."""
+    opts = {"hive-comms-daily-spend-limit-sats": LIMIT_SATS, "hive-comms-pay-retry-for": 1}
+    a = fleet.add_node("a", plugins=["cl-hive-comms", slow_pay], options=opts)
     b = fleet.add_node("b", plugins=[])
     fleet.connect(a, b)
     fleet.open_channel(a, b, 2_000_000)
@@ -226,27 +254,29 @@ def test_kill_9_while_lightningd_still_pays_is_never_recorded_as_unpaid(fleet, s
 
     caller = threading.Thread(target=pay)
     caller.start()
-    wait_for(lambda: sqlite3.connect(comms_db(a)).execute(
-        "SELECT state FROM comms_payments WHERE idempotency_key='held-0001'").fetchone() == ("pending",),
-        what="payment handed over")
+    wait_for(lambda: a.rpc.call("slow-pay-held")["held"] == 1, what="the pay command held in lightningd")
+    handed_over = time.time()
     a.kill_plugin("cl-hive-comms")
     caller.join(30)
     assert "result" not in answer                               # the caller never heard how it ended
     assert a.rpc.call("listpays", {"payment_hash": inv["payment_hash"]})["pays"] == []
-    a.plugin_start("cl-hive-comms", **limit)
+    a.plugin_start("cl-hive-comms", **opts)
     wait_for(lambda: a.log_contains(r"payments reconciled: "), what="the startup reconcile")
-    row = a.rpc.call("hive-client-payments", {"action": "get", "idempotency_key": "held-0001"})
-    assert row["status"] == "pending"                            # unknown, not "nothing was paid"
+    time.sleep(max(0.0, handed_over + 1 + 60 + 2 - time.time()))   # past retry_for + 60 s: still held
+    assert a.rpc.call("listpays", {"payment_hash": inv["payment_hash"]})["pays"] == []
+    err = error_of(lambda: a.rpc.call("hive-comms-pay", {"target": inv["bolt11"], "idempotency_key": "held-0001"}))
+    assert err["code"] == 1963 and "no record" in err["message"]   # a retry neither pays again nor says "unpaid"
+    row = get_payment(a, "held-0001")
+    assert row["status"] == "pending" and row["unknown"]["failed_if_no_record_after"] > time.time() + 3000
     reserved = a.rpc.call("hive-client-payments", {"action": "summary"})["global"]["spent_or_reserved_msat"]
     assert reserved >= 30_000_000                                # and its amount still counts against the limit
-    err = error_of(lambda: a.rpc.call("hive-comms-pay", {"target": inv["bolt11"], "idempotency_key": "held-0001"}))
-    assert err["code"] == 1963                                   # a retry neither pays again nor says "unpaid"
     # lightningd releases the command and pays; the record follows what lightningd did
+    assert a.rpc.call("slow-pay-release")["released"] == 1
     wait_for(lambda: b.rpc.call("listinvoices", {"payment_hash": inv["payment_hash"]})["invoices"][0]["status"]
              == "paid", timeout=60, what="lightningd paid")
     done = wait_for(lambda: _retry(a, inv, "held-0001"), timeout=60, what="reconciled as paid")
     assert done["status"] == "complete" and done["replayed"] is True and done["reconciled"] is True
-    assert done["preimage"] and done["amount_msat"] == 30_000_000
+    assert done["preimage"] and done["amount_msat"] == 30_000_000 and "unknown" not in done
     assert a.rpc.call("hive-client-payments", {"action": "summary"})["global"]["spent_or_reserved_msat"] == \
         30_000_000 + done["fee_msat"]
     assert before - to_us_msat(a, b) == 30_000_000 + done["fee_msat"]               # paid once

@@ -4,8 +4,7 @@ connection, a restart in the middle of a payment).
 
 What lightningd's records say is conclusive only one way: a completed part means paid, a pending part means
 in flight.  "No record" or "every part failed" is not proof that nothing will be paid while a pay command may
-still be running (its first attempt not yet sent, or a retry about to start); the engine decides when that can
-no longer be the case (see engine.PaymentEngine.reconcile).
+still be running or yet to start; reconcile.settle decides when that can no longer be the case.
 
 Invoices are decoded by lightningd itself, never by a local parser, so what we check (amount, payment hash,
 expiry, network) is exactly what lightningd will pay.
@@ -55,6 +54,16 @@ def rpc_error(exc: BaseException) -> dict[str, Any] | None:
 
 
 def decode_invoice(rpc: Any, invstring: str, now: float | None = None) -> Invoice:
+    """Decode an invoice to be paid now: refused once expired."""
+    inv = read_invoice(rpc, invstring)
+    now = time.time() if now is None else now
+    if inv.expires_at is not None and inv.expires_at < now:
+        raise UnsupportedTarget(f"the invoice expired {int(now - inv.expires_at)} s ago")
+    return inv
+
+
+def read_invoice(rpc: Any, invstring: str) -> Invoice:
+    """What lightningd's ``decode`` says about an invoice, expired or not."""
     try:
         d = rpc.call("decode", {"string": invstring})
     except Exception as exc:
@@ -63,7 +72,6 @@ def decode_invoice(rpc: Any, invstring: str, now: float | None = None) -> Invoic
     if not d.get("valid"):
         raise UnsupportedTarget("the invoice is not valid (decode says valid=false)")
     kind = d.get("type")
-    now = time.time() if now is None else now
     if kind == "bolt11 invoice":
         expires = int(d["created_at"]) + int(d.get("expiry", 3600))
         inv = Invoice(invstring, "bolt11", d["payment_hash"], d.get("amount_msat"), d.get("payee"), expires,
@@ -75,8 +83,6 @@ def decode_invoice(rpc: Any, invstring: str, now: float | None = None) -> Invoic
                       d.get("invoice_node_id"), expires, d.get("offer_description"))
     else:
         raise UnsupportedTarget(f"expected an invoice, got a {kind}")
-    if inv.expires_at is not None and inv.expires_at < now:
-        raise UnsupportedTarget(f"the invoice expired {int(now - inv.expires_at)} s ago")
     return inv
 
 

@@ -13,11 +13,10 @@ Every payment follows the same steps (see ledger.py for the states):
    (NUT-07/09);
 5. complete (or fail, which releases the reservation).
 
-An interrupted payment is unknown until lightningd says otherwise.  lightningd keeps running a pay command whose
-caller died, and records nothing until its first attempt goes out, so "no record" (or "every attempt failed")
-settles a row as failed only once the pay command cannot be running any more: ``retry_for`` seconds (what we
-asked lightningd to spend) plus ``HANDOVER_GRACE`` after the hand-over.  Until then the row stays pending and a
-retry with the same key answers 1963.
+An interrupted payment is unknown until lightningd says otherwise: reconcile.py holds the rule (in short, "no
+record" settles it as failed only once its invoice has expired, so that lightningd refuses to start paying it,
+and a command that accepted it before then is over).  Until then the row stays pending, its amount reserved,
+and a retry with the same key answers 1963 with the reason.
 """
 from __future__ import annotations
 
@@ -39,10 +38,10 @@ from .cashu.mint_client import MintOutcomeUnknown
 from .cashu.wallet import CashuWallet
 from .l402 import L402Client, Token, check_url, macaroon_payment_hash, parse_challenge, response_view
 from .ledger import Limits, PaymentLedger, PayRequest, public_view
+from .reconcile import settle
 
 log = logging.getLogger("cl-hive-comms.payments")
 KINDS = ("bolt11", "bolt12", "l402", "cashu_melt", "cashu_send")
-HANDOVER_GRACE = 60       # s beyond retry_for that a pay command may still be starting (routes, plugin queue)
 
 
 @dataclass(frozen=True)
@@ -176,11 +175,13 @@ class PaymentEngine:
             raise HiveError(f"{row['error_message']} (first attempt with this idempotency key)",
                             code=row["error_code"] or PaymentFailed.code)
         if row["state"] == "pending":
-            raise PaymentPending(f"payment {quote(row['idempotency_key'])} is still pending; retry later")
+            why = json.loads(row.get("detail") or "{}").get("_unknown_because")
+            raise PaymentPending(f"payment {quote(row['idempotency_key'])} is still pending, its amount reserved"
+                                 + (f": {why}" if why else "; retry later"))
         return self._view(row["id"], replayed=True)
 
     def reconcile(self, row: dict[str, Any]) -> dict[str, Any]:
-        """Settle a pending row from what lightningd or the mint knows.  Never pays."""
+        """Settle a pending row from what lightningd or the mint knows (see reconcile.py).  Never pays."""
         rid = row["id"]
         with self._lock:
             if rid in self._in_flight:
@@ -188,36 +189,43 @@ class PaymentEngine:
         if row["kind"] in ("cashu_melt", "cashu_send"):
             self._reconcile_cashu(row)
         elif row["payment_hash"]:
-            state = bolt11.lookup(self._rpc(), row["payment_hash"])
-            if isinstance(state, Paid):
-                self._complete_lightning(row, state)
-            elif state == "pending":
-                pass                                   # a part is in flight: lightningd will settle it
-            elif self._command_may_run(row):
-                log.info("payment %s: lightningd has %s yet; its pay command may still be running, so it stays "
-                         "pending (amount reserved)", rid, "no record of it" if state is None else "only failures")
-            elif state == "failed":
-                self.ledger.fail(rid, PaymentFailed.code, "lightningd reports that every attempt failed")
-            else:
-                self.ledger.fail(rid, PaymentFailed.code, "lightningd has no record of this payment, and the pay "
-                                                          "command cannot be running any more; nothing was paid")
+            self._reconcile_lightning(row)
         else:
             self.ledger.fail(rid, PaymentFailed.code, "the payment was interrupted before it was sent")
         return self.ledger.by_id(rid)
 
+    def _reconcile_lightning(self, row: dict[str, Any]) -> None:
+        detail = json.loads(row.get("detail") or "{}")
+        handed_over = "_handed_over_at" in detail
+        found = bolt11.lookup(self._rpc(), row["payment_hash"])
+        undecided = handed_over and (found is None or found == "failed")
+        expires_at = self._expiry(row) if undecided else None
+        verdict = settle(found, handed_over=handed_over, expires_at=expires_at,
+                         retry_for=int(detail.get("_retry_for", self._settings().retry_for)), now=self._clock())
+        if verdict.paid is not None:
+            self._complete_lightning(row, verdict.paid)
+        elif verdict.state == "failed":
+            self.ledger.fail(row["id"], PaymentFailed.code, verdict.reason)
+        elif (detail.get("_unknown_because"), detail.get("_unknown_until")) != (verdict.reason, verdict.final_after):
+            log.info("payment %s stays pending, its amount reserved: %s", row["id"], verdict.reason)
+            self.ledger.annotate(row["id"], detail={"_unknown_because": verdict.reason,
+                                                    "_unknown_until": verdict.final_after})
+
+    def _expiry(self, row: dict[str, Any]) -> int | None:
+        """When the invoice handed to lightningd expires, by lightningd's own ``decode`` (None: unknown)."""
+        if not row["invoice"]:
+            return None
+        try:
+            return bolt11.read_invoice(self._rpc(), row["invoice"]).expires_at
+        except HiveError as exc:
+            log.warning("payment %s: cannot read its invoice's expiry: %s", row["id"], exc.message)
+            return None
+
     def _hand_over(self, rid: int) -> int:
-        """Record, before lightningd is asked to pay, when and for how long its pay command may run."""
+        """Record, before lightningd is asked to pay, that it was (and the ``retry_for`` it was given)."""
         retry_for = self._settings().retry_for
         self.ledger.annotate(rid, detail={"_handed_over_at": int(self._clock()), "_retry_for": retry_for})
         return retry_for
-
-    def _command_may_run(self, row: dict[str, Any]) -> bool:
-        """Whether a pay command for this row may still be running in lightningd (see the module docstring).
-        A row without a hand-over record (interrupted just before it) counts from its last update."""
-        detail = json.loads(row.get("detail") or "{}")
-        since = int(detail.get("_handed_over_at", row["updated_at"]))
-        window = int(detail.get("_retry_for", self._settings().retry_for)) + HANDOVER_GRACE
-        return self._clock() < since + window
 
     def _complete_lightning(self, row: dict[str, Any], paid: Paid) -> None:
         detail: dict[str, Any] = {"reconciled": True}

@@ -200,5 +200,7 @@ def public_view(row: dict[str, Any]) -> dict[str, Any]:
     }
     if row["state"] == "failed":
         out["error"] = {"code": row["error_code"], "message": row["error_message"]}
+    if row["state"] == "pending" and "_unknown_because" in detail:     # interrupted: what lightningd has not said
+        out["unknown"] = {"reason": detail["_unknown_because"], "failed_if_no_record_after": detail["_unknown_until"]}
     out.update({k: v for k, v in detail.items() if not k.startswith("_")})
     return out

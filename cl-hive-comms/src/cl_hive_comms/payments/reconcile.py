@@ -1,0 +1,67 @@
+"""When an interrupted lightning payment is settled: the rule, as a pure function of what lightningd says.
+
+A payment is interrupted when its pay command was handed to lightningd and no answer was recorded (lost
+connection, kill -9, restart).  lightningd keeps running a pay command whose caller died, and records nothing
+until its first attempt goes out: a plugin's ``rpc_command`` hook may hold the command first, for as long as it
+likes, and xpay may wait for a block height or spend a while finding routes.  So "no record" proves nothing by
+itself, and neither does "every attempt failed" (a retry may follow, or another command may still be held).
+
+What lightningd (v26.06, ``pay`` and ``xpay`` alike: ``pay`` is handed to xpay by default) does guarantee:
+
+* a completed part means paid (``listpays``, or ``listsendpays`` part by part): **paid**;
+* a pending part, or ``listpays`` status ``pending`` (xpay reports a payment it is still working on as pending
+  once it has a part), means in flight: **unknown**;
+* a pay command refuses an invoice that has expired (``PAY_INVOICE_EXPIRED``, checked when the command starts,
+  after every hook), and a command that accepted it before then starts no new attempt once its ``retry_for``
+  is over, except xpay's first attempt, which it makes as soon as it has a route however long that took.
+
+Hence the rule for no record, or only failed attempts: lightningd can no longer pay the invoice once it has
+expired, ``retry_for`` has passed since, and route finding has had ``ROUTE_GRACE`` more: then **failed**
+(nothing was paid, the reservation is released).  Until then it stays **unknown**: ``pending``, its amount
+reserved, and a retry with the same key answers 1963.  A payment without a known expiry stays unknown.
+
+A payment that was never handed over (interrupted before the hand-over was recorded, which happens before the
+pay command is sent) was never asked of lightningd: failed at once unless lightningd's records say otherwise.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from .bolt11 import Paid
+
+ROUTE_GRACE = 60      # s after retry_for that a command may still be finding the route of its first attempt
+
+
+@dataclass(frozen=True)
+class Verdict:
+    state: str                        # "complete" | "pending" | "failed"
+    reason: str
+    paid: Paid | None = None
+    final_after: int | None = None    # pending only: when no record would settle it as failed (None: never)
+
+
+def utc(ts: int) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def settle(found: Paid | str | None, *, handed_over: bool, expires_at: int | None, retry_for: int,
+           now: float) -> Verdict:
+    """Decide a pending payment from ``found`` (``bolt11.lookup``: Paid, "pending", "failed" or None), whether
+    its pay command was handed to lightningd, its invoice's expiry and the ``retry_for`` it was given."""
+    if isinstance(found, Paid):
+        return Verdict("complete", "lightningd reports it paid", paid=found)
+    if found == "pending":
+        return Verdict("pending", "lightningd is still paying it (a part is in flight)")
+    what = "lightningd has no record of it" if found is None else "every attempt lightningd recorded failed"
+    if not handed_over:
+        return Verdict("failed", f"interrupted before it was handed to lightningd, and {what}; nothing was paid")
+    if expires_at is None:
+        return Verdict("pending", f"{what} so far, and its invoice's expiry is unknown: lightningd may still pay it")
+    final_after = expires_at + retry_for + ROUTE_GRACE
+    if now < final_after:
+        return Verdict("pending", f"{what} so far, and its pay command may still start until the invoice expires "
+                                  f"({utc(expires_at)}) and run {retry_for} s after that; unknown until lightningd "
+                                  f"says how it ended, or until {utc(final_after)}", final_after=final_after)
+    return Verdict("failed", f"{what}, and lightningd can no longer pay it (its invoice expired at "
+                             f"{utc(expires_at)}, and lightningd refuses an expired invoice); nothing was paid")

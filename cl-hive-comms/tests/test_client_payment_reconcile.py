@@ -1,6 +1,6 @@
 """Reconciling an interrupted payment (issue 10, finding 2): what lightningd's records prove and what they do not.
 
-The rule (payments/reconcile.py) is checked on its own, then through the engine against a fake lightningd that
+The rule (libhive.payment_settle) is checked on its own, then through the engine against a fake lightningd that
 answers ``listpays``, ``listsendpays`` and ``decode`` and refuses to be asked to pay; the clock is ours.  A
 payment lightningd has no record of stays pending, its amount reserved, for as long as lightningd could still
 start paying it (its invoice not expired, plus ``retry_for`` and the route grace), however long a hook held the
@@ -16,10 +16,10 @@ from cl_hive_comms import migrations_client  # noqa: F401  (registers the client
 from cl_hive_comms.payments.bolt11 import Paid
 from cl_hive_comms.payments.engine import PaymentEngine, PaySettings
 from cl_hive_comms.payments.ledger import DAY, Limits, PaymentLedger, PayRequest, public_view
-from cl_hive_comms.payments.reconcile import ROUTE_GRACE, settle
 from cl_hive_comms.migrations import migrations
 from libhive.db import Database
 from libhive.errors import HiveError
+from libhive.payment_settle import ROUTE_GRACE, settle
 
 HASH = "11" * 32
 PREIMAGE = "22" * 32

@@ -1,4 +1,4 @@
-"""What cl-hive-comms' payment reconcile (payments/reconcile.py) relies on, the same on the devnet and on real
+"""What the payment reconcile rule (libhive.payment_settle) relies on, the same on the devnet and on real
 lightningd: an expired invoice still decodes (its created_at and expiry readable), ``pay`` and ``xpay`` refuse it
 (207) before anything is recorded, and ``waitsendpay`` knows no attempt for it (208)."""
 from __future__ import annotations

@@ -4,7 +4,7 @@ connection, a restart in the middle of a payment).
 
 What lightningd's records say is conclusive only one way: a completed part means paid, a pending part means
 in flight.  "No record" or "every part failed" is not proof that nothing will be paid while a pay command may
-still be running or yet to start; reconcile.settle decides when that can no longer be the case.
+still be running or yet to start; libhive.payment_settle decides when that can no longer be the case.
 
 Invoices are decoded by lightningd itself, never by a local parser, so what we check (amount, payment hash,
 expiry, network) is exactly what lightningd will pay.
@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from libhive.amounts import msat_or_zero as msat
+from libhive.payment_settle import invoice_expiry
 
 from ..client_errors import PaymentFailed, UnsupportedTarget
 
@@ -73,14 +74,11 @@ def read_invoice(rpc: Any, invstring: str) -> Invoice:
         raise UnsupportedTarget("the invoice is not valid (decode says valid=false)")
     kind = d.get("type")
     if kind == "bolt11 invoice":
-        expires = int(d["created_at"]) + int(d.get("expiry", 3600))
-        inv = Invoice(invstring, "bolt11", d["payment_hash"], d.get("amount_msat"), d.get("payee"), expires,
-                      d.get("description"))
+        inv = Invoice(invstring, "bolt11", d["payment_hash"], d.get("amount_msat"), d.get("payee"),
+                      invoice_expiry(d), d.get("description"))
     elif kind == "bolt12 invoice":
-        created = d.get("invoice_created_at")
-        expires = int(created) + int(d.get("invoice_relative_expiry", 7200)) if created is not None else None
         inv = Invoice(invstring, "bolt12", d["invoice_payment_hash"], d.get("invoice_amount_msat"),
-                      d.get("invoice_node_id"), expires, d.get("offer_description"))
+                      d.get("invoice_node_id"), invoice_expiry(d), d.get("offer_description"))
     else:
         raise UnsupportedTarget(f"expected an invoice, got a {kind}")
     return inv

@@ -13,7 +13,7 @@ Every payment follows the same steps (see ledger.py for the states):
    (NUT-07/09);
 5. complete (or fail, which releases the reservation).
 
-An interrupted payment is unknown until lightningd says otherwise: reconcile.py holds the rule (in short, "no
+An interrupted payment is unknown until lightningd says otherwise: libhive.payment_settle holds the rule (in short, "no
 record" settles it as failed only once its invoice has expired, so that lightningd refuses to start paying it,
 and a command that accepted it before then is over).  Until then the row stays pending, its amount reserved,
 and a retry with the same key answers 1963 with the reason.
@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 from libhive.errors import HiveError, quote
+from libhive.payment_settle import settle
 from libhive.workers import log_failure
 
 from ..client_errors import L402Error, PaymentFailed, PaymentPending, UnsupportedTarget
@@ -38,7 +39,6 @@ from .cashu.mint_client import MintOutcomeUnknown
 from .cashu.wallet import CashuWallet
 from .l402 import L402Client, Token, check_url, macaroon_payment_hash, parse_challenge, response_view
 from .ledger import Limits, PaymentLedger, PayRequest, public_view
-from .reconcile import settle
 
 log = logging.getLogger("cl-hive-comms.payments")
 KINDS = ("bolt11", "bolt12", "l402", "cashu_melt", "cashu_send")
@@ -181,7 +181,7 @@ class PaymentEngine:
         return self._view(row["id"], replayed=True)
 
     def reconcile(self, row: dict[str, Any]) -> dict[str, Any]:
-        """Settle a pending row from what lightningd or the mint knows (see reconcile.py).  Never pays."""
+        """Settle a pending row from what lightningd or the mint knows (the rule: libhive.payment_settle).  Never pays."""
         rid = row["id"]
         with self._lock:
             if rid in self._in_flight:

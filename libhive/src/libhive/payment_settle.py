@@ -1,4 +1,6 @@
-"""When an interrupted lightning payment is settled: the rule, as a pure function of what lightningd says.
+"""When an interrupted lightning payment is settled: the one rule, as a pure function of what lightningd says.
+
+Used by every payment engine of the hive (``libhive.payments``, cl-hive-comms' payment engine).
 
 A payment is interrupted when its pay command was handed to lightningd and no answer was recorded (lost
 connection, kill -9, restart).  lightningd keeps running a pay command whose caller died, and records nothing
@@ -17,18 +19,21 @@ What lightningd (v26.06, ``pay`` and ``xpay`` alike: ``pay`` is handed to xpay b
 
 Hence the rule for no record, or only failed attempts: lightningd can no longer pay the invoice once it has
 expired, ``retry_for`` has passed since, and route finding has had ``ROUTE_GRACE`` more: then **failed**
-(nothing was paid, the reservation is released).  Until then it stays **unknown**: ``pending``, its amount
-reserved, and a retry with the same key answers 1963.  A payment without a known expiry stays unknown.
+(nothing was paid).  Until then it stays **unknown**.  A payment without a known expiry stays unknown.
 
 A payment that was never handed over (interrupted before the hand-over was recorded, which happens before the
 pay command is sent) was never asked of lightningd: failed at once unless lightningd's records say otherwise.
+
+The invoice's expiry is read from lightningd's own ``decode`` of the invoice handed to it (:func:`invoice_expiry`):
+the bolt11, or for a BOLT12 offer the invoice fetched from it.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any
 
-from .bolt11 import Paid
+__all__ = ["ROUTE_GRACE", "Verdict", "invoice_expiry", "settle", "utc"]
 
 ROUTE_GRACE = 60      # s after retry_for that a command may still be finding the route of its first attempt
 
@@ -37,7 +42,7 @@ ROUTE_GRACE = 60      # s after retry_for that a command may still be finding th
 class Verdict:
     state: str                        # "complete" | "pending" | "failed"
     reason: str
-    paid: Paid | None = None
+    paid: Any = None                  # complete only: the caller's record of the completed payment, as given
     final_after: int | None = None    # pending only: when no record would settle it as failed (None: never)
 
 
@@ -45,11 +50,22 @@ def utc(ts: int) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def settle(found: Paid | str | None, *, handed_over: bool, expires_at: int | None, retry_for: int,
-           now: float) -> Verdict:
-    """Decide a pending payment from ``found`` (``bolt11.lookup``: Paid, "pending", "failed" or None), whether
-    its pay command was handed to lightningd, its invoice's expiry and the ``retry_for`` it was given."""
-    if isinstance(found, Paid):
+def invoice_expiry(decoded: dict[str, Any]) -> int | None:
+    """When an invoice expires, from lightningd's ``decode`` of it (bolt11 or bolt12 invoice); None when
+    ``decode`` does not say when it was created (then its expiry is unknown, never guessed)."""
+    if decoded.get("type") == "bolt12 invoice" or "invoice_created_at" in decoded:
+        created, relative = decoded.get("invoice_created_at"), decoded.get("invoice_relative_expiry", 7200)
+    else:
+        created, relative = decoded.get("created_at"), decoded.get("expiry", 3600)
+    return None if created is None else int(created) + int(relative)
+
+
+def settle(found: Any, *, handed_over: bool, expires_at: int | None, retry_for: int, now: float) -> Verdict:
+    """Decide an interrupted payment from ``found``, what lightningd's records say about its payment hash:
+    ``"pending"`` (a part in flight), ``"failed"`` (attempts, all failed), ``None`` (no record), or anything else
+    is the caller's record of a completed payment (returned as ``Verdict.paid``); whether its pay command was
+    handed to lightningd; its invoice's expiry and the ``retry_for`` the command was given."""
+    if found is not None and not isinstance(found, str):
         return Verdict("complete", "lightningd reports it paid", paid=found)
     if found == "pending":
         return Verdict("pending", "lightningd is still paying it (a part is in flight)")

@@ -16,7 +16,9 @@ from sqlite_utils import Migrations
 from hive_devnet.errors import RpcError as DevnetError
 from hive_devnet.ledger import Ledger
 from libhive.db import Database
-from libhive.payments import InvoiceMismatch, KeyReused, PaymentError, Payments, create_table
+from libhive.payment_settle import ROUTE_GRACE
+from libhive.payments import (DEFAULT_RETRY_FOR, InvoiceMismatch, KeyReused, PaymentError, Payments,
+                              create_table)
 
 TABLE = "settlement_test_payments"         # a cl-hive-owned name: the database enforces ownership
 
@@ -121,20 +123,42 @@ def test_crash_after_lightningd_paid_counts_as_paid(setup):
     assert ln.received() == [10_000_000] and len(ln.sent()) == 1
 
 
-def test_crash_before_pay_reached_lightningd_pays_the_same_invoice_once(setup):
+def test_no_record_stays_unknown_until_lightningd_can_no_longer_pay(setup):
+    """The pay call broke and lightningd has no record of the hash: a hook may still hold the pay command, so the
+    payment stays ``paying`` (never reported unpaid) until the fetched invoice has expired and retry_for +
+    ROUTE_GRACE have passed since; only then is it failed, and a retry pays a fresh invoice, once."""
     clock, ln, rpc, payments = setup
     rpc.break_before.add("pay")
     p = payments().pay_offer("k", ln.offer, 7_000_000)
     assert p.status == "paying" and ln.received() == []
+    final = p.invoice_expires_at + DEFAULT_RETRY_FOR + ROUTE_GRACE
     restarted = payments()
-    # lightningd knows nothing of the hash, but a pay command may still be starting: not concluded yet
-    assert restarted.reconcile("k").status == "paying"
-    assert restarted.pay_offer("k", ln.offer, 7_000_000).status == "paying"
-    clock.t += 200                                        # > retry_for + margin: the attempt surely ended
-    assert restarted.reconcile("k").status == "failed"
+    for t in (p.created_at + 200, p.invoice_expires_at, final - 1):     # the old clock guess failed it at +121 s
+        clock.t = t
+        now = restarted.reconcile("k")
+        assert now.status == "paying" and "unknown until" in (now.error or "")
+        assert restarted.pay_offer("k", ln.offer, 7_000_000).status == "paying"
+        assert restarted.reconcile_all()[0].status == "paying"
+    assert ln.received() == [] and ln.sent() == []
+    clock.t = final
+    failed = restarted.reconcile("k")
+    assert failed.status == "failed" and "nothing was paid" in (failed.error or "")
     paid = restarted.pay_offer("k", ln.offer, 7_000_000)
-    assert paid.status == "paid" and paid.payment_hash == p.payment_hash and paid.attempts == 2
+    assert paid.status == "paid" and paid.previous_hashes == (p.payment_hash,) and paid.attempts == 2
     assert ln.received() == [7_000_000]
+
+
+def test_a_held_pay_command_that_pays_late_counts_as_paid(setup):
+    """The pay command outlived its caller (held by a hook) and paid long after the old clock guess: paid, once."""
+    clock, ln, rpc, payments = setup
+    rpc.break_before.add("pay")
+    p = payments().pay_offer("k", ln.offer, 3_000_000)
+    clock.t += 3600                                       # the invoice (7200 s) is still valid
+    assert payments().reconcile("k").status == "paying"
+    ln.call("a", "pay", {"bolt11": p.invoice, "retry_for": DEFAULT_RETRY_FOR})    # the held command runs
+    done = payments().pay_offer("k", ln.offer, 3_000_000)
+    assert done.status == "paid" and done.payment_hash == p.payment_hash and done.attempts == 1
+    assert ln.received() == [3_000_000] and len(ln.sent()) == 1
 
 
 def test_lightningd_refusal_is_failed_and_retry_reuses_the_invoice(setup):
@@ -152,7 +176,7 @@ def test_expired_unpaid_invoice_is_replaced_and_the_old_hash_still_checked(setup
     clock, ln, rpc, payments = setup
     rpc.break_before.add("pay")
     first = payments().pay_offer("k", ln.offer, 1_000_000)
-    clock.t += 3 * 3600                                    # past the invoice expiry (7200 s) and the margin
+    clock.t += 3 * 3600                                    # past the invoice expiry (7200 s) + retry_for + grace
     paid = payments().pay_offer("k", ln.offer, 1_000_000)
     assert paid.status == "paid" and paid.payment_hash != first.payment_hash
     assert paid.previous_hashes == (first.payment_hash,)

@@ -12,8 +12,9 @@ calling plugin owns (created by its own migration with :func:`create_table`), mo
 * ``paying``: ``pay`` (or ``xpay``) was called for the recorded invoice and we have not seen it end: it may be in
   flight, may have completed while we were down, or may never have started.
 * ``paid``: lightningd reports a completed payment for one of the key's payment hashes (the preimage is kept).
-* ``failed``: lightningd reports nothing completed and nothing in flight for the invoice, and the pay command has
-  ended; the caller may call :meth:`Payments.pay_offer` again, which retries.
+* ``failed``: ``pay`` answered with an error and lightningd reports nothing completed and nothing in flight for
+  the invoice, or an interrupted payment that lightningd can no longer pay (:mod:`libhive.payment_settle`); the
+  caller may call :meth:`Payments.pay_offer` again, which retries.
 
 Why this cannot pay twice
 -------------------------
@@ -22,15 +23,19 @@ Why this cannot pay twice
    about.
 2. A key is always paid with its recorded invoice.  Paying the same invoice again cannot pay twice: lightningd
    refuses a second payment for a hash that is complete or in flight, and the payee settles a payment hash once.
-3. A new invoice (new payment hash) is fetched only when the recorded one has **expired** and lightningd shows for
-   it neither a completed nor a pending part, and the last attempt started more than ``retry_for + margin``
-   seconds ago (so no ``pay`` command of ours can still be starting a part).  An expired invoice can no longer be
-   paid, so the old hash is dead.  Every earlier hash of the key is kept and checked on each reconciliation.
+3. A new invoice (new payment hash) is fetched only when the recorded one has **expired** and the payment is
+   ``failed`` (or was never attempted), which for an interrupted payment happens only once lightningd can no
+   longer pay it (4.).  An expired invoice can no longer be paid, so the old hash is dead.  Every earlier hash of
+   the key is kept and checked on each reconciliation.
    The same rule lets a key move to another offer of the payee (a replaced offer): only when no invoice of the old
    one was ever fetched, or the one fetched is dead.
 4. ``paid`` and ``failed`` are only ever concluded from lightningd's own records (``listsendpays``, ``listpays``)
    or from ``pay``'s own answer; a connection error or a crash leaves the row ``paying`` — never reported unpaid
-   until lightningd says so.
+   until lightningd says so.  An interrupted payment (``paying``, no answer) is settled by the hive's one rule,
+   :func:`libhive.payment_settle.settle`: a completed part is paid, a pending part is in flight, and no record
+   (or only failed attempts) stays ``paying`` until the recorded invoice (the fetched BOLT12 invoice, its expiry
+   read with lightningd's ``decode``) has expired and ``retry_for`` + ``ROUTE_GRACE`` have passed since, because a
+   hook may hold the pay command for any time before lightningd records anything.
 
 Concurrency: one payment per key at a time in this process (a lock per key); different keys run in parallel.
 
@@ -49,13 +54,13 @@ from typing import Any, Callable
 from .amounts import AmountError, msat_or_zero
 from .db import Database
 from .errors import HiveError, quote
+from .payment_settle import invoice_expiry, settle
 
 __all__ = ["COLUMNS", "InvoiceMismatch", "InvoiceUnavailable", "KeyReused", "Payment", "PaymentError", "Payments",
            "create_table"]
 
 STATUSES = ("pending", "paying", "paid", "failed")
 DEFAULT_RETRY_FOR = 60            # seconds lightningd's pay may keep retrying one call
-DEFAULT_MARGIN = 60               # after retry_for, how long before a silent attempt counts as ended
 _TABLE_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 #: The payment table's columns (schema version 1).  A plugin creates the table in one of its own migrations with
@@ -135,7 +140,6 @@ class _Seen:
     state: str                    # complete | pending | failed | none
     preimage: str | None = None
     amount_sent_msat: int | None = None
-    message: str | None = None
 
 
 def _sent_msat(value: Any) -> int | None:
@@ -164,14 +168,13 @@ class Payments:
     """Idempotent payments recorded in ``table`` (see the module docstring)."""
 
     def __init__(self, db: Callable[[], Database], rpc: Callable[[], Any], table: str, *, method: str = "pay",
-                 retry_for: int = DEFAULT_RETRY_FOR, margin: int = DEFAULT_MARGIN,
-                 clock: Callable[[], float] = time.time) -> None:
+                 retry_for: int = DEFAULT_RETRY_FOR, clock: Callable[[], float] = time.time) -> None:
         if not _TABLE_RE.match(table):
             raise ValueError(f"bad table name {table!r}")
         if method not in ("pay", "xpay"):
             raise ValueError("method must be pay or xpay")
         self._db, self._rpc, self.table = db, rpc, table
-        self.method, self.retry_for, self.margin, self._clock = method, retry_for, margin, clock
+        self.method, self.retry_for, self._clock = method, retry_for, clock
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
 
@@ -254,10 +257,14 @@ class Payments:
         seen = self._lightningd(p.hashes)
         if seen.state in ("complete", "pending"):
             return self._apply(p, seen)
-        if p.status == "paying" and self._attempt_ended(p):
-            return self._update(p, status="failed",
-                                error=seen.message or "lightningd has no completed or pending payment for it")
-        return p
+        if p.status != "paying":
+            return p
+        # interrupted (no answer from pay): the hive's one rule decides when lightningd can no longer pay it
+        verdict = settle(None if seen.state == "none" else "failed", handed_over=True,
+                         expires_at=p.invoice_expires_at, retry_for=self.retry_for, now=self._clock())
+        if verdict.state == "failed":
+            return self._update(p, status="failed", error=verdict.reason[:500])
+        return p if p.error == verdict.reason[:500] else self._update(p, error=verdict.reason[:500])
 
     def _apply(self, p: Payment, seen: _Seen) -> Payment:
         if seen.state == "complete":
@@ -267,7 +274,7 @@ class Payments:
 
     def _lightningd(self, hashes: tuple[str, ...]) -> _Seen:
         """complete if any part of any hash completed; pending if any is in flight; failed / none otherwise."""
-        rpc, found_failed, message = self._rpc(), False, None
+        rpc, found_failed = self._rpc(), False
         for h in hashes:
             parts = rpc.call("listsendpays", {"payment_hash": h}).get("payments", [])
             pays = rpc.call("listpays", {"payment_hash": h}).get("pays", [])
@@ -284,19 +291,15 @@ class Payments:
                 return _Seen("pending")
             if parts or pays:
                 found_failed = True
-        if found_failed:
-            message = "lightningd reports every attempt failed"
-        return _Seen("failed" if found_failed else "none", message=message)
-
-    def _attempt_ended(self, p: Payment) -> bool:
-        started = p.attempt_started_at or 0
-        return self._clock() > started + self.retry_for + self.margin
+        return _Seen("failed" if found_failed else "none")
 
     def _dead(self, p: Payment) -> bool:
-        """The recorded invoice can no longer be paid and nothing of ours is using it (rule 3)."""
+        """The recorded invoice can no longer be paid and nothing of ours is using it (rule 3): it has expired, and
+        the payment was never attempted or has failed (an interrupted one fails only when lightningd can no longer
+        pay it, rule 4)."""
         if p.kind != "offer" or p.invoice_expires_at is None or p.invoice_expires_at > self._clock():
             return False
-        return p.status in ("pending", "failed") and (p.attempts == 0 or self._attempt_ended(p))
+        return p.status in ("pending", "failed")
 
     # ---- invoices -------------------------------------------------------------------------------------
     def _fetch_invoice(self, offer: str, amount_msat: int, payer_note: str | None) -> str:
@@ -323,11 +326,7 @@ class Payments:
             matches = False                         # an amount we cannot read is not the one we owe
         if not isinstance(phash, str) or not matches:
             raise InvoiceMismatch(f"the invoice is for {quote(amount)} msat, not {p.amount_msat} msat")
-        if "invoice_created_at" in d:
-            expires = int(d["invoice_created_at"]) + int(d.get("invoice_relative_expiry", 7200))
-        else:
-            expires = int(d.get("created_at", self._clock())) + int(d.get("expiry", 3600))
-        return self._update(p, invoice=invoice, payment_hash=phash, invoice_expires_at=expires)
+        return self._update(p, invoice=invoice, payment_hash=phash, invoice_expires_at=invoice_expiry(d))
 
     # ---- storage --------------------------------------------------------------------------------------
     def _ensure(self, key: str, kind: str, target: str, amount_msat: int, maxfee_msat: int | None) -> Payment:

@@ -189,7 +189,8 @@ def test_restart_in_the_middle_of_a_payment_never_pays_twice(fleet):
     lost = wait_for(lambda: (r := get_payment(a, "crash-0002"))["status"] == "failed" and r,
                     what="interrupted payment")
     assert "nothing was paid" in lost["error"]["message"] and "expired" in lost["error"]["message"]
-    held = get_payment(a, "crash-0003")
+    held = wait_for(lambda: (r := get_payment(a, "crash-0003")).get("unknown") and r,
+                    what="the reconcile looked at the held payment")       # rows are looked at one after another
     assert held["status"] == "pending" and "no record" in held["unknown"]["reason"]
     assert a.rpc.call("hive-client-payments", {"action": "summary"})["global"]["spent_or_reserved_msat"] == \
         30_000 + done["fee_msat"] + 50_000 + 5000                 # the unknown one stays reserved

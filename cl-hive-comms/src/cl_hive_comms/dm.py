@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from libhive.errors import quote
-from libhive.identity import is_node_id  # noqa: F401  (dm.is_node_id: a recipient that is a node id)
 from libhive.lazy import lazy_import
 
 from .transport_errors import BadRecipient, InboundRejected, PayloadTooLarge

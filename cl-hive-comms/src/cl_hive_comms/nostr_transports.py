@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from libhive.identity import is_node_id
 from libhive.lazy import lazy_import
 from libhive.rpcparams import InvalidParams
 
@@ -49,7 +50,7 @@ class NostrDmTransport:
 
     def prepare(self, recipient: str, payload: bytes) -> str:
         dm.check_payload_size(payload)
-        if dm.is_node_id(recipient):
+        if is_node_id(recipient):
             return recipient
         return dm.parse_pubkey(recipient).to_hex()
 
@@ -67,7 +68,7 @@ class NostrDmTransport:
         except NotReady as exc:
             raise RetryLater(exc.message) from None
         try:
-            if dm.is_node_id(item.recipient):
+            if is_node_id(item.recipient):
                 pubkey = self._bindings.key_for_node(item.recipient)
                 if pubkey is None:
                     raise RetryLater(f"no verified Nostr binding for node {item.recipient[:16]}... yet")

@@ -120,7 +120,8 @@ def test_install_upgrade_and_roll_back_as_the_guide_says(real_fleet, tmp_path):
     statuses = assert_running_this_version(fresh, clone)
     assert statuses["cl-hive"]["hive"]["tier"] is None                    # in no hive yet
     assert statuses["cl-hive-archon"]["mode"] == "full" and statuses["cl-hive-archon"]["did"].startswith("did:cid:")
-    assert statuses["cl-hive-comms"]["nostr"]["ready"] is True
+    # the Nostr transport starts in the background after the plugin answers (ready a moment after)
+    wait_for(lambda: fresh.rpc.call("hive-comms-status")["nostr"]["ready"], timeout=60, what="comms Nostr ready")
     fresh.ln.stop()
 
     # Upgrade: the node ran the previous version; back up, then start this version on its databases

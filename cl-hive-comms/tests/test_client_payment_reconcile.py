@@ -13,13 +13,13 @@ import json
 import pytest
 
 from cl_hive_comms import migrations_client  # noqa: F401  (registers the client migrations)
-from cl_hive_comms.payments.bolt11 import Paid
+from cl_hive_comms.payments import bolt11, bolt12
 from cl_hive_comms.payments.engine import PaymentEngine, PaySettings
 from cl_hive_comms.payments.ledger import DAY, Limits, PaymentLedger, PayRequest, public_view
 from cl_hive_comms.migrations import migrations
 from libhive.db import Database
 from libhive.errors import HiveError
-from libhive.payment_settle import ROUTE_GRACE, settle
+from libhive.payment_settle import ROUTE_GRACE, Completed, settle
 
 HASH = "11" * 32
 PREIMAGE = "22" * 32
@@ -41,7 +41,7 @@ def test_no_record_or_only_failures_are_unknown_until_lightningd_can_no_longer_p
 
 
 def test_what_lightningd_reports_decides_whatever_the_clock_says():
-    paid = Paid(PREIMAGE, 30_000, 30_010)
+    paid = Completed(PREIMAGE, 30_000, 30_010)
     for now in (T0, T0 + 10 * DAY):
         assert settle(paid, handed_over=True, expires_at=T0, retry_for=RETRY_FOR, now=now).paid == paid
         assert settle(paid, handed_over=False, expires_at=None, retry_for=RETRY_FOR, now=now).state == "complete"
@@ -158,6 +158,18 @@ def test_lightningd_completing_it_late_is_recorded_paid_once(world):
     assert retry(engine)["preimage"] == PREIMAGE and ledger.spent_today() == 30_010
 
 
+def test_a_completed_payment_whose_amounts_lightningd_does_not_give_keeps_its_reservation(world):
+    """Paid (the preimage proves it), but no readable amount: recorded complete, the fee unknown (null, never 0),
+    and the budget keeps counting the whole reservation rather than too little."""
+    engine, ledger, clock, ln = world
+    row = pending_row(engine, ledger)
+    ln.pays.append({"payment_hash": HASH, "status": "complete", "preimage": PREIMAGE, "amount_msat": "junk"})
+    done = engine.reconcile(ledger.by_id(row["id"]))
+    assert done["state"] == "complete" and done["preimage"] == PREIMAGE
+    assert done["amount_msat"] == 30_000 and done["fee_msat"] is None
+    assert ledger.spent_today() == 35_000
+
+
 def test_only_failed_attempts_are_not_final_while_a_command_may_still_start(world):
     engine, ledger, clock, ln = world
     row = pending_row(engine, ledger)
@@ -197,3 +209,18 @@ def test_a_bolt12_invoice_expires_by_its_own_relative_expiry(world):
     assert engine.reconcile(ledger.by_id(row["id"]))["state"] == "pending"
     clock.t += 1
     assert engine.reconcile(ledger.by_id(row["id"]))["state"] == "failed"
+
+
+# ---- amounts as lightningd's decode gives them ----------------------------------------------------------------
+def test_decoded_amounts_are_read_by_the_one_parser_and_an_unreadable_one_is_refused(world):
+    engine, ledger, clock, ln = world
+    ln.invoices["lnbcrt1str"] = {**ln.invoices["lnbcrt1x"], "amount_msat": "30000msat"}
+    assert bolt11.read_invoice(ln, "lnbcrt1str").amount_msat == 30_000
+    ln.invoices["lnbcrt1any"] = {k: v for k, v in ln.invoices["lnbcrt1x"].items() if k != "amount_msat"}
+    assert bolt11.read_invoice(ln, "lnbcrt1any").amount_msat is None           # the payer chooses
+    ln.invoices["lnbcrt1junk"] = {**ln.invoices["lnbcrt1x"], "amount_msat": "lots"}
+    ln.invoices["lno1junk"] = {"type": "bolt12 offer", "valid": True, "offer_amount_msat": -5}
+    for read in (lambda: bolt11.read_invoice(ln, "lnbcrt1junk"), lambda: bolt12.offer_amount(ln, "lno1junk")):
+        with pytest.raises(HiveError) as info:                                 # never 0, never "any amount"
+            read()
+        assert "cannot read" in info.value.message

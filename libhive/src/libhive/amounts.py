@@ -91,6 +91,16 @@ def msat_or_zero(value: Any) -> int:
     return out
 
 
+def msat_or_none(value: Any) -> int | None:
+    """An informational msat field of a lightningd answer: None (unknown) when it is missing or unreadable."""
+    try:
+        out = parse_msat(value)
+    except AmountError:
+        return None
+    assert isinstance(out, int)
+    return out
+
+
 def _scaled(number: int, unit: str) -> int:
     if number < 0:
         raise AmountError(f"a negative amount: {number}")

@@ -25,7 +25,8 @@ A payment that was never handed over (interrupted before the hand-over was recor
 pay command is sent) was never asked of lightningd: failed at once unless lightningd's records say otherwise.
 
 The invoice's expiry is read from lightningd's own ``decode`` of the invoice handed to it (:func:`invoice_expiry`):
-the bolt11, or for a BOLT12 offer the invoice fetched from it.
+the bolt11, or for a BOLT12 offer the invoice fetched from it.  What lightningd's records say about a payment hash
+is read by :func:`lookup`, the one reader of ``listpays`` / ``listsendpays`` for both engines.
 """
 from __future__ import annotations
 
@@ -33,17 +34,62 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-__all__ = ["ROUTE_GRACE", "Verdict", "invoice_expiry", "settle", "utc"]
+from .amounts import msat_or_none
+
+__all__ = ["ROUTE_GRACE", "Completed", "Verdict", "invoice_expiry", "lookup", "settle", "utc"]
 
 ROUTE_GRACE = 60      # s after retry_for that a command may still be finding the route of its first attempt
+
+
+@dataclass(frozen=True)
+class Completed:
+    """lightningd's record of a completed payment.  The preimage is what proves it; an amount lightningd's answer
+    does not give readably is None (unknown), never a number made up for it."""
+    preimage: str | None
+    amount_msat: int | None           # delivered to the payee
+    amount_sent_msat: int | None      # sent, fees included
+
+    @property
+    def fee_msat(self) -> int | None:
+        if self.amount_msat is None or self.amount_sent_msat is None:
+            return None
+        return max(0, self.amount_sent_msat - self.amount_msat)
 
 
 @dataclass(frozen=True)
 class Verdict:
     state: str                        # "complete" | "pending" | "failed"
     reason: str
-    paid: Any = None                  # complete only: the caller's record of the completed payment, as given
+    paid: Completed | None = None     # complete only: lightningd's record of it
     final_after: int | None = None    # pending only: when no record would settle it as failed (None: never)
+
+
+def lookup(rpc: Any, payment_hash: str) -> Completed | str | None:
+    """What lightningd's records say about one payment hash: :class:`Completed`, ``"pending"`` (a part in flight),
+    ``"failed"`` (attempts, all failed) or None (no record), the ``found`` that :func:`settle` takes.
+
+    A completed payment's amounts are the sum of its completed parts (``listsendpays``), or ``listpays``' total when
+    lightningd has no part record of it."""
+    pays = rpc.call("listpays", {"payment_hash": payment_hash}).get("pays", [])
+    parts = rpc.call("listsendpays", {"payment_hash": payment_hash}).get("payments", [])
+    done_parts = [x for x in parts if x.get("status") == "complete"]
+    done_pays = [x for x in pays if x.get("status") == "complete"]
+    if done_parts or done_pays:
+        preimage = next((x.get("payment_preimage") or x.get("preimage") for x in done_parts + done_pays
+                         if x.get("payment_preimage") or x.get("preimage")), None)
+        counted = done_parts or done_pays[:1]
+        return Completed(preimage, _total(x.get("amount_msat") for x in counted),
+                         _total(x.get("amount_sent_msat") for x in counted))
+    if any(x.get("status") == "pending" for x in pays + parts):
+        return "pending"
+    return "failed" if pays or parts else None
+
+
+def _total(values: Any) -> int | None:
+    """The sum of lightningd's msat fields, None when any is missing or unreadable."""
+    amounts = [msat_or_none(v) for v in values]
+    known = [a for a in amounts if a is not None]
+    return sum(known) if len(known) == len(amounts) else None
 
 
 def utc(ts: int) -> str:
@@ -60,10 +106,11 @@ def invoice_expiry(decoded: dict[str, Any]) -> int | None:
     return None if created is None else int(created) + int(relative)
 
 
-def settle(found: Any, *, handed_over: bool, expires_at: int | None, retry_for: int, now: float) -> Verdict:
+def settle(found: Completed | str | None, *, handed_over: bool, expires_at: int | None, retry_for: int,
+           now: float) -> Verdict:
     """Decide an interrupted payment from ``found``, what lightningd's records say about its payment hash:
-    ``"pending"`` (a part in flight), ``"failed"`` (attempts, all failed), ``None`` (no record), or anything else
-    is the caller's record of a completed payment (returned as ``Verdict.paid``); whether its pay command was
+    ``"pending"`` (a part in flight), ``"failed"`` (attempts, all failed), ``None`` (no record), or a
+    :class:`Completed` (returned as ``Verdict.paid``), as :func:`lookup` says; whether its pay command was
     handed to lightningd; its invoice's expiry and the ``retry_for`` the command was given."""
     if found is not None and not isinstance(found, str):
         return Verdict("complete", "lightningd reports it paid", paid=found)

@@ -51,10 +51,10 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
-from .amounts import AmountError, msat_or_zero
+from .amounts import AmountError, msat_or_none, msat_or_zero
 from .db import Database
 from .errors import HiveError, quote
-from .payment_settle import invoice_expiry, settle
+from .payment_settle import Completed, invoice_expiry, lookup, settle
 
 __all__ = ["COLUMNS", "InvoiceMismatch", "InvoiceUnavailable", "KeyReused", "Payment", "PaymentError", "Payments",
            "create_table"]
@@ -132,24 +132,6 @@ class Payment:
         out = asdict(self)
         out["previous_hashes"] = list(self.previous_hashes)
         return out
-
-
-@dataclass(frozen=True)
-class _Seen:
-    """What lightningd says about one payment hash."""
-    state: str                    # complete | pending | failed | none
-    preimage: str | None = None
-    amount_sent_msat: int | None = None
-
-
-def _sent_msat(value: Any) -> int | None:
-    """What lightningd reports sent, fees included (``libhive.amounts``).  Only informational: the preimage is what
-    proves a payment, so a missing or unreadable amount is recorded as unknown (None), never as a number, and never
-    keeps a completed payment from being recorded paid."""
-    try:
-        return None if value is None else msat_or_zero(value)
-    except AmountError:
-        return None
 
 
 def _error_message(exc: BaseException) -> str:
@@ -241,57 +223,43 @@ class Payments:
         except Exception as exc:
             if not _is_rpc_error(exc):          # the call broke: outcome unknown, lightningd may still pay
                 return self._update(p, error=_error_message(exc))
-            seen = self._lightningd(p.hashes)
-            if seen.state in ("complete", "pending"):
-                return self._apply(p, seen)
+            found = self._lightningd(p.hashes)
+            if found is not None and found != "failed":
+                return self._apply(p, found)
             return self._update(p, status="failed", error=_error_message(exc))
         if result.get("status", "complete") == "complete" and result.get("payment_preimage"):
             return self._update(p, status="paid", preimage=result["payment_preimage"], paid_at=int(self._clock()),
-                                amount_sent_msat=_sent_msat(result.get("amount_sent_msat")), error=None)
+                                amount_sent_msat=msat_or_none(result.get("amount_sent_msat")), error=None)
         return self._reconciled(p)
 
     # ---- lightningd's view ----------------------------------------------------------------------------
     def _reconciled(self, p: Payment) -> Payment:
         if p.status == "paid" or not p.hashes:
             return p
-        seen = self._lightningd(p.hashes)
-        if seen.state in ("complete", "pending"):
-            return self._apply(p, seen)
+        found = self._lightningd(p.hashes)
+        if found is not None and found != "failed":
+            return self._apply(p, found)
         if p.status != "paying":
             return p
         # interrupted (no answer from pay): the hive's one rule decides when lightningd can no longer pay it
-        verdict = settle(None if seen.state == "none" else "failed", handed_over=True,
+        verdict = settle(found, handed_over=True,
                          expires_at=p.invoice_expires_at, retry_for=self.retry_for, now=self._clock())
         if verdict.state == "failed":
             return self._update(p, status="failed", error=verdict.reason[:500])
         return p if p.error == verdict.reason[:500] else self._update(p, error=verdict.reason[:500])
 
-    def _apply(self, p: Payment, seen: _Seen) -> Payment:
-        if seen.state == "complete":
-            return self._update(p, status="paid", preimage=seen.preimage, amount_sent_msat=seen.amount_sent_msat,
+    def _apply(self, p: Payment, found: Completed | str) -> Payment:
+        if isinstance(found, Completed):
+            return self._update(p, status="paid", preimage=found.preimage, amount_sent_msat=found.amount_sent_msat,
                                 paid_at=p.paid_at or int(self._clock()), error=None)
         return p if p.status == "paying" else self._update(p, status="paying")
 
-    def _lightningd(self, hashes: tuple[str, ...]) -> _Seen:
-        """complete if any part of any hash completed; pending if any is in flight; failed / none otherwise."""
-        rpc, found_failed = self._rpc(), False
-        for h in hashes:
-            parts = rpc.call("listsendpays", {"payment_hash": h}).get("payments", [])
-            pays = rpc.call("listpays", {"payment_hash": h}).get("pays", [])
-            done = [x for x in parts + pays if x.get("status") == "complete"]
-            if done:
-                preimage = next((x.get("payment_preimage") or x.get("preimage") for x in done
-                                 if x.get("payment_preimage") or x.get("preimage")), None)
-                sent = [_sent_msat(x.get("amount_sent_msat")) for x in parts if x.get("status") == "complete"]
-                if not sent:                                  # only listpays knows it
-                    return _Seen("complete", preimage, _sent_msat(done[0].get("amount_sent_msat")))
-                known = [x for x in sent if x is not None]
-                return _Seen("complete", preimage, sum(known) if len(known) == len(sent) else None)
-            if any(x.get("status") == "pending" for x in parts + pays):
-                return _Seen("pending")
-            if parts or pays:
-                found_failed = True
-        return _Seen("failed" if found_failed else "none")
+    def _lightningd(self, hashes: tuple[str, ...]) -> Completed | str | None:
+        """What lightningd says about the payment's hashes (one per invoice it had): paid if any completed, else
+        in flight if any part is, else failed if any was attempted, else no record."""
+        seen = [lookup(self._rpc(), h) for h in hashes]
+        return (next((x for x in seen if isinstance(x, Completed)), None)
+                or ("pending" if "pending" in seen else "failed" if "failed" in seen else None))
 
     def _dead(self, p: Payment) -> bool:
         """The recorded invoice can no longer be paid and nothing of ours is using it (rule 3): it has expired, and

@@ -1,6 +1,6 @@
 """Paying invoices through the node: decode (CLN ``decode``), pay (``xpay`` or ``pay``) and look a payment up
-by payment hash (``listpays``, then ``listsendpays`` part by part) when its outcome is unknown (a lost
-connection, a restart in the middle of a payment).
+by payment hash (libhive.payment_settle.lookup) when its outcome is unknown (a lost connection, a restart in the
+middle of a payment).
 
 What lightningd's records say is conclusive only one way: a completed part means paid, a pending part means
 in flight.  "No record" or "every part failed" is not proof that nothing will be paid while a pay command may
@@ -16,8 +16,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from libhive.amounts import msat_or_zero as msat
-from libhive.payment_settle import invoice_expiry
+from libhive.amounts import AmountError, msat_or_none, parse_msat
+from libhive.payment_settle import Completed, invoice_expiry, lookup
 
 from ..client_errors import PaymentFailed, UnsupportedTarget
 
@@ -31,17 +31,6 @@ class Invoice:
     destination: str | None
     expires_at: int | None
     description: str | None = None
-
-
-@dataclass(frozen=True)
-class Paid:
-    preimage: str
-    amount_msat: int
-    amount_sent_msat: int
-
-    @property
-    def fee_msat(self) -> int:
-        return max(0, self.amount_sent_msat - self.amount_msat)
 
 
 class OutcomeUnknown(Exception):
@@ -74,14 +63,28 @@ def read_invoice(rpc: Any, invstring: str) -> Invoice:
         raise UnsupportedTarget("the invoice is not valid (decode says valid=false)")
     kind = d.get("type")
     if kind == "bolt11 invoice":
-        inv = Invoice(invstring, "bolt11", d["payment_hash"], d.get("amount_msat"), d.get("payee"),
+        inv = Invoice(invstring, "bolt11", d["payment_hash"], decoded_amount(d, "amount_msat"), d.get("payee"),
                       invoice_expiry(d), d.get("description"))
     elif kind == "bolt12 invoice":
-        inv = Invoice(invstring, "bolt12", d["invoice_payment_hash"], d.get("invoice_amount_msat"),
+        inv = Invoice(invstring, "bolt12", d["invoice_payment_hash"], decoded_amount(d, "invoice_amount_msat"),
                       d.get("invoice_node_id"), invoice_expiry(d), d.get("offer_description"))
     else:
         raise UnsupportedTarget(f"expected an invoice, got a {kind}")
     return inv
+
+
+def decoded_amount(decoded: dict[str, Any], field: str) -> int | None:
+    """An amount of lightningd's ``decode`` (libhive's one parser): None when the invoice or offer leaves it to the
+    payer; one that cannot be read is refused, never taken as 0 or as "any amount"."""
+    value = decoded.get(field)
+    if value is None:
+        return None
+    try:
+        amount = parse_msat(value)
+    except AmountError as exc:
+        raise UnsupportedTarget(f"cannot read {field} in lightningd's decode: {exc}") from None
+    assert isinstance(amount, int)
+    return amount
 
 
 def preimage_matches(preimage: str, payment_hash: str) -> bool:
@@ -92,7 +95,7 @@ def preimage_matches(preimage: str, payment_hash: str) -> bool:
 
 
 def pay(rpc: Any, inv: Invoice, *, amount_msat: int | None, maxfee_msat: int, command: str,
-        retry_for: int) -> Paid:
+        retry_for: int) -> Completed:
     """Pay through lightningd.  Raises PaymentFailed when lightningd reports a failure and listpays agrees
     that nothing completed, OutcomeUnknown when there was no answer."""
     if command == "xpay":
@@ -108,31 +111,13 @@ def pay(rpc: Any, inv: Invoice, *, amount_msat: int | None, maxfee_msat: int, co
         if err is None:
             raise OutcomeUnknown(f"{command} gave no answer: {exc}") from None
         state = lookup(rpc, inv.payment_hash)
-        if isinstance(state, Paid):
+        if isinstance(state, Completed):
             return state
         if state == "pending":
             raise OutcomeUnknown(f"{command} failed ({err.get('message')}) but a payment is still pending")
         raise PaymentFailed(f"payment failed: {err.get('message')} (lightningd code {err.get('code')})") from None
-    paid = Paid(reply["payment_preimage"], msat(reply["amount_msat"]), msat(reply["amount_sent_msat"]))
+    paid = Completed(reply["payment_preimage"], msat_or_none(reply.get("amount_msat")),
+                     msat_or_none(reply.get("amount_sent_msat")))
     if not preimage_matches(paid.preimage, inv.payment_hash):
         raise PaymentFailed("lightningd returned a preimage that does not match the payment hash")
     return paid
-
-
-def lookup(rpc: Any, payment_hash: str) -> Paid | str | None:
-    """What lightningd's records say about a payment: Paid, "pending" (a part in flight), "failed" (attempts,
-    all failed), or None (no record).  See the module docstring for what the last two do not prove."""
-    pays = rpc.call("listpays", {"payment_hash": payment_hash}).get("pays", [])
-    done = next((p for p in pays if p.get("status") == "complete"), None)
-    if done is not None:
-        preimage = done.get("preimage") or done.get("payment_preimage")
-        return Paid(preimage, msat(done["amount_msat"]), msat(done["amount_sent_msat"]))
-    parts = rpc.call("listsendpays", {"payment_hash": payment_hash}).get("payments", [])
-    complete = [p for p in parts if p.get("status") == "complete"]
-    if complete:                               # listpays missed it (another payer plugin): sum the parts
-        preimage = next(p.get("payment_preimage") for p in complete if p.get("payment_preimage"))
-        return Paid(preimage, sum(msat(p.get("amount_msat")) for p in complete),
-                    sum(msat(p.get("amount_sent_msat")) for p in complete))
-    if any(p.get("status") == "pending" for p in [*pays, *parts]):
-        return "pending"
-    return "failed" if pays or parts else None

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..client_errors import UnsupportedTarget
-from .bolt11 import Invoice, decode_invoice, rpc_error
+from .bolt11 import Invoice, decode_invoice, decoded_amount, rpc_error
 
 
 def offer_amount(rpc: Any, offer: str) -> int | None:
@@ -20,7 +20,7 @@ def offer_amount(rpc: Any, offer: str) -> int | None:
         raise UnsupportedTarget("not a valid bolt12 offer")
     if d.get("offer_currency"):
         raise UnsupportedTarget("offers priced in a fiat currency are not supported")
-    return d.get("offer_amount_msat")
+    return decoded_amount(d, "offer_amount_msat")
 
 
 def fetch_invoice(rpc: Any, offer: str, *, amount_msat: int | None, payer_note: str | None,

@@ -29,12 +29,12 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 from libhive.errors import HiveError, quote
-from libhive.payment_settle import settle
+from libhive.payment_settle import Completed, lookup, settle
 from libhive.workers import log_failure
 
 from ..client_errors import L402Error, PaymentFailed, PaymentPending, UnsupportedTarget
 from . import bolt11, bolt12
-from .bolt11 import Invoice, OutcomeUnknown, Paid
+from .bolt11 import Invoice, OutcomeUnknown
 from .cashu.mint_client import MintOutcomeUnknown
 from .cashu.wallet import CashuWallet
 from .l402 import L402Client, Token, check_url, macaroon_payment_hash, parse_challenge, response_view
@@ -66,8 +66,8 @@ class Plan:
 @dataclass
 class Done:
     preimage: str | None
-    amount_msat: int
-    fee_msat: int
+    amount_msat: int | None           # None: lightningd did not say (the planned amount stays recorded)
+    fee_msat: int | None              # None: unknown (the reservation stays counted)
     detail: dict[str, Any] = field(default_factory=dict)
 
 
@@ -197,7 +197,7 @@ class PaymentEngine:
     def _reconcile_lightning(self, row: dict[str, Any]) -> None:
         detail = json.loads(row.get("detail") or "{}")
         handed_over = "_handed_over_at" in detail
-        found = bolt11.lookup(self._rpc(), row["payment_hash"])
+        found = lookup(self._rpc(), row["payment_hash"])
         undecided = handed_over and (found is None or found == "failed")
         expires_at = self._expiry(row) if undecided else None
         verdict = settle(found, handed_over=handed_over, expires_at=expires_at,
@@ -227,7 +227,7 @@ class PaymentEngine:
         self.ledger.annotate(rid, detail={"_handed_over_at": int(self._clock()), "_retry_for": retry_for})
         return retry_for
 
-    def _complete_lightning(self, row: dict[str, Any], paid: Paid) -> None:
+    def _complete_lightning(self, row: dict[str, Any], paid: Completed) -> None:
         detail: dict[str, Any] = {"reconciled": True}
         if row["kind"] == "l402":
             stored = json.loads(row["detail"] or "{}")

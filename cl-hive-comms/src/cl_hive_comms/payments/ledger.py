@@ -157,15 +157,19 @@ class PaymentLedger:
                 conn.execute("UPDATE comms_payments SET detail=?, updated_at=? WHERE id=?",
                              (json.dumps(merged), self._now(), row_id))
 
-    def complete(self, row_id: int, *, preimage: str | None, amount_msat: int, fee_msat: int,
+    def complete(self, row_id: int, *, preimage: str | None, amount_msat: int | None, fee_msat: int | None,
                  detail: dict[str, Any] | None = None) -> None:
+        """Record a payment complete.  An amount lightningd did not say (None) is never recorded as 0: the planned
+        amount stays, and so does the reservation while the fee is unknown (the budget never counts too little)."""
         with self._db().write() as conn:
-            old = conn.execute("SELECT detail FROM comms_payments WHERE id=?", (row_id,)).fetchone()[0]
-            merged = {**json.loads(old or "{}"), **(detail or {})}
+            old = conn.execute("SELECT detail, amount_msat, reserved_msat FROM comms_payments WHERE id=?",
+                               (row_id,)).fetchone()
+            merged = {**json.loads(old[0] or "{}"), **(detail or {})}
+            amount = old[1] if amount_msat is None else amount_msat
+            reserved = old[2] if fee_msat is None else amount + fee_msat
             conn.execute("UPDATE comms_payments SET state='complete', preimage=?, amount_msat=?, fee_msat=?, "
                          "reserved_msat=?, detail=?, updated_at=? WHERE id=?",
-                         (preimage, amount_msat, fee_msat, amount_msat + fee_msat, json.dumps(merged),
-                          self._now(), row_id))
+                         (preimage, amount, fee_msat, reserved, json.dumps(merged), self._now(), row_id))
 
     def fail(self, row_id: int, code: int, message: str) -> None:
         with self._db().write() as conn:

@@ -7,7 +7,8 @@ import threading
 import pytest
 
 from cl_hive_comms import migrations_client  # noqa: F401  (registers the client migrations)
-from cl_hive_comms.client_errors import IdempotencyConflict, PaymentPending, ReceiptError, SpendLimitExceeded
+from cl_hive_comms.client_errors import (AlreadyPaying, IdempotencyConflict, PaymentPending, ReceiptError,
+                                        SpendLimitExceeded)
 from cl_hive_comms.migrations import migrations
 from cl_hive_comms.payments.ledger import DAY, Limits, PaymentLedger, PayRequest
 from cl_hive_comms.policy import PolicyEngine
@@ -51,6 +52,36 @@ def test_claim_is_idempotent_and_bound_to_the_request(db):
         ledger.claim(req("key-1", target="lnbcrt1other"))
     ledger.release(row["id"])
     assert ledger.claim(req("key-1"))[0] is True           # released before anything was sent: usable again
+
+
+def test_one_invoice_is_paid_once_whatever_the_keys(db):
+    """A second key for an invoice already being paid, or paid, is refused (1965) and neither paid nor counted;
+    once the first attempt has failed, another key may pay it."""
+    ledger = PaymentLedger(lambda: db)
+    limits = Limits(global_daily_msat=10_000_000, advisor_daily_msat=None)
+    _, first = ledger.claim(req("first-1"))
+    ledger.reserve(first["id"], amount_msat=30_000, maxfee_msat=5_000, limits=limits, payment_hash="ab" * 32,
+                   invoice="lnbcrt1x")
+    for finish in ("pending", "complete"):
+        if finish == "complete":
+            ledger.complete(first["id"], preimage="cd" * 32, amount_msat=30_000, fee_msat=10)
+        _, second = ledger.claim(req(f"second-{finish}"))
+        with pytest.raises(AlreadyPaying) as info:
+            ledger.reserve(second["id"], amount_msat=30_000, maxfee_msat=5_000, limits=limits,
+                           payment_hash="ab" * 32, invoice="lnbcrt1x")
+        assert info.value.code == 1965 and f"as payment {first['id']}" in info.value.message
+        assert "first-1" in info.value.message and ("paid" if finish == "complete" else "being paid") in \
+            info.value.message
+        ledger.release(second["id"])
+        assert ledger.spent_today() == (35_000 if finish == "pending" else 30_010)
+    _, failed = ledger.claim(req("other-1", target="lnbcrt1y"))
+    ledger.reserve(failed["id"], amount_msat=1_000, maxfee_msat=5_000, limits=limits, payment_hash="ef" * 32,
+                   invoice="lnbcrt1y")
+    ledger.fail(failed["id"], 1960, "no route")
+    _, again = ledger.claim(req("other-2", target="lnbcrt1y"))
+    ledger.reserve(again["id"], amount_msat=1_000, maxfee_msat=5_000, limits=limits, payment_hash="ef" * 32,
+                   invoice="lnbcrt1y")
+    assert ledger.by_id(again["id"])["state"] == "pending"
 
 
 def test_daily_window_counts_reservations_and_rolls_over(db):

@@ -73,6 +73,11 @@ class PaymentPending(ClientError):
     code = 1963
 
 
+class AlreadyPaying(ClientError):
+    """The invoice is already paid, or being paid, under another idempotency key; it is not paid again."""
+    code = 1965
+
+
 class UnsupportedTarget(ClientError):
     """The thing to pay could not be recognised or decoded (not a bolt11/bolt12 string, URL or mint)."""
     code = 1964

@@ -25,7 +25,7 @@ from libhive.db import Database
 from libhive.errors import quote
 
 from ..canonical import canonical
-from ..client_errors import IdempotencyConflict, NotFound, PaymentPending, SpendLimitExceeded
+from ..client_errors import AlreadyPaying, IdempotencyConflict, NotFound, PaymentPending, SpendLimitExceeded
 
 DAY = 86400
 COUNTED_STATES = ("started", "pending", "complete")
@@ -119,7 +119,8 @@ class PaymentLedger:
     def reserve(self, row_id: int, *, amount_msat: int, maxfee_msat: int, limits: Limits,
                 payment_hash: str | None = None, invoice: str | None = None,
                 detail: dict[str, Any] | None = None) -> None:
-        """Check the day's limits and reserve ``amount + maxfee`` (state 'pending'), atomically."""
+        """Check the day's limits and reserve ``amount + maxfee`` (state 'pending'), atomically; an invoice already
+        paid or being paid under another key is refused (AlreadyPaying), never paid or counted twice."""
         reserve = amount_msat + maxfee_msat
         with self._db().write() as conn:
             row = conn.execute("SELECT day, advisor, state FROM comms_payments WHERE id = ?",
@@ -127,6 +128,13 @@ class PaymentLedger:
             day, advisor, state = row
             if state != "started":
                 raise PaymentPending(f"payment {row_id} is already {state}")
+            if payment_hash is not None:                 # one invoice, one payment, whatever the keys
+                other = conn.execute("SELECT id, idempotency_key, state FROM comms_payments WHERE payment_hash = ? "
+                                     "AND id != ? AND state IN ('pending', 'complete')",
+                                     (payment_hash, row_id)).fetchone()
+                if other is not None:
+                    raise AlreadyPaying(f"this invoice is already {'paid' if other[2] == 'complete' else 'being paid'}"
+                                        f" as payment {other[0]} (idempotency key {quote(other[1])}); not paid again")
             spent_all = conn.execute(*_spent_sql(day, None)).fetchone()[0]
             if spent_all + reserve > limits.global_daily_msat:
                 raise SpendLimitExceeded(

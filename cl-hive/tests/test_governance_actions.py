@@ -2,6 +2,8 @@
 restart recovery, and the executor registry."""
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from cl_hive.governance.common import (
@@ -17,6 +19,7 @@ from cl_hive.governance.common import (
     NoExecutor,
     PeerUnreachable,
 )
+from cl_hive.governance import queue
 from cl_hive.protocol.context import NotAllowed
 from governance_testkit import ME, OTHER, PEER, make_setup
 from libhive.rpcparams import InvalidParams
@@ -288,7 +291,7 @@ def test_an_expired_action_cannot_be_approved_and_is_swept(s):
 
 
 # ---- failsafe ----------------------------------------------------------------------------------------------
-def test_failsafe_runs_safety_actions_within_the_hourly_limit_only(tmp_path):
+def test_failsafe_runs_safety_actions_within_the_hourly_limit_only(tmp_path, monkeypatch):
     s = make_setup(tmp_path, gov_config={"mode": "failsafe", "failsafe_actions_per_hour": 2})
     s.ln.fund(20_000_000)
     chans = [s.ln.add_channel("03" + f"{i:064x}") for i in range(3)]
@@ -300,10 +303,21 @@ def test_failsafe_runs_safety_actions_within_the_hourly_limit_only(tmp_path):
     assert statuses == ["executed", "executed", "pending"]
     assert [c["fee_proportional_millionths"] for c in chans] == [3000, 3000, 10]
     assert s.gov.get(actions[0]["id"])["decided_by"] == "failsafe"
-    assert "failsafe_deferred" in events(s, actions[2]["id"])
+    held = s.gov.get(actions[2]["id"])
+    assert held["last_error"]["code"] == 2116 and "hive-failsafe-actions-per-hour" in held["last_error"]["message"]
     opened = s.gov.propose("channel_open", {"target": PEER, "amount_sats": 1_000_000}, "x", source="t")
     s.run_submitted()
     assert "auto_execute" not in opened and s.gov.get(opened["id"])["status"] == "pending"   # never automatic
+    s.gov.sweep()
+    s.gov.sweep()                                          # still within the hour: held, and audited once
+    assert events(s, actions[2]["id"]).count("failsafe_deferred") == 1
+    assert s.gov.get(actions[2]["id"])["status"] == "pending"
+    later = time.time() + 3601
+    monkeypatch.setattr(queue, "now", lambda: int(later))
+    s.gov.sweep()                                          # the next hour: failsafe runs it by itself
+    assert s.gov.get(actions[2]["id"])["status"] == "executed" and chans[2]["fee_proportional_millionths"] == 3000
+    assert s.gov.get(actions[2]["id"])["last_error"] is None
+    assert s.gov.get(opened["id"])["status"] == "pending"
 
 
 def test_failsafe_respects_the_daily_budget_for_costly_safety_actions(tmp_path):
@@ -313,6 +327,8 @@ def test_failsafe_respects_the_daily_budget_for_costly_safety_actions(tmp_path):
                                                                                    source="t")
     s.run_submitted()
     assert s.gov.get(cheap["id"])["status"] == "executed" and s.gov.get(dear["id"])["status"] == "pending"
+    why = s.gov.get(dear["id"])["last_error"]                # hive-pending-actions says why it waits
+    assert why["code"] == 2110 and "hive-daily-budget-sats" in why["message"]
 
 
 def test_advisor_mode_runs_nothing_by_itself(s):

@@ -61,6 +61,11 @@ class InsufficientBudget(Retryable):
     code = 2110
 
 
+class FailsafeLimitReached(Retryable):
+    """Failsafe mode has run ``hive-failsafe-actions-per-hour`` actions in the last hour; the action waits."""
+    code = 2116
+
+
 class FeerateTooHigh(Retryable):
     code = 2111
 

@@ -31,6 +31,8 @@ from .common import (
     ActionNotFound,
     ActionNotPending,
     ExecutionFailed,
+    FailsafeLimitReached,
+    InsufficientBudget,
     InvalidAction,
     InvalidOption,
     NoExecutor,
@@ -267,6 +269,8 @@ class Governance:
     def sweep(self) -> None:
         self.expire_due()
         self.prune()
+        if self.mode() == "failsafe":          # what a limit held back runs once the hour or the day allows it
+            self._run_failsafe_backlog()
 
     # ---- internals ------------------------------------------------------------------------------------
     def _claim(self, action_id: int, actor: str, amount_sats: int | None) -> dict[str, Any]:
@@ -380,14 +384,15 @@ class Governance:
             recent = self._db().query("SELECT COUNT(*) AS n FROM hive_pending_actions WHERE decided_by = ? "
                                       "AND decided_at > ?", (FAILSAFE_ACTOR, now() - 3600))[0]["n"]
             cost = atype.cost_sats(action["payload"]) if atype.cost_sats else 0
-            why = None
+            why: HiveError | None = None
             if recent >= cfg.failsafe_actions_per_hour:
-                why = f"hive-failsafe-actions-per-hour ({cfg.failsafe_actions_per_hour}) reached"
+                why = FailsafeLimitReached(f"failsafe ran hive-failsafe-actions-per-hour "
+                                           f"({cfg.failsafe_actions_per_hour}) actions in the last hour")
             elif cost > 0 and cost > self.budget.daily_remaining():
-                why = f"cost {cost} sat exceeds today's remaining budget {self.budget.daily_remaining()} sat"
-            if why:
-                self.audit.record("failsafe_deferred", actor=FAILSAFE_ACTOR, action_id=action_id,
-                                  subject=action["action_type"], reason=why)
+                why = InsufficientBudget(f"cost {cost} sat exceeds today's remaining budget "
+                                         f"{self.budget.daily_remaining()} sat (hive-daily-budget-sats)")
+            if why is not None:
+                self._defer(action, why)
                 return
             try:
                 action = self._claim(action_id, FAILSAFE_ACTOR, None)
@@ -398,6 +403,18 @@ class Governance:
         except HiveError as exc:
             if self._log:
                 self._log.warning("failsafe execution of action %d failed: %s", action_id, exc.message)
+
+    def _defer(self, action: dict[str, Any], why: HiveError) -> None:
+        """Failsafe holds the action back: its ``last_error`` says why (shown by hive-pending-actions), audited
+        once per reason rather than on every retry."""
+        reason = error_dict(why)
+        if action.get("last_error") == reason:
+            return
+        with self._db().write() as conn:
+            conn.execute("UPDATE hive_pending_actions SET last_error = ? WHERE id = ? AND status = 'pending'",
+                         (dumps(reason), action["id"]))
+            self.audit.record("failsafe_deferred", actor=FAILSAFE_ACTOR, action_id=action["id"],
+                              subject=action["action_type"], reason=why.message)
 
     def _run_failsafe_backlog(self) -> None:
         for action in self.pending():
@@ -501,9 +518,7 @@ def register(hive: Any, members: Any, audit: AuditLog, budget: Budget) -> Govern
         if interrupted:
             hive.log.warning("%d governance action(s) were interrupted by a restart; see hive-pending-actions",
                              interrupted)
-        hive.workers.every(SWEEP_SECONDS, gov.sweep, "governance-sweep", first_delay=1.0)
-        if gov.mode() == "failsafe":
-            hive.workers.submit(gov._run_failsafe_backlog)
+        hive.workers.every(SWEEP_SECONDS, gov.sweep, "governance-sweep", first_delay=1.0)   # failsafe backlog too
 
     @hive.status_extra
     def _status() -> dict[str, Any]:

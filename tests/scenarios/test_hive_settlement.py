@@ -15,6 +15,7 @@ from hive_devnet.fleet import wait_for
 
 from .hive_helpers import promote
 from .settlement_kit import (
+    OPTIONS,
     channel_balance_msat,
     closing_reports,
     end_week,
@@ -164,3 +165,35 @@ def test_bad_settlement_input_is_a_clear_error_and_the_plugin_keeps_running(flee
     assert membership["uptime_pct"] == 100.0 and membership["contribution_ratio"] == 1.0
     assert a.rpc.call("hive-contribution", {})["this_week"]["period"] == week
     assert a.rpc.call("hive-settlement-calculate", {})["total_fees_sats"] == 0     # last week: nothing earned
+
+
+def test_the_daily_budget_holds_settlement_payments_until_the_operator_raises_it(fleet):
+    """b owes more than its governance budget allows today (``hive-daily-budget-sats``): failsafe does not run its
+    settlement payment, nothing is paid, and ``hive-pending-actions`` says why; once the operator restarts cl-hive
+    with a larger budget, failsafe runs it and the week settles."""
+    a, b, c = form(fleet, "abc", options={"b": {"hive-daily-budget-sats": 1}})
+    for _ in range(2):
+        route(a, c, 400_000_000)                        # a-b-c: b earns the fees
+    fees_counted(b, 8_000_000)
+    week = end_week([a, b, c])
+    closing_reports([a, b, c], week)
+
+    def held():
+        return [x for x in b.rpc.call("hive-pending-actions", {})["actions"]
+                if x["action_type"] == "settlement_payment" and (x["last_error"] or {}).get("code") == 2110]
+    action = wait_for(held, timeout=120, what="b's settlement payment held back by the budget")[0]
+    assert "hive-daily-budget-sats" in action["last_error"]["message"] and action["status"] == "pending"
+    owed = b.rpc.call("hive-settlement-period-details", {"period_id": week})["our_payments"]
+    assert owed and all(p["status"] == "not started" for p in owed)
+    assert b.rpc.call("hive-budget-summary", {"days": 1})["today"]["spent_sats"] == 0
+    assert period_status(a, week) != "settled"
+
+    b.plugin_stop("cl-hive")
+    b.plugin_start("cl-hive", **{**OPTIONS, "hive-daily-budget-sats": 10_000_000})
+    mesh(fleet, [a, b, c])
+    settled([a, b, c], week, timeout=180)
+    paid = b.rpc.call("hive-settlement-period-details", {"period_id": week})["our_payments"]
+    assert {p["status"] for p in paid} == {"paid"}
+    decided = b.rpc.call("hive-pending-actions", {"include_decided": True})["decided"]
+    assert next(x for x in decided if x["id"] == action["id"])["status"] == "executed"
+    assert b.rpc.call("hive-budget-summary", {"days": 1})["today"]["spent_sats"] == sum(p["amount_sats"] for p in paid)

@@ -11,6 +11,7 @@ from pyln.client import Millisatoshi
 
 from cl_hive.economics.accounting import Accounting, BackfillParams, PeriodCosts
 from cl_hive.economics.errors import ClockRefused
+from cl_hive.economics.presence import Presence
 from cl_hive.economics.weeks import HiveClock, bounds, period_of
 from libhive.rpcparams import InvalidParams
 
@@ -132,3 +133,35 @@ def test_the_test_clock_is_refused_off_regtest():
     clock.allowed = True
     clock.set_offset(7 * 86400)
     assert clock.period() == period_of(time.time() + 7 * 86400)
+
+
+# ---- presence and uptime ---------------------------------------------------------------------------------------
+def test_presence_counts_who_was_up_while_we_watched_and_never_a_gap(hive, net):
+    """Each tick counts the elapsed minute for us, and for another member if it is connected to us or its signed
+    gossip is recent; a gap (cl-hive not running) counts for nobody.  What we saw goes in our fee report; our own
+    uptime is measured against the wall clock since we joined."""
+    me, m, n, _ = hive
+    me.hive.plugin.rpc = me.rpc
+    signed: dict[str, int] = {}
+    seen = Presence(me.ctx, HiveClock(), signed.get, lambda: 60)
+
+    def minute() -> None:                                  # as if the worker ticked a minute after the last tick
+        seen._last_tick = time.monotonic() - 60
+        seen.tick()
+
+    net.connect(me, m)                                     # m connected, n neither connected nor gossiping
+    minute()
+    net.disconnect(me, m)
+    signed[n.node_id] = int(time.time())                   # n reached only through its signed gossip
+    minute()
+    seen._last_tick = time.monotonic() - 600               # cl-hive was down ten minutes: counted for nobody
+    seen.tick()
+    signed[n.node_id] = int(time.time()) - 3600            # n's last gossip now an hour old
+    minute()                                               # nobody but us up
+
+    week = period_of(seen.clock.now())
+    assert seen.observations(week) == {m.node_id: 33, n.node_id: 33}    # 60 s of 180 s observed, each
+    assert seen.uptime_pct(m.node_id) == 33.33 and seen.uptime_pct("02" + "11" * 32) is None
+    with me.hive.db.write() as conn:                       # we joined 6 minutes ago and were up 3 of them
+        conn.execute("UPDATE hive_members SET joined_at = ? WHERE node_id = ?", (time.time() - 360, me.node_id))
+    assert 49 <= seen.uptime_pct(me.node_id) <= 50

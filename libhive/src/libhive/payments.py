@@ -51,7 +51,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
-from .amounts import AmountError, msat_or_none, msat_or_zero
+from .amounts import msat_or_none
 from .db import Database
 from .errors import HiveError, quote
 from .payment_settle import Completed, invoice_expiry, lookup, settle
@@ -288,11 +288,8 @@ class Payments:
             raise InvoiceMismatch("lightningd says the invoice is not valid")
         phash = d.get("invoice_payment_hash") or d.get("payment_hash")
         amount = d.get("invoice_amount_msat", d.get("amount_msat"))
-        try:
-            matches = amount is not None and msat_or_zero(amount) == p.amount_msat
-        except AmountError:
-            matches = False                         # an amount we cannot read is not the one we owe
-        if not isinstance(phash, str) or not matches:
+        # a missing amount, or one we cannot read (None), is not the one we owe
+        if not isinstance(phash, str) or msat_or_none(amount) != p.amount_msat:
             raise InvoiceMismatch(f"the invoice is for {quote(amount)} msat, not {p.amount_msat} msat")
         return self._update(p, invoice=invoice, payment_hash=phash, invoice_expires_at=invoice_expiry(d))
 

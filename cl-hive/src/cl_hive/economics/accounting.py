@@ -35,7 +35,7 @@ import time
 from collections import defaultdict
 from typing import Any, Callable
 
-from libhive.amounts import AmountError, msat_or_zero
+from libhive.amounts import msat_or_none
 from libhive.errors import quote
 from libhive.models import Field
 from libhive.rpcparams import InvalidParams, Params, validate
@@ -59,17 +59,12 @@ def forward_amounts(forward: dict[str, Any]) -> tuple[int, int, int] | None:
     """A settled forward's (fee, in, out) in msat, read with libhive.amounts (a missing fee is in - out).  None when
     lightningd's record lacks the in or out amount, has one that cannot be read, or an out amount outside
     (0, MAX_EVENT_MSAT]: such a forward is skipped and counted as malformed, never counted as 0."""
-    raw_in, raw_out, raw_fee = forward.get("in_msat"), forward.get("out_msat"), forward.get("fee_msat")
-    if raw_in is None or raw_out is None:
+    in_msat, out_msat = msat_or_none(forward.get("in_msat")), msat_or_none(forward.get("out_msat"))
+    if in_msat is None or out_msat is None or not 0 < out_msat <= MAX_EVENT_MSAT:
         return None
-    try:
-        in_msat, out_msat = msat_or_zero(raw_in), msat_or_zero(raw_out)
-        fee = max(0, in_msat - out_msat) if raw_fee is None else msat_or_zero(raw_fee)
-    except AmountError:
-        return None
-    if not 0 < out_msat <= MAX_EVENT_MSAT:
-        return None
-    return fee, in_msat, out_msat
+    raw_fee = forward.get("fee_msat")
+    fee = max(0, in_msat - out_msat) if raw_fee is None else msat_or_none(raw_fee)
+    return None if fee is None else (fee, in_msat, out_msat)
 
 
 class PeriodCosts(Params):

@@ -30,6 +30,7 @@ class Settling:
                               presence=SimpleNamespace(observations=lambda _period: {}))
         self.reports = Reports(node.ctx, eco)       # type: ignore[arg-type]
         self.proposals = Proposals(node.ctx, eco, self.reports)     # type: ignore[arg-type]
+        node.ctx.ingress.register(MessageType.FEE_REPORT, self.reports.on_report)     # for SimNet.pump
 
     def at(self, hive_time: float) -> None:
         self.clock.set_offset(int(hive_time - time.time()))

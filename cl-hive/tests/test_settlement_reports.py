@@ -49,3 +49,45 @@ def test_a_member_migrated_mid_week_replaces_its_monolith_report_and_cannot_go_b
     assert b.reports.stored(a.node.node_id, period)["seq"] == 1
     b.receive_report(a.reports.build(period, final=False), a)
     assert b.reports.stored(a.node.node_id, period)["seq"] == 2
+
+
+@pytest.fixture
+def trio(net):
+    nodes = [net.add(name) for name in "abc"]
+    form_hive(nodes)
+    net.mesh()
+    return net, [Settling(n) for n in nodes]
+
+
+def test_an_in_week_report_reaches_a_member_that_missed_it_and_is_not_sent_twice(trio):
+    net, (a, b, c) = trio
+    period = period_of(time.time())
+
+    def held(s: Settling) -> int | None:
+        report = s.reports.stored(a.node.node_id, period)
+        return report and report["seq"]
+
+    net.disconnect(a.node, c.node)                       # c is unreachable when a reports
+    assert a.reports.send_update()
+    net.pump()
+    assert (held(b), held(c)) == (1, None)
+    assert not a.reports.send_update()                   # nothing changed, everyone reachable has it
+    net.connect(a.node, c.node)
+    assert a.reports.send_update()                       # the same report, to c only
+    assert len(net.queue) == 1
+    net.pump()
+    assert (held(b), held(c)) == (1, 1)
+
+    net.drop = lambda sender, receiver, raw: receiver == b.node.node_id     # lost on a connection that drops
+    a.reports.eco.accounting.week = lambda _period: {"fees_earned_sats": 12_000, "rebalance_costs_sats": 0,
+                                                     "forward_count": 11}
+    assert a.reports.send_update()
+    net.pump()
+    assert (held(b), held(c)) == (1, 2)
+    net.drop = lambda sender, receiver, raw: False
+    assert not a.reports.send_update()
+    a.reports.reconnected(b.node.node_id)                # lightningd's connect notification
+    assert a.reports.send_update()
+    net.pump()
+    assert (held(b), held(c)) == (2, 2)
+    assert b.reports.stored(a.node.node_id, period)["fees_earned_sats"] == 12_000

@@ -15,7 +15,8 @@ What we send (the monolith's fields, signed its way, so a monolith member stores
   week we saw each hive node up (presence.py).  From these the capacity and uptime of every member are computed
   identically on every node (inputs.py).
 * During the week: every ``hive-fee-report-interval`` seconds when a figure changed, best effort to every reachable
-  hive node.  After the week (``CLOSE_DELAY`` after its end): the **closing report** (``final: true``), through the
+  hive node; a hive node it did not reach (unreachable then, a failed send, or reconnected since, which may have
+  lost it in flight) gets the same report at a later interval.  After the week (``CLOSE_DELAY`` after its end): the **closing report** (``final: true``), through the
   durable outbox to every hive node (acknowledged with MSG_ACK by cl-hive nodes).
 
 What we accept, in this order (a refusal is counted, nothing stored): field shapes and bounds; ``period_start`` is
@@ -76,7 +77,9 @@ def _node_map(value: Any, hi: int) -> dict[str, int]:
 class Reports:
     def __init__(self, ctx: Context, economics: Economics) -> None:
         self.ctx, self.eco, self.clock = ctx, economics, economics.clock
-        self._last_sent: dict[str, tuple[int, int, int]] = {}
+        # our latest in-week report (period, figures, payload) and the hive nodes that accepted it
+        self._current: tuple[str, tuple[int, int, int], dict[str, Any]] | None = None
+        self._reached: set[str] = set()
 
     @property
     def db(self) -> Any:
@@ -116,18 +119,28 @@ class Reports:
         return p
 
     def send_update(self, force: bool = False) -> bool:
-        """This week's report, if a figure changed since the last one (or ``force``)."""
+        """This week's report to every reachable hive node that does not have our current figures: a new report
+        when a figure changed since the last one (or ``force``), else the last one again to the nodes it has not
+        reached.  Returns whether anything was sent."""
         if self.ctx.members.our_tier() is None:
             return False
         period = self.clock.period()
         week = self.eco.accounting.week(period)
         figures = (week["fees_earned_sats"], week["rebalance_costs_sats"], week["forward_count"])
-        if not force and self._last_sent.get(period) == figures:
-            return False
-        payload = self.build(period, final=False)
-        self._last_sent = {period: figures}
-        send_each(self.ctx, reachable_members(self.ctx), MessageType.FEE_REPORT, payload)
-        return True
+        current = self._current
+        if force or current is None or current[:2] != (period, figures):
+            current = self._current = (period, figures, self.build(period, final=False))
+            self._reached = set()
+        sent = False
+        for peer in reachable_members(self.ctx):
+            if peer not in self._reached and send_each(self.ctx, [peer], MessageType.FEE_REPORT, current[2]):
+                self._reached.add(peer)
+                sent = True
+        return sent
+
+    def reconnected(self, peer: str) -> None:
+        """``peer`` reconnected: a report sent before may have been lost with the old connection."""
+        self._reached.discard(peer)
 
     def close_weeks(self) -> list[str]:
         """Send the closing report of the week that just ended, and of any older recent week we reported in
@@ -274,6 +287,12 @@ def register(ctx: Context, economics: Economics) -> Reports:
     hive.add_option("fee-report-interval", DEFAULT_INTERVAL, "Seconds between our in-week FEE_REPORTs (sent only "
                     "when a figure changed); the closing report follows the week's end", opt_type="int")
     ctx.ingress.register(MessageType.FEE_REPORT, reports.on_report)
+
+    def on_connect(connect: dict[str, Any] | None = None, id: str | None = None, **kwargs: Any) -> None:
+        peer = (connect or {}).get("id") or id           # lightningd wraps the payload under the topic name
+        if isinstance(peer, str):
+            reports.reconnected(peer)
+    hive.subscribe("connect", on_connect)
     return reports
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from unittest import mock
 
 import pytest
 from fleet_testkit import form_hive, signed_gossip
@@ -42,6 +43,19 @@ def test_gossip_converges_and_counts_only_channels_to_hive_nodes(net, trio):
         assert (rec["capacity_sats"], rec["available_sats"], rec["topology"]) == (1_500_000, 700_000, [EXTERNAL])
         assert rec["fee_policy"]["cltv_delta"] == 34 and rec["version"] == 1 and rec["signed"]
     assert "checkmessage" not in a.rpc.calls + b.rpc.calls + c.rpc.calls      # F12: offline, against the sender
+
+
+def test_an_amount_lightningd_gave_that_cannot_be_read_is_never_gossiped_as_zero(net, trio):
+    a, b, _ = trio
+    a.add_channel(b.node_id, 1_000_000, 500_000)
+    a.channels[0]["total_msat"] = "a lot"
+    with mock.patch.object(gossip_mod.log, "warning") as warned:
+        assert a.fleet.gossip.tick() is None and a.fleet.gossip.tick() is None
+    assert a.fleet.store.get(a.node_id) is None and not net.queue                  # nothing signed, nothing sent
+    assert warned.call_count == 1 and "amounts we can read" in warned.call_args[0][0]  # warned once
+    a.channels[0]["total_msat"] = 1_000_000 * 1000
+    assert a.fleet.gossip.tick() == "first"
+    assert a.fleet.store.get(a.node_id).capacity_sats == 1_000_000
 
 
 def test_meaningful_change_thresholds_and_heartbeat(net, trio):

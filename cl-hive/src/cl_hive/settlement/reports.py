@@ -16,8 +16,9 @@ What we send (the monolith's fields, signed its way, so a monolith member stores
   identically on every node (inputs.py).
 * During the week: every ``hive-fee-report-interval`` seconds when a figure changed, best effort to every reachable
   hive node; a hive node it did not reach (unreachable then, a failed send, or reconnected since, which may have
-  lost it in flight) gets the same report at a later interval.  After the week (``CLOSE_DELAY`` after its end): the **closing report** (``final: true``), through the
-  durable outbox to every hive node (acknowledged with MSG_ACK by cl-hive nodes).
+  lost it in flight) gets the same report at a later interval.  After the week (``CLOSE_DELAY`` after its end):
+  the **closing report** (``final: true``), through the durable outbox to every hive node (acknowledged with
+  MSG_ACK by cl-hive nodes).
 
 What we accept, in this order (a refusal is counted, nothing stored): field shapes and bounds; ``period_start`` is
 exactly the start of an ISO week and that week has begun on our clock (no future weeks) and is at most

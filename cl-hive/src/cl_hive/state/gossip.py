@@ -9,6 +9,8 @@ Our state (read from ``listpeerchannels`` and ``getinfo``, as the monolith compu
   ``fee_rate`` ppm, ``min_htlc`` msat, ``max_htlc`` 0 = not reported, ``cltv_delta``); every value is capped at
   10,000,000, the largest a monolith reader accepts.  Without such a channel: the monolith's constant policy;
 * ``addresses``: our announced addresses (ipv4, ipv6, torv3) for members to connect to;
+* an amount in lightningd's answer that cannot be read is never gossiped as 0: nothing is sent that round (a
+  warning, once, until the answer reads again);
 * ``version``: one more than the last we sent (restored from the database; raised if a peer shows us a record
   of ours with a higher version, e.g. after our database was lost).
 
@@ -66,23 +68,16 @@ class Snapshot:
     addresses: list[str]
 
 
-def _msat(value: Any) -> int:
-    """lightningd amounts (libhive's one parser); an unreadable one counts as 0 in what we gossip."""
-    try:
-        return msat_or_zero(value)
-    except AmountError:
-        return 0
-
-
 def _fee_policy(channel: dict[str, Any] | None) -> dict[str, int]:
     if channel is None:
         return dict(DEFAULT_FEE_POLICY)
     local = (channel.get("updates") or {}).get("local") or {}
-    values = {"base_fee": _msat(local.get("fee_base_msat", channel.get("fee_base_msat"))),
-              "fee_rate": _msat(local.get("fee_proportional_millionths", channel.get("fee_proportional_millionths"))),
-              "min_htlc": _msat(local.get("htlc_minimum_msat", channel.get("minimum_htlc_out_msat"))),
+    read = msat_or_zero                 # libhive's one parser: missing is 0, unreadable raises (then nothing is sent)
+    values = {"base_fee": read(local.get("fee_base_msat", channel.get("fee_base_msat"))),
+              "fee_rate": read(local.get("fee_proportional_millionths", channel.get("fee_proportional_millionths"))),
+              "min_htlc": read(local.get("htlc_minimum_msat", channel.get("minimum_htlc_out_msat"))),
               "max_htlc": 0,
-              "cltv_delta": _msat(local.get("cltv_expiry_delta", 40))}
+              "cltv_delta": read(local.get("cltv_expiry_delta", 40))}
     return {k: min(v, MAX_FEE_VALUE) for k, v in values.items()}
 
 
@@ -96,10 +91,10 @@ def read_snapshot(rpc: Any, hive_nodes: set[str]) -> Snapshot:
         if ch.get("state") != "CHANNELD_NORMAL" or not is_node_id(peer):
             continue
         if peer in hive_nodes:
-            total = _msat(ch.get("total_msat"))
+            total = msat_or_zero(ch.get("total_msat"))
             capacity += total // 1000
-            available += _msat(ch.get("to_us_msat")) // 1000
-            if largest is None or total > _msat(largest.get("total_msat")):
+            available += msat_or_zero(ch.get("to_us_msat")) // 1000
+            if largest is None or total > msat_or_zero(largest.get("total_msat")):
                 largest = ch
         else:
             external.add(peer)
@@ -136,6 +131,7 @@ class Gossip:
         self.wake = threading.Event()
         self._send_lock = threading.Lock()
         self._last_sent = 0.0
+        self._unreadable = False           # lightningd gave an amount we cannot read (warned once)
         self._reached = -1                 # how many nodes our latest record reached (-1: none sent yet)
         self.last_reason: str | None = None
 
@@ -166,7 +162,15 @@ class Gossip:
             return None
         if time.monotonic() - self._last_sent < MIN_SPACING:
             return None
-        snap = read_snapshot(self.ctx.hive.rpc, set(self.ctx.members.ids()) - {self.ctx.me})
+        try:
+            snap = read_snapshot(self.ctx.hive.rpc, set(self.ctx.members.ids()) - {self.ctx.me})
+        except AmountError as exc:
+            # a signed record never carries a made-up figure: nothing is sent until lightningd's answer reads
+            if not self._unreadable:
+                log.warning("our state is not gossiped until lightningd gives amounts we can read: %s", exc)
+            self._unreadable = True
+            return None
+        self._unreadable = False
         own = self.store.get(self.ctx.me)
         if own is None or own.version < self.our_version():
             reason = "first"

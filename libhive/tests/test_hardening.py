@@ -14,6 +14,7 @@ from libhive.migrations import Migrations
 
 from libhive import contracts
 from libhive.bootstrap import HivePlugin
+from pyln.client.plugin import RpcException
 from libhive.db import Database
 from libhive.errors import MAX_MESSAGE_CHARS, HiveError, StorageError, quote
 from libhive.paths import check_dir_option, child_dir, private_dir
@@ -79,6 +80,35 @@ def test_help_shows_no_self_for_bound_methods():
     assert usages["hive-comms-feature"].split("\n")[0].split() == ["[contract_version]"]
     assert usages["hive-comms-status"].split("\n")[0].split() == ["[contract_version]"]
     assert not any("self" in u.split("\n")[0].split() for u in usages.values())
+
+
+def test_a_dynamic_option_changes_at_run_time_or_is_refused_with_its_code():
+    """``lightning-cli setconfig``: lightningd sends the operator's text to pyln's ``setconfig``; the option's own
+    check decides, and a refusal keeps the old value and answers with the check's code and message."""
+    class Refused(HiveError):
+        code = 2121
+
+    hive = HivePlugin("cl-hive", "0", Migrations("cl-hive"), status_method="hive-status", option_prefix="hive")
+    seen: list[int] = []
+
+    def check() -> None:
+        value = hive.option("limit")
+        if not isinstance(value, int) or value < 0:
+            raise Refused(f"option hive-limit={value!r} must be a positive integer")
+        seen.append(value)
+
+    hive.add_option("limit", 5, "A limit", opt_type="int", on_change=check)
+    hive.add_option("fixed", 5, "Read at startup only", opt_type="int")
+    manifest = {o["name"]: o for o in hive.plugin._getmanifest()["options"]}
+    assert manifest["hive-limit"]["dynamic"] and not manifest["hive-fixed"]["dynamic"]
+    hive.options = {"hive-limit": 5, "hive-fixed": 5}
+    hive.plugin._set_config("hive-limit", "7")
+    assert hive.option("limit") == 7 and seen == [7]
+    for bad in ("-1", "lots"):
+        with pytest.raises(RpcException) as refused:
+            hive.plugin._set_config("hive-limit", bad)
+        assert refused.value.code == 2121 and "hive-limit" in refused.value.message
+        assert hive.option("limit") == 7
 
 
 # ---- database paths ---------------------------------------------------------------------------------

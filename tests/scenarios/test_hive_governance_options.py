@@ -86,6 +86,19 @@ def test_action_expiry_hours(fleet):
     assert a.rpc.call("hive-status")["governance"]["action_expiry_hours"] == 2
 
 
+def test_governance_disabled_by_an_unusable_option_starts_once_setconfig_fixes_it(fleet):
+    a = hive_node(fleet, **{"hive-action-expiry-hours": 0})
+    assert rpc_error(a, "hive-pending-actions", {})["code"] == 2121
+    err = rpc_error(a, "setconfig", {"config": "hive-action-expiry-hours", "val": "-3"})
+    assert err["code"] == 2121 and "hive-action-expiry-hours" in err["message"]
+    a.rpc.call("setconfig", {"config": "hive-action-expiry-hours", "val": "3"})         # no restart
+    b = started(fleet, "b")
+    action = a.rpc.call("hive-propose-action", {"action_type": "channel_open",
+                                                "payload": {"target": b.node_id, "amount_sats": 1_000_000}})
+    assert action["expires_at"] - action["proposed_at"] == 3 * 3600
+    assert a.rpc.call("hive-pending-actions")["actions"][0]["id"] == action["id"]
+
+
 def test_an_unusable_budget_option_disables_spending_not_the_plugin(fleet):
     a = hive_node(fleet, **{"hive-budget-reserve-pct": 150})
     b, action = open_with(fleet, a, 2_000_000)
@@ -95,3 +108,5 @@ def test_an_unusable_budget_option_disables_spending_not_the_plugin(fleet):
     assert a.rpc.call("hive-pending-actions")["actions"][0]["id"] == action["id"]      # still pending
     assert a.rpc.call("listpeerchannels", {"id": b.node_id})["channels"] == []
     assert a.rpc.call("hive-status")["hive"]["tier"] == "member"
+    a.rpc.call("setconfig", {"config": "hive-budget-reserve-pct", "val": "20"})         # fixed without a restart
+    assert a.rpc.call("hive-budget-summary", {})["limits"]["reserve_pct"] == 20

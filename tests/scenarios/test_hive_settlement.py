@@ -169,8 +169,8 @@ def test_bad_settlement_input_is_a_clear_error_and_the_plugin_keeps_running(flee
 
 def test_the_daily_budget_holds_settlement_payments_until_the_operator_raises_it(fleet):
     """b owes more than its governance budget allows today (``hive-daily-budget-sats``): failsafe does not run its
-    settlement payment, nothing is paid, and ``hive-pending-actions`` says why; once the operator restarts cl-hive
-    with a larger budget, failsafe runs it and the week settles."""
+    settlement payment, nothing is paid, and ``hive-pending-actions`` says why; once the operator raises the budget
+    with ``setconfig`` (no restart), failsafe runs it and the week settles.  An unusable value is refused."""
     a, b, c = form(fleet, "abc", options={"b": {"hive-daily-budget-sats": 1}})
     for _ in range(2):
         route(a, c, 400_000_000)                        # a-b-c: b earns the fees
@@ -188,9 +188,12 @@ def test_the_daily_budget_holds_settlement_payments_until_the_operator_raises_it
     assert b.rpc.call("hive-budget-summary", {"days": 1})["today"]["spent_sats"] == 0
     assert period_status(a, week) != "settled"
 
-    b.plugin_stop("cl-hive")
-    b.plugin_start("cl-hive", **{**OPTIONS, "hive-daily-budget-sats": 10_000_000})
-    mesh(fleet, [a, b, c])
+    with pytest.raises(RpcError) as refused:
+        b.rpc.call("setconfig", {"config": "hive-daily-budget-sats", "val": "-5"})
+    assert refused.value.error["code"] == 2121 and "hive-daily-budget-sats" in refused.value.error["message"]
+    assert b.rpc.call("hive-budget-summary", {"days": 1})["today"]["daily_budget_sats"] == 1
+    b.rpc.call("setconfig", {"config": "hive-daily-budget-sats", "val": "10000000"})
+    assert b.rpc.call("hive-budget-summary", {"days": 1})["today"]["daily_budget_sats"] == 10_000_000
     settled([a, b, c], week, timeout=180)
     paid = b.rpc.call("hive-settlement-period-details", {"period_id": week})["our_payments"]
     assert {p["status"] for p in paid} == {"paid"}

@@ -25,7 +25,7 @@ from .pyln_client import load as _load_pyln_client
 
 _load_pyln_client()          # pyln-client without its gossip-map reader (17 MB, unused); see pyln_client.py
 from pyln.client import Plugin  # noqa: E402
-from pyln.client.plugin import MethodType, PluginLogHandler, Request, RequestState  # noqa: E402
+from pyln.client.plugin import MethodType, PluginLogHandler, Request, RequestState, RpcException  # noqa: E402
 
 from . import contracts, gating
 from .db import Database
@@ -55,6 +55,19 @@ def _fail(request: Request, code: int, message: str) -> None:
     request._write_result({"jsonrpc": "2.0", "id": request.id,
                            "error": {"code": code, "message": cap_message(message)}})
     request.state = RequestState.FAILED
+
+
+def _typed(opt_type: str, value: Any) -> Any:
+    """A ``setconfig`` value as ``init`` gives it: lightningd sends the operator's text.  Text that is not of the
+    option's type stays text, for the option's own check to refuse."""
+    if opt_type == "int" and isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            return value
+    if opt_type == "bool" and isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    return value
 
 
 def plain_function(fn: Callable) -> Callable:
@@ -173,12 +186,27 @@ class HivePlugin:
 
     # ---- registration -----------------------------------------------------------------------------
     def add_option(self, suffix: str, default: Any, description: str, opt_type: str = "string",
-                   multi: bool = False) -> str:
+                   multi: bool = False, on_change: Callable[[], None] | None = None) -> str:
+        """Declare ``<prefix>-<suffix>``.  With ``on_change`` the option is dynamic: ``lightning-cli setconfig``
+        puts the new value in ``option()`` and calls ``on_change()``; a HiveError it raises refuses the change
+        with its code and message, and the old value stays."""
         name = f"{self.option_prefix}-{suffix}"
         if opt_type == "flag":
             self.plugin.add_flag_option(name, description)
-        else:
+        elif on_change is None:
             self.plugin.add_option(name, default, description, opt_type=opt_type, multi=multi)
+        else:
+            def changed(plugin: Plugin, config: str, value: Any) -> None:
+                old = self.options.get(config)
+                self.options[config] = _typed(opt_type, value)
+                try:
+                    on_change()
+                except HiveError as exc:
+                    self.options[config] = old
+                    raise RpcException(exc.message, exc.code) from None
+                self.log.info("%s changed from %r to %r", config, old, self.options[config])
+            self.plugin.add_option(name, default, description, opt_type=opt_type, multi=multi, dynamic=True,
+                                   on_change=changed)
         return name
 
     def method(self, name: str, description: str | None = None) -> Callable[[Callable], Callable]:

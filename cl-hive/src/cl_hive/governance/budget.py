@@ -197,17 +197,23 @@ class Budget:
 
 
 def register(hive: Any, members: Any) -> Budget:
-    hive.add_option("daily-budget-sats", 10_000_000, "Most sats governance actions may spend per UTC day "
-                    "(0: no spending)", opt_type="int")
-    hive.add_option("budget-reserve-pct", 20, "Percent of the confirmed on-chain balance never spent by "
-                    "governance actions", opt_type="int")
-    hive.add_option("budget-max-per-channel-pct", 50, "Largest single channel open, in percent of "
-                    "hive-daily-budget-sats", opt_type="int")
-    hive.add_option("max-expansion-feerate", 5000, "Highest opening feerate (sat/kvB, from feerates perkb) at "
-                    "which channel opens execute (0: no limit)", opt_type="int")
-    hive.add_option("min-channel-sats", 1_000_000, "Smallest channel governance opens; a budget that allows "
-                    "less refuses the open", opt_type="int")
     state: dict[str, Any] = {}
+
+    def reload() -> None:
+        """Read the budget options (at init, and after ``lightning-cli setconfig``; InvalidOption refuses)."""
+        state["config"] = BudgetConfig.from_hive(hive)
+        state.pop("error", None)
+
+    hive.add_option("daily-budget-sats", 10_000_000, "Most sats governance actions may spend per UTC day "
+                    "(0: no spending)", opt_type="int", on_change=reload)
+    hive.add_option("budget-reserve-pct", 20, "Percent of the confirmed on-chain balance never spent by "
+                    "governance actions", opt_type="int", on_change=reload)
+    hive.add_option("budget-max-per-channel-pct", 50, "Largest single channel open, in percent of "
+                    "hive-daily-budget-sats", opt_type="int", on_change=reload)
+    hive.add_option("max-expansion-feerate", 5000, "Highest opening feerate (sat/kvB, from feerates perkb) at "
+                    "which channel opens execute (0: no limit)", opt_type="int", on_change=reload)
+    hive.add_option("min-channel-sats", 1_000_000, "Smallest channel governance opens; a budget that allows "
+                    "less refuses the open", opt_type="int", on_change=reload)
 
     def config() -> BudgetConfig:
         if "error" in state:
@@ -219,7 +225,7 @@ def register(hive: Any, members: Any) -> Budget:
     @hive.on_init
     def _load() -> None:
         try:
-            state["config"] = BudgetConfig.from_hive(hive)
+            reload()
         except InvalidOption as exc:
             state["error"] = exc.message
             hive.log.warning("budget disabled: %s", exc.message)

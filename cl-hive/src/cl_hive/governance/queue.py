@@ -480,14 +480,33 @@ def action_target(value: int | str) -> int | str:
 
 
 def register(hive: Any, members: Any, audit: AuditLog, budget: Budget) -> Governance:
+    state: dict[str, Any] = {}
+
+    def start() -> None:
+        gov.load()
+        interrupted = gov.recover_interrupted()
+        if interrupted:
+            hive.log.warning("%d governance action(s) were interrupted by a restart; see hive-pending-actions",
+                             interrupted)
+        hive.workers.every(SWEEP_SECONDS, gov.sweep, "governance-sweep", first_delay=1.0)   # failsafe backlog too
+
+    def reload() -> None:
+        """After ``lightning-cli setconfig`` (InvalidOption refuses); governance disabled by an unusable option
+        at startup starts now."""
+        fresh = GovernanceConfig.from_hive(hive)
+        started = "config" in state
+        state["config"] = fresh
+        state.pop("error", None)
+        if not started:
+            start()
+
     hive.add_option("governance-mode", "advisor", "advisor: every action waits for hive-approve-action; failsafe: "
                     "safety actions execute by themselves within limits")
     hive.add_option("failsafe-actions-per-hour", 2, "Most safety actions failsafe mode executes by itself per "
-                    "rolling hour", opt_type="int")
+                    "rolling hour", opt_type="int", on_change=reload)
     hive.add_option("action-expiry-hours", 24, "Hours a pending action waits for a decision before it expires",
-                    opt_type="int")
+                    opt_type="int", on_change=reload)
     hive.implements("governance")
-    state: dict[str, Any] = {}
 
     def config() -> GovernanceConfig:
         if "error" in state:
@@ -513,12 +532,7 @@ def register(hive: Any, members: Any, audit: AuditLog, budget: Budget) -> Govern
             state["error"] = exc.message
             hive.log.warning("governance disabled: %s", exc.message)
             return
-        gov.load()
-        interrupted = gov.recover_interrupted()
-        if interrupted:
-            hive.log.warning("%d governance action(s) were interrupted by a restart; see hive-pending-actions",
-                             interrupted)
-        hive.workers.every(SWEEP_SECONDS, gov.sweep, "governance-sweep", first_delay=1.0)   # failsafe backlog too
+        start()
 
     @hive.status_extra
     def _status() -> dict[str, Any]:

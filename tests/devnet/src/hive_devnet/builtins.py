@@ -13,7 +13,7 @@ import coincurve
 
 from .errors import INVALID_PARAMS, INVALID_REQUEST, LIGHTNINGD, METHOD_NOT_FOUND, RpcError
 from .hsm import recover_zbase
-from .plugin_host import LIGHTNINGD_VERSION
+from .plugin_host import LIGHTNINGD_VERSION, cli_text, coerce_option
 
 if TYPE_CHECKING:
     from .node import Node
@@ -271,6 +271,34 @@ async def listconfigs(node: Node, params: dict[str, Any], rid: str | None) -> di
             raise RpcError(INVALID_PARAMS, f"Unknown config option {params['config']}")
         return {"configs": {params["config"]: configs[params["config"]]}}
     return {"configs": configs}
+
+
+@builtin("setconfig", ("config", "val", "transient"))
+async def setconfig(node: Node, params: dict[str, Any], rid: str | None) -> dict[str, Any]:
+    """A plugin's dynamic option: lightningd hands the operator's text to the plugin's ``setconfig``; the
+    plugin's error is the caller's.  (The devnet has no config file to write: every change is transient.)"""
+    name = need(params, "config")
+    for p in node.active_plugins():
+        spec = next((o for o in p.manifest.get("options", []) if o["name"] == name), None)
+        if spec is None:
+            continue
+        if not spec.get("dynamic"):
+            raise RpcError(INVALID_PARAMS, f"config: Not a dynamic config option: invalid token '\"{name}\"'")
+        val = params.get("val")
+        if val is None and spec.get("type") != "flag":
+            raise RpcError(INVALID_PARAMS, f"{name} requires a value")
+        resp = await p.request("setconfig", {"config": name, **({} if val is None else {"val": cli_text(val)})},
+                               prefix=rid)
+        if "error" in resp:
+            raise RpcError(resp["error"].get("code", LIGHTNINGD), resp["error"].get("message", ""))
+        try:
+            p.init_params_options[name] = coerce_option(spec, cli_text(val))
+        except Exception:                          # the plugin took text its type does not parse
+            p.init_params_options[name] = cli_text(val)
+        key = {"int": "value_int", "bool": "value_bool", "flag": "set"}.get(spec.get("type"), "value_str")
+        return {"config": {"config": name, key: p.init_params_options[name], "source": "setconfig",
+                           "plugin": p.path, "dynamic": True}}
+    raise RpcError(INVALID_PARAMS, f"config: Unknown config option: invalid token '\"{name}\"'")
 
 
 @builtin("stop", ())

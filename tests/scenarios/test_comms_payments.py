@@ -109,9 +109,16 @@ def test_daily_limit_refuses_and_pays_nothing(fleet):
     ok = a.rpc.call("hive-comms-pay", {"target": invoice(b, 5_000_000)["bolt11"], "idempotency_key": "small-001"})
     assert ok["status"] == "complete"
     # what is spent or reserved counts: 5 000 sat + fee reserve spent, 46 000 sat would now exceed 50 000
-    err = error_of(lambda: a.rpc.call("hive-comms-pay", {"target": invoice(b, 46_000_000)["bolt11"],
-                                                        "idempotency_key": "small-002"}))
+    third = invoice(b, 46_000_000)["bolt11"]
+    err = error_of(lambda: a.rpc.call("hive-comms-pay", {"target": third, "idempotency_key": "small-002"}))
     assert err["code"] == 1961
+    # the operator raises the limit without a restart (an unusable value is refused, the old one stays)
+    err = error_of(lambda: a.rpc.call("setconfig", {"config": "hive-comms-daily-spend-limit-sats", "val": "-1"}))
+    assert err["code"] == -32602 and "hive-comms-daily-spend-limit-sats" in err["message"]
+    assert a.rpc.call("hive-client-payments", {"action": "summary"})["global"]["limit_msat"] == LIMIT_SATS * 1000
+    a.rpc.call("setconfig", {"config": "hive-comms-daily-spend-limit-sats", "val": str(2 * LIMIT_SATS)})
+    assert a.rpc.call("hive-client-payments", {"action": "summary"})["global"]["limit_msat"] == 2 * LIMIT_SATS * 1000
+    assert a.rpc.call("hive-comms-pay", {"target": third, "idempotency_key": "small-002"})["status"] == "complete"
 
 
 def test_bad_targets_and_params_get_clear_errors(fleet):

@@ -12,7 +12,10 @@ import threading
 import time
 from typing import Any, Callable
 
+from libhive.amounts import MAX_SATS
+from libhive.errors import quote
 from libhive.identity import NodeIdentity
+from libhive.rpcparams import InvalidParams
 from libhive.workers import log_failure
 
 from . import advisor_rpc, market_rpc, migrations_client  # noqa: F401  (registers the m100+ migrations)
@@ -191,8 +194,15 @@ def register(hive: Any, transport: TransportProvider | None = None,
     client = Client(hive, provider)
     if dm_source is not None:
         dm_source(client.on_dm)
+    def check_spend_limit() -> None:
+        value = hive.option("daily-spend-limit-sats")
+        if type(value) is not int or not 0 <= value <= MAX_SATS:
+            raise InvalidParams(f"option hive-comms-daily-spend-limit-sats={quote(value)} must be a whole number of "
+                                f"sats from 0 to {MAX_SATS}")
+
     hive.add_option("daily-spend-limit-sats", 100_000, "Most the node pays per UTC day through hive-comms-pay and "
-                    "advisors, fees included (sat)", opt_type="int")
+                    "advisors, fees included (sat)", opt_type="int", on_change=check_spend_limit)
+    hive.option_check(check_spend_limit)
     hive.add_option("pay-command", "xpay", "lightningd command used to pay invoices: xpay or pay")
     hive.add_option("pay-retry-for", 60, "Seconds lightningd may spend on one payment", opt_type="int")
     hive.add_option("http-timeout", 20, "Seconds allowed for one HTTP request to a mint or an L402 server",

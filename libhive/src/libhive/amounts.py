@@ -26,6 +26,8 @@ from .errors import quote
 
 MSAT_PER_SAT = 1000
 MSAT_PER_BTC = 100_000_000_000
+MAX_SATS = 21_000_000 * 100_000_000         # every bitcoin there will be: the bound of any amount we accept
+MAX_MSAT = MAX_SATS * MSAT_PER_SAT
 U64_MAX = 2 ** 64 - 1
 ALL = "all"
 ANY = "any"

@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 from typing import Any, Callable, Literal
 
+from libhive.amounts import MAX_MSAT
 from libhive.models import Field
 
 from libhive.errors import quote
@@ -14,7 +15,6 @@ from .engine import PaymentEngine, detect_kind
 from .ledger import PayRequest, public_view
 
 KEY = r"^[A-Za-z0-9._:-]+$"
-MAX_MSAT = 21_000_000 * 100_000_000 * 1000
 
 
 class PayParams(Params):

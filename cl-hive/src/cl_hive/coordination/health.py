@@ -25,6 +25,7 @@ import json
 import threading
 from typing import Any, Callable, Literal
 
+from libhive.amounts import MAX_SATS
 from libhive.models import Field
 
 from libhive.rpcparams import Params
@@ -194,7 +195,7 @@ class Health:
         if not all(isinstance(p.get(k, False), bool) for k in FLAGS):
             raise Reject("HEALTH_REPORT flags must be booleans")
         budget = p.get("assistance_budget_sats", 0)
-        if type(budget) is not int or not 0 <= budget <= 21_000_000 * 100_000_000:
+        if type(budget) is not int or not 0 <= budget <= MAX_SATS:
             raise Reject("HEALTH_REPORT assistance_budget_sats out of bounds")
         auth = self.reports.authenticate(msg, HEALTH)
         old = self.get(auth.origin)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
-from libhive.amounts import msat_or_zero
+from libhive.amounts import MAX_SATS, msat_or_zero
 from libhive.models import Field
 
 from libhive.rpcparams import Params
@@ -36,7 +36,7 @@ from .graph import Graphs
 class SpliceCheck(Params):
     peer_id: str = node_id_field()
     splice_type: Literal["splice_in", "splice_out"]
-    amount_sats: int = Field(ge=0, le=21_000_000 * 100_000_000)
+    amount_sats: int = Field(ge=0, le=MAX_SATS)
     channel_id: str | None = Field(None, max_length=100)
 
 

@@ -35,7 +35,7 @@ import time
 from collections import defaultdict
 from typing import Any, Callable
 
-from libhive.amounts import msat_or_none
+from libhive.amounts import MAX_SATS, msat_or_none
 from libhive.errors import quote
 from libhive.models import Field
 from libhive.rpcparams import InvalidParams, Params, validate
@@ -68,7 +68,7 @@ def forward_amounts(forward: dict[str, Any]) -> tuple[int, int, int] | None:
 
 
 class PeriodCosts(Params):
-    rebalance_costs_sats: int = Field(0, ge=0, le=21_000_000 * 100_000_000)
+    rebalance_costs_sats: int = Field(0, ge=0, le=MAX_SATS)
 
 
 class BackfillParams(Params):

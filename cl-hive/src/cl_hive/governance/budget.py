@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from libhive.models import Field
 
-from libhive.amounts import msat_or_zero
+from libhive.amounts import MAX_SATS, msat_or_zero
 from libhive.db import Database
 from libhive.rpcparams import Params, validate
 
@@ -32,7 +32,6 @@ from .common import (
     utc_days_back,
 )
 
-MAX_SATS = 21_000_000 * 100_000_000
 COUNTED = ("reserved", "spent")      # spend rows that count against the day's budget
 
 

@@ -43,6 +43,7 @@ from collections import Counter, OrderedDict
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Protocol
 
+from libhive.amounts import MAX_SATS
 from libhive.errors import HiveError
 from libhive.identity import is_node_id
 from libhive.rpcparams import Params, validate
@@ -88,7 +89,7 @@ class IntentType:
 
 class OpenParams(Params):
     target: str = Field(pattern=r"^0[23][0-9a-f]{64}$")
-    amount_sats: int | None = Field(None, ge=1, le=21_000_000 * 100_000_000)
+    amount_sats: int | None = Field(None, ge=1, le=MAX_SATS)
 
 
 @dataclass

@@ -27,13 +27,13 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from libhive.amounts import MAX_SATS
 from libhive.wire import canonical_json
 
 PLAN_VERSION = 2
 MIN_PAYMENT_FLOOR = 100
 WEIGHT_CAPACITY, WEIGHT_FORWARDS, WEIGHT_UPTIME = 0.30, 0.60, 0.10
 MAX_PARTICIPANTS = 100                    # the monolith refuses proposals with more contributions
-MAX_SATS = 21_000_000 * 100_000_000
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ import logging
 import time
 from typing import Any
 
-from libhive.amounts import msat_or_zero
+from libhive.amounts import MAX_SATS, msat_or_zero
 from libhive.wire import MessageType
 
 from ..economics import Economics
@@ -53,7 +53,6 @@ REPORT_MAX_AGE = 7200
 FUTURE_SKEW = 300
 KEEP_WEEKS = 8
 CLOSE_DELAY = 60
-MAX_SATS = 21_000_000 * 100_000_000
 MAX_MAP = 200
 DEFAULT_INTERVAL = 300
 

@@ -24,6 +24,7 @@ import time
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Callable
 
+from libhive.amounts import MAX_SATS
 from libhive.db import Database
 from libhive.identity import is_node_id, verify
 
@@ -39,7 +40,6 @@ MAX_CAPABILITIES = 20
 MAX_ADDRESSES = 16
 MAX_STRING = 256
 MAX_HASH = 128
-MAX_SATS = 21_000_000 * 100_000_000
 
 
 @dataclass

@@ -19,6 +19,7 @@ import heapq
 import math
 from typing import Any, Callable
 
+from libhive.amounts import MAX_SATS
 from libhive.models import Field
 
 from libhive.rpcparams import Params
@@ -33,7 +34,7 @@ DEFAULT_FINAL_CLTV = 18
 class PathQuery(Params):
     from_channel: str = Field(pattern=SCID)
     to_channel: str = Field(pattern=SCID)
-    amount_sats: int = Field(ge=1, le=21_000_000 * 100_000_000)
+    amount_sats: int = Field(ge=1, le=MAX_SATS)
     final_cltv: int = Field(DEFAULT_FINAL_CLTV, ge=1, le=2016)
 
 

@@ -44,8 +44,9 @@ def real_nodes_available() -> bool:
     return shutil.which("lightningd") is not None and shutil.which("bitcoind") is not None
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05, what: str = "") -> Any:
-    """Poll until ``predicate()`` is truthy; return its value or raise TimeoutError."""
+def wait_for(predicate: Callable[[], Any], timeout: float = 60.0, interval: float = 0.05, what: str = "") -> Any:
+    """Poll until ``predicate()`` is truthy; return its value or raise TimeoutError.  The default is generous: CI
+    runs every real-lightningd scenario on a loaded 2-core machine, and a wait that holds returns at once."""
     deadline = time.monotonic() + timeout
     last_exc: Exception | None = None
     while time.monotonic() < deadline:

@@ -16,19 +16,20 @@ What we send (the monolith's fields, signed its way, so a monolith member stores
   identically on every node (inputs.py).
 * During the week: every ``hive-fee-report-interval`` seconds when a figure changed, best effort to every reachable
   hive node; a hive node it did not reach (unreachable then, a failed send, or reconnected since, which may have
-  lost it in flight) gets the same report at a later interval.  After the week (``CLOSE_DELAY`` after its end):
-  the **closing report** (``final: true``), through the durable outbox to every hive node (acknowledged with
-  MSG_ACK by cl-hive nodes).
+  lost it in flight) gets the same report at a later interval (a new one, if the held one is an hour old).  After
+  the week (``CLOSE_DELAY`` after its end): the **closing report** (``final: true``), through the durable outbox to
+  every hive node (acknowledged with MSG_ACK by cl-hive nodes).
 
 What we accept, in this order (a refusal is counted, nothing stored): field shapes and bounds; ``period_start`` is
 exactly the start of an ISO week and that week has begun on our clock (no future weeks) and is at most
 ``KEEP_WEEKS`` old; the monolith signature against ``peer_id`` (the costless legacy form only when costs are 0); our
 v2 signature when present (a member that ever sent v2 must keep sending it: no downgrade by stripping fields);
-freshness of the report time (``timestamp``, or a monolith report's ``period_end``: 2 h old, 5 min ahead); the
-member in the hive and not banned; then ordering: a v2 report replaces the held one only with a higher ``seq``, a
-monolith report only with a later ``period_end``, and a v2 report a held monolith one (the member was migrated
-mid-week; its numbering starts again at 1) only with a later ``period_end``.  A replayed or reordered copy
-therefore never wins.
+freshness of the report time (``timestamp``, or a monolith report's ``period_end``: 2 h old, 5 min ahead; a
+closing report 24 h old, as long as its sender's outbox retries it); the member in the hive and not banned; then
+ordering: a v2 report replaces the held one only with a higher ``seq``, a monolith report only with a later
+``period_end``, and a v2 report a held monolith one (the member was migrated mid-week; its numbering starts again
+at 1) only with a later ``period_end``.  A replayed or reordered copy therefore never wins.  The report we hold,
+sent again, changes nothing; a closing one is acknowledged again.
 """
 from __future__ import annotations
 
@@ -46,10 +47,12 @@ from ..protocol import formats
 from ..protocol.context import Context, check_signature
 from ..protocol.fanout import reachable_members, send_each
 from ..protocol.ingress import Inbound, Reject
+from ..protocol.outbox import EXPIRY_SECONDS
 
 log = logging.getLogger("cl-hive")
 
 REPORT_MAX_AGE = 7200
+FINAL_MAX_AGE = EXPIRY_SECONDS      # a closing report comes through the outbox, which retries it this long
 FUTURE_SKEW = 300
 KEEP_WEEKS = 8
 CLOSE_DELAY = 60
@@ -128,12 +131,21 @@ class Reports:
         week = self.eco.accounting.week(period)
         figures = (week["fees_earned_sats"], week["rebalance_costs_sats"], week["forward_count"])
         current = self._current
-        if force or current is None or current[:2] != (period, figures):
-            current = self._current = (period, figures, self.build(period, final=False))
-            self._reached = set()
+        if not (force or current is None or current[:2] != (period, figures)):
+            pending = [p for p in reachable_members(self.ctx) if p not in self._reached]
+            if not pending:
+                return False
+            if time.time() - current[2]["timestamp"] <= REPORT_MAX_AGE // 2:
+                return self._send(current[2], pending)
+            # the held one would soon be too old for its receivers (REPORT_MAX_AGE): a fresh one, to everyone
+        current = self._current = (period, figures, self.build(period, final=False))
+        self._reached = set()
+        return self._send(current[2], reachable_members(self.ctx))
+
+    def _send(self, payload: dict[str, Any], peers: list[str]) -> bool:
         sent = False
-        for peer in reachable_members(self.ctx):
-            if peer not in self._reached and send_each(self.ctx, [peer], MessageType.FEE_REPORT, current[2]):
+        for peer in peers:
+            if send_each(self.ctx, [peer], MessageType.FEE_REPORT, payload):
                 self._reached.add(peer)
                 sent = True
         return sent
@@ -213,7 +225,7 @@ class Reports:
                 raise Reject("FEE_REPORT without the v2 signature from a member that sends it")
             version, seq, ts, final, channels, uptime = 1, end, end, False, {}, {}
         now = time.time()
-        if not now - REPORT_MAX_AGE <= ts <= now + FUTURE_SKEW:
+        if not now - (FINAL_MAX_AGE if final else REPORT_MAX_AGE) <= ts <= now + FUTURE_SKEW:
             raise Reject("FEE_REPORT report time outside the accepted window")
         if member == self.ctx.me:
             raise Reject("FEE_REPORT about ourselves")
@@ -225,13 +237,22 @@ class Reports:
             if end <= (held.get("period_end") or 0):
                 raise Reject(f"FEE_REPORT for {period} is not later than the held monolith report")
         elif held and held.get("version") in (1, 2) and (held.get("seq") or 0) >= seq:
+            if version == 2 and seq == held.get("seq") and p["signature_v2"] == held.get("signature_v2"):
+                # the report we hold, sent again: after a reconnect, or a closing report whose ack was lost (its
+                # sender's outbox retries until acknowledged)
+                self._ack_if_final(msg, held)
+                return
             raise Reject(f"FEE_REPORT seq {seq} for {period} is not newer than the held {held['seq']}")
         stored = {**p, "peer_id": member, "fees_earned_sats": fees, "rebalance_costs_sats": costs,
                   "forward_count": count, "period_start": start, "period_end": end, "timestamp": ts,
                   "period": period, "seq": seq, "final": final, "hive_channels": channels, "observed_uptime": uptime}
         self._store(stored, version, msg.peer_id)
-        if version == 2 and final:
-            mid = formats.event_id("FEE_REPORT_V2", stored, formats.EVENT_ID_FIELDS["FEE_REPORT_V2"])
+        if version == 2:
+            self._ack_if_final(msg, stored)
+
+    def _ack_if_final(self, msg: Inbound, report: dict[str, Any]) -> None:
+        if report["final"]:
+            mid = formats.event_id("FEE_REPORT_V2", report, formats.EVENT_ID_FIELDS["FEE_REPORT_V2"])
             if mid:
                 self.ctx.send_ack(msg.peer_id, mid)
 

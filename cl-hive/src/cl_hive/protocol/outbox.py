@@ -2,12 +2,15 @@
 
 A row per (message id, peer).  Sent at once, then retried with exponential backoff until the peer answers
 MSG_ACK for that id (as deployed monolith nodes do for membership messages) or the row expires.  A failed send
-does not use up an attempt's backoff step twice.  Rows survive restarts.
+does not use up an attempt's backoff step twice.  Rows survive restarts.  One round sends at a time, due rows in
+the order they were queued, so messages to a peer leave in the order they were queued (a monolith drops a vote
+that arrives before its proposal).
 """
 from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from typing import Any
 
@@ -31,6 +34,7 @@ class Outbox:
     def __init__(self, hive: HivePlugin, transport: Transport) -> None:
         self.hive = hive
         self.transport = transport
+        self._round = threading.Lock()
 
     def start(self) -> None:
         self.hive.workers.every(5, self.run_due, "outbox", first_delay=2)
@@ -52,12 +56,16 @@ class Outbox:
             return cur.rowcount == 1
 
     def run_due(self) -> None:
+        with self._round:
+            self._run_due()
+
+    def _run_due(self) -> None:
         now = int(time.time())
         with self.hive.db.write() as conn:
             conn.execute("UPDATE hive_outbox SET status = 'expired' WHERE status = 'pending' AND created_at < ?",
                          (now - EXPIRY_SECONDS,))
         due = self.hive.db.query("SELECT * FROM hive_outbox WHERE status = 'pending' AND next_attempt_at <= ? "
-                                 "ORDER BY next_attempt_at LIMIT ?", (now, BATCH))
+                                 "ORDER BY next_attempt_at, rowid LIMIT ?", (now, BATCH))
         for row in due:
             try:
                 self.transport.send(row["peer_id"], row["msg_type"], json.loads(row["payload"]))

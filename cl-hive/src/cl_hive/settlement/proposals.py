@@ -56,7 +56,7 @@ from .reports import KEEP_WEEKS, Reports
 log = logging.getLogger("cl-hive")
 
 MESSAGE_MAX_AGE = 86400
-READY_DELAY = 5.0               # seconds before our vote on another node's proposal goes out
+READY_DELAY = 5.0               # seconds before our vote goes out (the proposal first, to every node)
 CLOCK_SKEW = 60                 # seconds another node's clock may run ahead of ours at an attempt's start
 PROPOSAL_ID = re.compile(r"^[0-9a-f]{32}$")
 LIVE = ("pending", "ready")
@@ -262,11 +262,9 @@ class Proposals:
                 conn.execute("UPDATE settlement_proposals SET voted_at = ?, status_reason = NULL WHERE proposal_id = ?",
                              (ts, prop["proposal_id"]))
         mid = self._mid("SETTLEMENT_READY", payload)
-        if prop["proposer"] == self.ctx.me:
-            self.ctx.broadcast_reliable(mid, MessageType.SETTLEMENT_READY, payload)
-        else:      # let the proposal reach every node first: a monolith drops (and then dedups) an early vote
-            self.ctx.hive.workers.after((READY_DELAY,), lambda: self.ctx.broadcast_reliable(
-                mid, MessageType.SETTLEMENT_READY, payload) and True, "settlement-vote")
+        # let the proposal reach every node first, ours too: a monolith drops (and then dedups) an early vote
+        self.ctx.hive.workers.after((READY_DELAY,), lambda: self.ctx.broadcast_reliable(
+            mid, MessageType.SETTLEMENT_READY, payload) and True, "settlement-vote")
         log.info("voted for the settlement of %s (proposal %s)", period, prop["proposal_id"][:16])
         if prop["status"] == "ready":                  # it reached quorum before our view matched: our part now
             for hook in self.ready_hooks:

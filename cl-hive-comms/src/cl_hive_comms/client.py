@@ -194,6 +194,7 @@ def register(hive: Any, transport: TransportProvider | None = None,
     client = Client(hive, provider)
     if dm_source is not None:
         dm_source(client.on_dm)
+
     def check_spend_limit() -> None:
         value = hive.option("daily-spend-limit-sats")
         if type(value) is not int or not 0 <= value <= MAX_SATS:

@@ -5,7 +5,7 @@ so these do not go through the durable outbox (whose rows wait for a MSG_ACK tha
 from __future__ import annotations
 
 import logging
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from .context import Context
 
@@ -36,3 +36,12 @@ def send_each(ctx: Context, peers: Iterable[str], msg_type: int, payload: dict[s
         except Exception as exc:
             log.debug("sending type %d to %s failed: %s", msg_type, peer[:16], exc)
     return sent
+
+
+def on_connect(hive: Any, fn: Callable[[str], None]) -> None:
+    """Call ``fn(peer_id)`` for each lightningd ``connect`` notification (on pyln's I/O thread: queue slow work)."""
+    def handler(connect: dict[str, Any] | None = None, id: str | None = None, **kwargs: Any) -> None:
+        peer = (connect or {}).get("id") or id           # lightningd wraps the payload under the topic name
+        if isinstance(peer, str):
+            fn(peer)
+    hive.subscribe("connect", handler)

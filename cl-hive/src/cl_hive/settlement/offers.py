@@ -27,7 +27,7 @@ from libhive.wire import MessageType
 from ..economics.errors import InvalidOffer, NoOffer
 from ..protocol import formats
 from ..protocol.context import Context, check_fresh, check_signature
-from ..protocol.fanout import reachable_members, send_each
+from ..protocol.fanout import on_connect, reachable_members, send_each
 from ..protocol.ingress import Inbound, Reject
 
 log = logging.getLogger("cl-hive")
@@ -209,11 +209,10 @@ def register(ctx: Context) -> Offers:
             hive.workers.submit(offers.announce, [node])
     ctx.members.on_change(roster_changed)
 
-    def on_connect(connect: dict[str, Any] | None = None, id: str | None = None, **kwargs: Any) -> None:
-        peer = (connect or {}).get("id") or id
-        if isinstance(peer, str) and hive.db is not None and not hive.workers.stopping.is_set():
+    def connected(peer: str) -> None:
+        if hive.db is not None and not hive.workers.stopping.is_set():
             hive.workers.submit(lambda: ctx.members.is_in_hive(peer) and offers.announce([peer]))
-    hive.subscribe("connect", on_connect)
+    on_connect(hive, connected)
 
     @hive.on_init
     def _start() -> None:

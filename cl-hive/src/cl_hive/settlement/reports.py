@@ -45,7 +45,7 @@ from ..economics import Economics
 from ..economics.weeks import bounds, parse_period, period_starting_at, previous
 from ..protocol import formats
 from ..protocol.context import Context, check_signature
-from ..protocol.fanout import reachable_members, send_each
+from ..protocol.fanout import on_connect, reachable_members, send_each
 from ..protocol.ingress import Inbound, Reject
 from ..protocol.outbox import EXPIRY_SECONDS
 
@@ -309,11 +309,7 @@ def register(ctx: Context, economics: Economics) -> Reports:
                     "when a figure changed); the closing report follows the week's end", opt_type="int")
     ctx.ingress.register(MessageType.FEE_REPORT, reports.on_report)
 
-    def on_connect(connect: dict[str, Any] | None = None, id: str | None = None, **kwargs: Any) -> None:
-        peer = (connect or {}).get("id") or id           # lightningd wraps the payload under the topic name
-        if isinstance(peer, str):
-            reports.reconnected(peer)
-    hive.subscribe("connect", on_connect)
+    on_connect(hive, reports.reconnected)
     return reports
 
 

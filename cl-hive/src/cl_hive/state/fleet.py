@@ -13,6 +13,7 @@ from libhive.wire import MessageType
 
 from ..membership.lifecycle import Membership
 from ..protocol.context import Context
+from ..protocol.fanout import on_connect
 from .anti_entropy import AntiEntropy
 from .fleet_state import StateStore
 from .gossip import DEFAULT_INTERVAL, Gossip
@@ -56,11 +57,10 @@ def register(ctx: Context, membership: Membership) -> Fleet:
         gossip.wake.set()
     ctx.members.on_change(roster_changed)
 
-    def on_connect(connect: dict[str, Any] | None = None, id: str | None = None, **kwargs: Any) -> None:
-        peer = (connect or {}).get("id") or id           # lightningd wraps the payload under the topic name
-        if isinstance(peer, str) and hive.db is not None and not hive.workers.stopping.is_set():
+    def connected(peer: str) -> None:
+        if hive.db is not None and not hive.workers.stopping.is_set():
             hive.workers.submit(sync.on_connect, peer)
-    hive.subscribe("connect", on_connect)
+    on_connect(hive, connected)
 
     @hive.on_init
     def _start() -> None:

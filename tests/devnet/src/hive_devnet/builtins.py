@@ -251,6 +251,11 @@ async def notifications(node: Node, params: dict[str, Any], rid: str | None) -> 
     return {}
 
 
+def value_key(opt: dict[str, Any]) -> str:
+    """The field of a listconfigs entry that holds an option's value, by its type."""
+    return {"int": "value_int", "bool": "value_bool", "flag": "set"}.get(opt.get("type"), "value_str")
+
+
 @builtin("listconfigs", ("config",))
 async def listconfigs(node: Node, params: dict[str, Any], rid: str | None) -> dict[str, Any]:
     configs: dict[str, Any] = {"network": {"value_str": node.network.chain, "source": "cmdline"},
@@ -262,7 +267,7 @@ async def listconfigs(node: Node, params: dict[str, Any], rid: str | None) -> di
             if opt["name"] not in values:
                 continue
             v = values[opt["name"]]
-            key = {"int": "value_int", "bool": "value_bool", "flag": "set"}.get(opt.get("type"), "value_str")
+            key = value_key(opt)
             if opt.get("multi"):
                 key = "values_" + key.split("_")[-1] if key != "set" else key
             configs[opt["name"]] = {key: v, "source": "cmdline", "plugin": p.path, "dynamic": opt.get("dynamic", False)}
@@ -295,8 +300,7 @@ async def setconfig(node: Node, params: dict[str, Any], rid: str | None) -> dict
             p.init_params_options[name] = coerce_option(spec, cli_text(val))
         except Exception:                          # the plugin took text its type does not parse
             p.init_params_options[name] = cli_text(val)
-        key = {"int": "value_int", "bool": "value_bool", "flag": "set"}.get(spec.get("type"), "value_str")
-        return {"config": {"config": name, key: p.init_params_options[name], "source": "setconfig",
+        return {"config": {"config": name, value_key(spec): p.init_params_options[name], "source": "setconfig",
                            "plugin": p.path, "dynamic": True}}
     raise RpcError(INVALID_PARAMS, f"config: Unknown config option: invalid token '\"{name}\"'")
 

@@ -13,8 +13,8 @@ import time
 from typing import Any, Callable
 
 from libhive.amounts import MAX_SATS
-from libhive.errors import quote
 from libhive.identity import NodeIdentity
+from libhive.options import int_in_range
 from libhive.rpcparams import InvalidParams
 from libhive.workers import log_failure
 
@@ -196,10 +196,8 @@ def register(hive: Any, transport: TransportProvider | None = None,
         dm_source(client.on_dm)
 
     def check_spend_limit() -> None:
-        value = hive.option("daily-spend-limit-sats")
-        if type(value) is not int or not 0 <= value <= MAX_SATS:
-            raise InvalidParams(f"option hive-comms-daily-spend-limit-sats={quote(value)} must be a whole number of "
-                                f"sats from 0 to {MAX_SATS}")
+        int_in_range(hive.option("daily-spend-limit-sats"), "hive-comms-daily-spend-limit-sats", 0, MAX_SATS,
+                     InvalidParams)
 
     hive.add_option("daily-spend-limit-sats", 100_000, "Most the node pays per UTC day through hive-comms-pay and "
                     "advisors, fees included (sat)", opt_type="int", on_change=check_spend_limit)

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from libhive.errors import HiveError
+from libhive.options import int_in_range
 
 NODE_ID_RE = re.compile(r"^0[23][0-9a-f]{64}$")
 SCID_RE = re.compile(r"^\d{1,8}x\d{1,8}x\d{1,5}$")
@@ -101,14 +102,8 @@ def is_retryable(exc: BaseException) -> bool:
 
 # ---- options ------------------------------------------------------------------------------------------
 def int_option(hive: Any, suffix: str, lo: int, hi: int) -> int:
-    value = hive.option(suffix)
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise InvalidOption(f"option hive-{suffix}={value!r} is not an integer") from None
-    if isinstance(value, bool) or not lo <= number <= hi:
-        raise InvalidOption(f"option hive-{suffix}={value!r} must be between {lo} and {hi}")
-    return number
+    """``hive-<suffix>`` as an int in [lo, hi]; InvalidOption (2121) when unusable."""
+    return int_in_range(hive.option(suffix), f"hive-{suffix}", lo, hi, InvalidOption)
 
 
 def choice_option(hive: Any, suffix: str, choices: dict[str, str]) -> str:

@@ -140,7 +140,7 @@ class TNode:
     def notifications(self, plugin: str, topic: str, barrier: bool = True) -> list[dict[str, Any]]:
         return [f for f in self.frames(plugin, topic, barrier) if "id" not in f]
 
-    def wait_frames(self, plugin: str, method: str, count: int = 1, timeout: float = 10,
+    def wait_frames(self, plugin: str, method: str, count: int = 1, timeout: float = 60,
                     where: Any = None) -> list[dict[str, Any]]:
         def ready():
             got = [f for f in self.frames(plugin, method, barrier=False) if where is None or where(f)]
@@ -156,7 +156,7 @@ class TNode:
         return [r["manifest"] for r in self.records(plugin, barrier=False) if r.get("event") == "manifest"][-1]
 
     # ---- the node ---------------------------------------------------------------------------------
-    def wait_log(self, pattern: str, timeout: float = 10) -> str:
+    def wait_log(self, pattern: str, timeout: float = 60) -> str:
         return wait_for(lambda: self.log(pattern), timeout=timeout, what=f"log {pattern!r} at {self.name}")
 
     def plugin_list(self) -> dict[str, dict[str, Any]]:

@@ -28,7 +28,7 @@ def signals(runbook: str, when: str) -> list[runbooks.Signal]:
     return found
 
 
-def assert_signals(node, runbook: str, when: str, since: int = 0, timeout: float = 30) -> None:
+def assert_signals(node, runbook: str, when: str, since: int = 0, timeout: float = 60) -> None:
     """Every signal of ``when`` holds on ``node`` (the log: lines from ``since`` on), within ``timeout``."""
     wanted = signals(runbook, when)
 

@@ -24,6 +24,9 @@ def fleet(request):
         f = DevnetFleet()
         try:
             yield f
+            report = getattr(request.node, "rep_call", None)
+            if report is not None and report.failed:      # shown with the failure, as pyln-testing shows its logs
+                print(f.log_tail())
         finally:
             f.close()
         broken = f.broken_lines()          # what pyln-testing's teardown checks on a real node
@@ -62,6 +65,14 @@ def real_fleet(request):
     if not real_nodes_available():
         pytest.skip(REAL_NODE_SKIP_REASON)
     yield from _real(request)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the test item (the devnet fleet prints its nodes' logs when the test failed)."""
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)
 
 
 # ---- how many variants ran on real lightningd (CI's output says so) ----------------------------------

@@ -261,6 +261,15 @@ class DevnetFleet(Fleet):
         return [f"{name}: {line}" for name, node in self.network.nodes.items()
                 for _, level, line in list(node.logs) if level in ("broken", "error")]
 
+    def log_tail(self, lines: int = 300) -> str:
+        """The last ``lines`` log lines of each node, for a failed test's report."""
+        out = []
+        for name, node in self.network.nodes.items():
+            for ts, level, line in list(node.logs)[-lines:]:
+                stamp = time.strftime("%H:%M:%S", time.gmtime(ts)) + f".{int(ts * 1000) % 1000:03d}"
+                out.append(f"{name} {stamp} {level.upper():7} {line}")
+        return "\n".join(out)
+
     def close(self) -> None:
         self.network.close()
 

@@ -116,8 +116,12 @@ def period_status(node, week: str) -> str | None:
 
 def settled(nodes, week: str, timeout: float = 120) -> None:
     for n in nodes:
-        wait_for(lambda n=n: period_status(n, week) == "settled", timeout=timeout,
-                 what=f"{n.name} sees {week} settled")
+        try:
+            wait_for(lambda n=n: period_status(n, week) == "settled", timeout=timeout,
+                     what=f"{n.name} sees {week} settled")
+        except TimeoutError as exc:        # say where the week stands on that node
+            details = n.rpc.call("hive-settlement-period-details", {"period_id": week})
+            raise TimeoutError(f"{exc}; {n.name}'s view: {details}") from None
 
 
 def channel_balance_msat(node) -> int:

@@ -2,6 +2,7 @@
 each node's own hive clock (cl-hive/tests/fleet_testkit.py for the nodes)."""
 from __future__ import annotations
 
+import json
 import time
 from types import SimpleNamespace
 
@@ -50,3 +51,10 @@ class Settling:
                 payload = {k: v[k] for k in ("data_hash", "timestamp", "signature")}
                 self.node.handle(self.proposals.on_vote, MessageType.SETTLEMENT_READY,
                                  {"proposal_id": pid, "voter_peer_id": v["voter"], **payload}, sender.node.node_id)
+
+
+def sent_proposal(s: Settling, pid: str) -> dict:
+    """The signed SETTLEMENT_PROPOSE a node queued in its outbox."""
+    rows = s.node.hive.db.query("SELECT payload FROM hive_outbox WHERE msg_type = ?",
+                                (int(MessageType.SETTLEMENT_PROPOSE),))
+    return next(p for p in (json.loads(r["payload"]) for r in rows) if p["proposal_id"] == pid)

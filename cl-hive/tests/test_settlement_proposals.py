@@ -5,20 +5,9 @@ Messages are handed over explicitly (the nodes are not linked), so a test choose
 proposal held in its proposer's outbox while the others were down arrives after its attempt ended."""
 from __future__ import annotations
 
-import json
-
 import pytest
 from fleet_testkit import form_hive
-from settlement_testkit import ATTEMPT, END, OPTIONS, WEEK, Settling
-
-from libhive.wire import MessageType
-
-
-def sent_proposal(s: Settling, pid: str) -> dict:
-    """The signed SETTLEMENT_PROPOSE a node queued in its outbox."""
-    rows = s.node.hive.db.query("SELECT payload FROM hive_outbox WHERE msg_type = ?",
-                                (int(MessageType.SETTLEMENT_PROPOSE),))
-    return next(p for p in (json.loads(r["payload"]) for r in rows) if p["proposal_id"] == pid)
+from settlement_testkit import ATTEMPT, END, OPTIONS, WEEK, Settling, sent_proposal
 
 
 @pytest.fixture

@@ -144,14 +144,24 @@ class Execution:
             row = self.period_row(prop["period"])
             if row and row.get("proposal_id") not in (None, prop["proposal_id"]):
                 raise AlreadySettled(f"{prop['period']} is being settled under proposal {row['proposal_id']}")
+            if row and row.get("executed_at"):           # a second approval of a week we paid: nothing to redo
+                return {"proposal_id": prop["proposal_id"], "period": prop["period"], "expected_sent_sats": expected,
+                        "already_paid": True, "status": row["status"], "complete": True}
             self._set_period(prop["period"], status="paying", proposal_id=prop["proposal_id"],
                              authorized_at=int(time.time()), authorized_by=action.get("decided_by") or "governance",
                              action_id=action.get("id"))
         return self.pay(prop)
 
     def on_discard(self, action: dict[str, Any]) -> None:
+        """The week's action was rejected or expired: we do not pay.  Another action for the week (one queued by
+        hand, say) changes nothing, nor does any action once the week is paid."""
         period = action["payload"].get("period")
-        if period:
+        if not isinstance(period, str):
+            return
+        with self._lock:
+            row = self.period_row(period)
+            if row and (row.get("executed_at") or row.get("action_id") not in (None, action.get("id"))):
+                return
             self._set_period(period, status="declined", note=f"settlement_payment action {action.get('id')} was "
                              "rejected or expired: this node does not pay its part")
 
@@ -208,9 +218,12 @@ class Execution:
                 self._release(p.key)
         for row in self.db.query("SELECT * FROM settlement_periods WHERE status = 'paying' AND action_id IS NULL "
                                  "AND expected_sent_sats > 0"):
-            prop = self.proposals.get(row["proposal_id"])
-            if prop and prop["status"] == "ready":
-                self._propose_action(prop, self.plan_of(prop))
+            with self._lock:                  # on_ready may be queueing this week's action right now
+                fresh = self.period_row(row["period"])
+                prop = self.proposals.get(row["proposal_id"])
+                if fresh and fresh["status"] == "paying" and fresh.get("action_id") is None and prop \
+                        and prop["status"] == "ready":
+                    self._propose_action(prop, self.plan_of(prop))
         for row in self.db.query("SELECT * FROM settlement_periods WHERE status = 'paying' AND authorized_at IS NOT "
                                  "NULL AND executed_at IS NULL"):
             prop = self.proposals.get(row["proposal_id"])

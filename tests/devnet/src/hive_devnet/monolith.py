@@ -25,6 +25,7 @@ Its quirks, measured on lightningd v26.06.6 (see ``shared/monolith/README.md``):
 from __future__ import annotations
 
 import os
+import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,25 @@ class MonolithPeer:
     plugin: str
     source: Path
     options: dict[str, Any] = field(default_factory=dict)
+    python: str = ""
+
+    def reap_orphans(self) -> int:
+        """End the monolith's multiprocessing helpers (its RPC pool, their resource trackers) that outlived their
+        plugin: a node stopped under the monolith leaves them with no parent, ~40 MB each.  A running plugin's
+        helpers still have it as their parent and are left alone.  Returns how many were ended."""
+        ended = 0
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit():
+                continue
+            try:
+                argv = (proc / "cmdline").read_bytes().split(b"\0")
+                ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                if ppid == 1 and argv[0].decode() == self.python and b"multiprocessing" in b" ".join(argv):
+                    os.kill(int(proc.name), signal.SIGKILL)    # SIGTERM makes each print a warning
+                    ended += 1
+            except (OSError, ValueError, IndexError, UnicodeDecodeError):
+                continue                                   # gone meanwhile, or not ours to read
+        return ended
 
     def node_options(self, network_dir: str | Path, **extra: Any) -> dict[str, Any]:
         """lightningd options for a monolith node whose ``<lightning-dir>/<network>`` is ``network_dir``."""
@@ -91,7 +111,7 @@ def prepare(workdir: Path) -> MonolithPeer:
     wrapper = workdir / PLUGIN_NAME
     wrapper.write_text(f'#!/bin/sh\nexec "{python}" "{entry}" "$@"\n')
     wrapper.chmod(0o755)
-    return MonolithPeer(plugin=str(wrapper), source=src, options=dict(DEFAULT_OPTIONS))
+    return MonolithPeer(plugin=str(wrapper), source=src, options=dict(DEFAULT_OPTIONS), python=str(python))
 
 
 def database_path(lightning_network_dir: str | Path) -> Path:

@@ -81,3 +81,25 @@ def test_a_proposal_a_little_ahead_of_our_clock_is_voted_for_when_its_attempt_be
     assert p2.listed()[fresh["proposal_id"]]["we_voted"]
     p2.receive_votes(fresh["proposal_id"], p1)
     assert p2.listed()[fresh["proposal_id"]]["status"] == "ready"
+
+
+def test_a_proposal_that_expires_while_its_quorum_is_counted_is_not_taken_as_ready(hive):
+    """The settlement loop expires proposals outside the lock that counts votes: a proposal whose attempt ends
+    just as its last vote is counted stays expired, and nothing acts on it as ready (no payment is queued)."""
+    p0, p1, _ = hive
+    pid = p0.proposals.maybe_propose(WEEK)["proposal_id"]
+    p1.receive_proposal(sent_proposal(p0, pid), p0)
+    assert p1.listed()[pid]["we_voted"]
+    readied: list[dict] = []
+    p1.proposals.ready_hooks.append(readied.append)
+    counted = p1.proposals.votes
+
+    def votes_then_the_attempt_ends(pid_: str) -> list[dict]:
+        rows = counted(pid_)
+        p1.at(END + ATTEMPT + 60)
+        p1.proposals.expire_due()                   # the loop's round, meanwhile
+        return rows
+
+    p1.proposals.votes = votes_then_the_attempt_ends         # type: ignore[method-assign]
+    p1.receive_votes(pid, p0)
+    assert p1.listed()[pid]["status"] == "expired" and readied == []

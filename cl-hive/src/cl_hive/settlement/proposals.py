@@ -282,9 +282,11 @@ class Proposals:
             votes = {v["voter"] for v in self.votes(pid) if v["voter"] in nodes and v["data_hash"] == prop["data_hash"]}
             if len(votes) < quorum(len(nodes)):
                 return False
-            with self.db.write() as conn:
-                conn.execute("UPDATE settlement_proposals SET status = 'ready', ready_at = ? WHERE proposal_id = ? AND "
-                             "status = 'pending'", (int(time.time()), pid))
+            with self.db.write() as conn:      # expiry runs outside this lock: only the transition made here counts
+                made = conn.execute("UPDATE settlement_proposals SET status = 'ready', ready_at = ? WHERE proposal_id "
+                                    "= ? AND status = 'pending'", (int(time.time()), pid)).rowcount
+            if not made:
+                return False
             prop = self.get(pid)
         log.info("settlement proposal %s of %s reached quorum (%d votes)", pid[:16], prop["period"], len(votes))
         for hook in self.ready_hooks:

@@ -78,3 +78,26 @@ def test_a_ban_vote_interrupted_mid_way_leaves_no_partial_state(hive, monkeypatc
     b.deliver(MessageType.BAN_VOTE, vote, from_peer=a.node_id)
     assert len(acks_from(net, b)) == 2
     assert [r["voter"] for r in b.hive.db.query("SELECT voter FROM hive_ban_votes")] == [a.node_id]
+
+
+def test_a_ban_is_carried_out_once_when_two_vote_counts_race(hive, monkeypatch):
+    """Two ban votes counted at once both see the proposal open and a quorum: only one of them bans."""
+    net, a, b, n = hive
+    ts = int(time.time())
+    pid = "ef" * 16
+    b.deliver(MessageType.BAN_PROPOSAL, {
+        "proposal_id": pid, "target_peer_id": n.node_id, "proposer_peer_id": a.node_id, "reason": "test",
+        "timestamp": ts, "proposal_type": "standard",
+        "signature": a.sign(formats.ban_proposal_signing(pid, n.node_id, ts, "test"))}, from_peer=a.node_id)
+    for voter in (a, b):
+        signature = voter.sign(formats.ban_vote_signing(pid, "approve", ts))
+        b.membership._store_vote({"proposal_id": pid, "voter_peer_id": voter.node_id, "vote": "approve",
+                                  "timestamp": ts, "signature": signature})
+    stale = b.membership._proposal(pid)                     # what both counts read: open
+    assert stale["status"] == "open"
+    bans: list[str] = []
+    monkeypatch.setattr(b.ctx.members, "ban", lambda target, *_: bans.append(target))
+    assert b.membership._maybe_execute(pid)
+    monkeypatch.setattr(b.membership, "_proposal", lambda _pid: stale)
+    assert not b.membership._maybe_execute(pid)             # the other count, a moment behind
+    assert bans == [n.node_id]

@@ -332,15 +332,19 @@ class Membership:
             return False
         if prop["expires_at"] < time.time():
             with self.ctx.hive.db.write() as conn:
-                conn.execute("UPDATE hive_ban_proposals SET status = 'expired' WHERE proposal_id = ?", (pid,))
+                conn.execute("UPDATE hive_ban_proposals SET status = 'expired' WHERE proposal_id = ? AND "
+                             "status = 'open'", (pid,))
             return False
         eligible = [m for m in self.ctx.members.ids(("member",)) if m != prop["target"]]
         votes = self.ctx.hive.db.query("SELECT voter, vote FROM hive_ban_votes WHERE proposal_id = ?", (pid,))
         approvals = {v["voter"] for v in votes if v["vote"] == "approve" and v["voter"] in eligible}
         if len(approvals) < quorum(len(eligible)):
             return False
-        with self.ctx.hive.db.write() as conn:
-            conn.execute("UPDATE hive_ban_proposals SET status = 'executed' WHERE proposal_id = ?", (pid,))
+        with self.ctx.hive.db.write() as conn:          # two votes counted at once: one of them bans
+            made = conn.execute("UPDATE hive_ban_proposals SET status = 'executed' WHERE proposal_id = ? AND "
+                                "status = 'open'", (pid,)).rowcount
+        if not made:
+            return False
         self.ctx.members.ban(prop["target"], prop["reason"], pid)
         return True
 

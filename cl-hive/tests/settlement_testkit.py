@@ -6,7 +6,7 @@ import json
 import time
 from types import SimpleNamespace
 
-from fleet_testkit import SimNode
+from fleet_testkit import SimNet, SimNode, form_hive
 
 from cl_hive.economics.weeks import HiveClock, bounds, period_of, previous
 from cl_hive.settlement.proposals import Proposals
@@ -58,3 +58,19 @@ def sent_proposal(s: Settling, pid: str) -> dict:
     rows = s.node.hive.db.query("SELECT payload FROM hive_outbox WHERE msg_type = ?",
                                 (int(MessageType.SETTLEMENT_PROPOSE),))
     return next(p for p in (json.loads(r["payload"]) for r in rows) if p["proposal_id"] == pid)
+
+
+def closed_week(net: SimNet) -> list[Settling]:
+    """Three members that all hold everyone's signed closing report of WEEK, in the week's proposer order."""
+    nodes = [net.add(name, OPTIONS) for name in "abc"]
+    form_hive(nodes)
+    parts = [Settling(n) for n in nodes]
+    for s in parts:
+        s.at(END + 120)
+        report = s.reports.build(WEEK, final=True)
+        for other in parts:
+            if other is not s:
+                other.receive_report(report, s)
+    order = parts[0].proposals.proposers(WEEK)
+    assert all(s.proposals.proposers(WEEK) == order for s in parts) and len(order) == 3
+    return sorted(parts, key=lambda s: order.index(s.node.node_id))

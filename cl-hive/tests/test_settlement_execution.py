@@ -9,8 +9,7 @@ import threading
 from types import SimpleNamespace
 
 import pytest
-from fleet_testkit import form_hive
-from settlement_testkit import END, OPTIONS, WEEK, Settling, sent_proposal
+from settlement_testkit import WEEK, closed_week, sent_proposal
 
 from cl_hive.settlement import plan as planlib
 from cl_hive.settlement.execution import ACTION, Execution
@@ -67,16 +66,8 @@ class Payments:
 @pytest.fixture
 def payer(net):
     """The week's proposal ready on all three members; the payer's Execution, its proposal and its stand-ins."""
-    nodes = [net.add(name, OPTIONS) for name in "abc"]
-    form_hive(nodes)
-    parts = [Settling(n) for n in nodes]
-    for s in parts:
-        s.at(END + 120)
-        report = s.reports.build(WEEK, final=True)
-        for other in parts:
-            if other is not s:
-                other.receive_report(report, s)
-    proposer = next(s for s in parts if s.proposals.proposers(WEEK)[0] == s.node.node_id)
+    parts = closed_week(net)
+    proposer = parts[0]                                     # the first attempt's proposer
     pid = proposer.proposals.maybe_propose(WEEK)["proposal_id"]
     for s in parts:
         if s is not proposer:

@@ -6,25 +6,12 @@ proposal held in its proposer's outbox while the others were down arrives after 
 from __future__ import annotations
 
 import pytest
-from fleet_testkit import form_hive
-from settlement_testkit import ATTEMPT, END, OPTIONS, WEEK, Settling, sent_proposal
+from settlement_testkit import ATTEMPT, END, WEEK, closed_week, sent_proposal
 
 
 @pytest.fixture
 def hive(net):
-    """Three members that all hold everyone's signed closing report of WEEK, in the week's proposer order."""
-    nodes = [net.add(name, OPTIONS) for name in "abc"]
-    form_hive(nodes)
-    parts = [Settling(n) for n in nodes]
-    for s in parts:
-        s.at(END + 120)
-        report = s.reports.build(WEEK, final=True)
-        for other in parts:
-            if other is not s:
-                other.receive_report(report, s)
-    order = parts[0].proposals.proposers(WEEK)
-    assert all(s.proposals.proposers(WEEK) == order for s in parts) and len(order) == 3
-    return sorted(parts, key=lambda s: order.index(s.node.node_id))
+    return closed_week(net)
 
 
 def test_a_proposal_whose_attempt_ended_arrives_expired_and_the_next_proposer_settles_the_week(hive):

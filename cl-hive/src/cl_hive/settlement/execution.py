@@ -146,7 +146,7 @@ class Execution:
                 raise AlreadySettled(f"{prop['period']} is being settled under proposal {row['proposal_id']}")
             if row and row.get("executed_at"):           # a second approval of a week we paid: nothing to redo
                 return {"proposal_id": prop["proposal_id"], "period": prop["period"], "expected_sent_sats": expected,
-                        "already_paid": True, "status": row["status"], "complete": True}
+                        "already_paid": True, "period_status": row["status"], "complete": True}
             self._set_period(prop["period"], status="paying", proposal_id=prop["proposal_id"],
                              authorized_at=int(time.time()), authorized_by=action.get("decided_by") or "governance",
                              action_id=action.get("id"))

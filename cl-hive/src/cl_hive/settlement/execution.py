@@ -216,13 +216,11 @@ class Execution:
                 self._settle_budget(p.key)
             elif p.status == "failed":
                 self._release(p.key)
-        for row in self.db.query("SELECT * FROM settlement_periods WHERE status = 'paying' AND action_id IS NULL "
-                                 "AND expected_sent_sats > 0"):
-            with self._lock:                  # on_ready may be queueing this week's action right now
-                fresh = self.period_row(row["period"])
+        with self._lock:                      # read under on_ready's lock: it may be queueing a week's action now
+            for row in self.db.query("SELECT * FROM settlement_periods WHERE status = 'paying' AND action_id IS NULL "
+                                     "AND expected_sent_sats > 0"):
                 prop = self.proposals.get(row["proposal_id"])
-                if fresh and fresh["status"] == "paying" and fresh.get("action_id") is None and prop \
-                        and prop["status"] == "ready":
+                if prop and prop["status"] == "ready":
                     self._propose_action(prop, self.plan_of(prop))
         for row in self.db.query("SELECT * FROM settlement_periods WHERE status = 'paying' AND authorized_at IS NOT "
                                  "NULL AND executed_at IS NULL"):

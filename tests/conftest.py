@@ -51,14 +51,12 @@ def monolith(tmp_path_factory):
     line) and ``.node_options()``.  Its virtualenv is made once, in .tools/monolith-venv; see
     hive_devnet/monolith.py.  Fails with the reason when it cannot be provided (HIVE_SKIP_MONOLITH=1: skip)."""
     try:
-        peer = monolith_peer.prepare(tmp_path_factory.mktemp("monolith"))
+        return monolith_peer.prepare(tmp_path_factory.mktemp("monolith"))
     except monolith_peer.MonolithUnavailable as exc:
         if os.environ.get("HIVE_SKIP_MONOLITH") == "1":
             pytest.skip(f"monolith unavailable and HIVE_SKIP_MONOLITH=1: {exc}")
         pytest.fail(f"cannot run the upstream monolith: {exc} (HIVE_SKIP_MONOLITH=1 skips these tests)",
                     pytrace=False)
-    yield peer
-    peer.reap_orphans()
 
 
 @pytest.fixture(autouse=True)

@@ -102,6 +102,7 @@ def test_monolith_and_cl_hive_members_settle_a_week_together(real_fleet, monolit
     for s in split:
         wait_for(lambda s=s: len(s.rpc.call("hive-settlement-list-offers")["offers"]) == 5, timeout=120,
                  what=f"{s.name} holds all five offers")
+
     def monolith_holds_all(m, other):
         if len(m.rpc.call("hive-settlement-list-offers")["offers"]) >= 5:
             return True

@@ -187,7 +187,9 @@ def test_hive_over_nostr_is_gated_off_without_cl_hive(fleet, relay, fakes):
     b.plugin_start(hive)                  # cl-hive arrives: the gate opens and the waiting packet goes in
     injected = wait_for(lambda: b.rpc.call("fake-hive-injected")["entries"], what="packet injected")
     assert [(p["node_id"], p["packet_hex"]) for p in injected] == [(a.node_id, "8001")]
-    assert status(b)["hive_over_nostr"]["enabled"] and status(b)["hive_over_nostr"]["inject_error"] is None
+    # (comms clears the error once cl-hive's answer is back, a moment after cl-hive recorded the packet)
+    wait_for(lambda: status(b)["hive_over_nostr"]["inject_error"] is None, what="inject error cleared")
+    assert status(b)["hive_over_nostr"]["enabled"]
 
 
 def test_restart_refetches_old_dms_without_duplicating_them(fleet, relay):

@@ -32,6 +32,7 @@ SHIPPED = (
     "m200_settlement_accounting",
     "m201_settlement_offers_and_reports",
     "m202_settlement_proposals",
+    "m402_hive_ban_notices",
 )
 
 

@@ -169,3 +169,83 @@ class TestChannelAdmission:
         a.handle(hs.on_attest, MessageType.ATTEST, attest, from_peer=joiner.node_id)
         assert a.ctx.members.get(joiner.node_id)["tier"] == "neophyte"
         assert a.ctx.members.get(joiner.node_id)["via"] == "channel"
+
+
+class TestBanNotices:
+    """A monolith member carries out a ban and broadcasts the unsigned BAN; a monolith can also have lost the
+    proposer's vote.  In a mixed fleet a member's direct BAN counts as that member's approval, and nothing more."""
+
+    PID = "ab" * 16
+
+    def propose(self, node, proposer, target, reason="leech"):
+        ts = int(time.time())
+        node.deliver(MessageType.BAN_PROPOSAL, {
+            "proposal_id": self.PID, "target_peer_id": target.node_id, "proposer_peer_id": proposer.node_id,
+            "reason": reason, "timestamp": ts, "proposal_type": "standard",
+            "signature": proposer.sign(formats.ban_proposal_signing(self.PID, target.node_id, ts, reason))},
+            from_peer=proposer.node_id)                  # the proposer's own vote, sent with it, never arrives
+        assert node.membership._proposal(self.PID)["status"] == "open"
+
+    def vote(self, node, voter, vote):
+        ts = int(time.time())
+        node.deliver(MessageType.BAN_VOTE, {"proposal_id": self.PID, "voter_peer_id": voter.node_id, "vote": vote,
+                                            "timestamp": ts,
+                                            "signature": voter.sign(formats.ban_vote_signing(self.PID, vote, ts))},
+                     from_peer=voter.node_id)
+
+    def notice(self, target, pid=None) -> dict:
+        return {"peer_id": target.node_id, "reason": "leech", "proposal_id": pid or self.PID}
+
+    def proposal(self, node) -> dict:                 # as hive-ban-proposals shows it
+        return next(p for p in node.membership.ban_proposals() if p["proposal_id"] == self.PID)
+
+    def test_members_notices_complete_the_quorum_once_each(self, fleet4):
+        a, m1, m2, m3, neo = fleet4          # 4 members (a, m1, m2, m3): quorum 3
+        self.propose(a, m1, neo)
+        a.membership.vote_ban(self.PID, "approve")
+        for sender in (m2, m2):              # the same member twice counts once
+            a.deliver(MessageType.BAN, self.notice(neo), from_peer=sender.node_id)
+        assert roster(a)[neo.node_id] == "neophyte" and self.proposal(a)["carried_out_by"] == [m2.node_id]
+        a.deliver(MessageType.BAN, self.notice(neo), from_peer=m3.node_id)
+        assert neo.node_id not in roster(a) and a.ctx.members.is_banned(neo.node_id)
+        assert self.proposal(a)["status"] == "executed"
+        a.deliver(MessageType.BAN, self.notice(neo), from_peer=m1.node_id)     # late notices change nothing
+        assert a.stats()["accepted_BAN"] == 4
+        assert sorted(self.proposal(a)["carried_out_by"]) == sorted([m2.node_id, m3.node_id])
+
+    def test_a_signed_reject_outweighs_the_same_members_notice(self, fleet4):
+        a, m1, m2, m3, neo = fleet4
+        self.propose(a, m1, neo)
+        a.membership.vote_ban(self.PID, "approve")
+        self.vote(a, m2, "reject")
+        for sender in (m2, m3):
+            a.deliver(MessageType.BAN, self.notice(neo), from_peer=sender.node_id)
+        assert roster(a)[neo.node_id] == "neophyte"  # a and m3 only: m2 signed a reject here
+
+    def test_refused_notices_record_nothing(self, fleet4, net):
+        a, m1, m2, m3, neo = fleet4
+        self.propose(a, m1, m3)              # a ban of the member m3
+        lc = a.membership
+        cases = [(self.notice(m3), neo, "custommsg", "directly from a member"),     # a neophyte's notice
+                 (self.notice(m3), m2, "nostr", "directly from a member"),          # not over its own connection
+                 (self.notice(m3), m3, "custommsg", "no ban proposal of ours"),     # the target's own notice
+                 (self.notice(m2), m2, "custommsg", "no ban proposal of ours"),     # another target
+                 (self.notice(m3, pid="cd" * 16), m2, "custommsg", "no ban proposal of ours"),
+                 ({**self.notice(m3), "reason": 5}, m2, "custommsg", "malformed")]
+        for payload, sender, via, why in cases:
+            with pytest.raises(Reject, match=why):
+                a.handle(lc.on_ban_notice, MessageType.BAN, payload, from_peer=sender.node_id, via=via)
+        a.hive.options["hive-mixed-fleet"] = "off"
+        with pytest.raises(Reject, match="mixed-fleet mode only"):
+            a.handle(lc.on_ban_notice, MessageType.BAN, self.notice(m3), from_peer=m2.node_id)
+        assert a.hive.db.query("SELECT * FROM hive_ban_notices") == []
+
+    def test_strict_mode_counts_signed_votes_only(self, fleet4):
+        a, m1, m2, m3, neo = fleet4
+        self.propose(a, m1, m3)              # 3 members besides m3: quorum 2
+        a.deliver(MessageType.BAN, self.notice(m3), from_peer=m2.node_id)       # recorded while mixed
+        a.hive.options["hive-mixed-fleet"] = "off"
+        a.membership.vote_ban(self.PID, "approve")          # a's vote + m2's notice would be 2: strict counts 1
+        assert roster(a)[m3.node_id] == "member" and self.proposal(a)["status"] == "open"
+        self.vote(a, m1, "approve")
+        assert m3.node_id not in roster(a)

@@ -6,6 +6,8 @@ import pytest
 from pyln.client import RpcError
 
 from hive_devnet.fleet import wait_for
+from libhive import wire
+from libhive.wire import MessageType
 
 from .hive_helpers import join, promote, rejected, status, tier_of
 
@@ -77,6 +79,35 @@ def test_ban_by_vote_removes_the_node_everywhere(fleet):
     with pytest.raises(RpcError) as err:                     # a banned node cannot be invited back in
         a.rpc.call("hive-vouch", {"peer_id": b.node_id})
     assert err.value.error["code"] == 2002
+
+
+def test_mixed_fleet_counts_a_members_ban_notice_as_its_approval(fleet):
+    """A monolith member that carried out a ban broadcasts the unsigned BAN.  In a mixed fleet (docs/protocol.md
+    §6.1) a member's own notice, straight over its connection, counts as that member's approval; a neophyte's
+    counts for nothing."""
+    mixed = {"hive-mixed-fleet": "on"}
+    a, b, c, n = (fleet.add_node(x, plugins=["cl-hive"], options=mixed) for x in ("a", "b", "c", "n"))
+    a.rpc.call("hive-genesis")
+    join(fleet, b, a)
+    promote(b, a)
+    join(fleet, c, a)
+    fleet.connect(c, b)
+    promote(c, a, b)
+    join(fleet, n, a)
+    fleet.connect(n, b)
+    wait_for(lambda: tier_of(b, c) == "member" and tier_of(b, n) == "neophyte", what="b knows c and n")
+    pid = a.rpc.call("hive-propose-ban", {"peer_id": n.node_id, "reason": "leech"})["proposal_id"]   # a's vote: 1 of 2
+    wait_for(lambda: [p for p in b.rpc.call("hive-ban-proposals")["proposals"] if p["proposal_id"] == pid],
+             what="the proposal and a's vote at b")
+    notice = wire.encode_hex(MessageType.BAN, {"peer_id": n.node_id, "reason": "leech", "proposal_id": pid})
+    n.rpc.call("sendcustommsg", {"node_id": b.node_id, "msg": notice})
+    wait_for(lambda: rejected(b, "BAN") == 1, what="the neophyte's notice refused")
+    assert tier_of(b, n) == "neophyte"
+    c.rpc.call("sendcustommsg", {"node_id": b.node_id, "msg": notice})                # c never voted
+    wait_for(lambda: tier_of(b, n) is None, what="a's vote and c's notice: 2 of 2")
+    prop = next(p for p in b.rpc.call("hive-ban-proposals")["proposals"] if p["proposal_id"] == pid)
+    assert prop["status"] == "executed" and prop["carried_out_by"] == [c.node_id]
+    assert [v["voter"] for v in prop["votes"]] == [a.node_id]
 
 
 def test_membership_survives_restart(fleet):

@@ -150,7 +150,7 @@ class MessageType(IntEnum):
     INTENT_ABORT = 32787
     # Membership
     VOUCH = 32789
-    BAN = 32791  # broadcast by the monolith, never handled
+    BAN = 32791  # unsigned "I carried out this ban" from the monolith (cl-hive: mixed fleets only)
     PROMOTION = 32793
     PROMOTION_REQUEST = 32795
     MEMBER_LEFT = 32797

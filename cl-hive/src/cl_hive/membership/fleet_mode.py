@@ -17,6 +17,8 @@ What mixed mode accepts that strict mode refuses (docs/protocol.md §6.1 has the
   signed and sent directly by a node that is a *member* here (monolith members announce their admissions so);
 * a neophyte's member tier without vouches, once a quorum of our members have each listed it as a member in
   their own signed FULL_SYNC (how a monolith fleet spreads a promotion whose PROMOTION we missed).
+* a member's unsigned BAN (the monolith's notice that it carried out a ban), directly over its Lightning
+  connection, as that member's approval of the open proposal it names, unless it signed a vote on it here.
 
 Everything else stays strict in both modes: signatures verified offline against the named node, no unsolicited
 CHALLENGE answered or WELCOME accepted, nothing removed, downgraded or un-banned by a sync, unsigned state of

@@ -326,6 +326,43 @@ class Membership:
             self._maybe_execute(pid)
         self._accept(msg, voter, apply)
 
+    def on_ban_notice(self, msg: Inbound) -> None:
+        """The monolith's BAN: unsigned, broadcast by a monolith member when it has carried out a ban (the monolith
+        itself never handles it).  Mixed fleet only, and only directly from a member over its Lightning connection:
+        it counts as that member's approval of the open proposal it names, unless the member signed a vote on it
+        here.  It lets a ban converge when a monolith lost the proposer's vote (it records a vote as seen before
+        looking for its proposal) and the others carried the ban out without voting themselves."""
+        p = msg.payload
+        target, pid, reason = p.get("peer_id"), p.get("proposal_id"), p.get("reason")
+        if not all(isinstance(x, str) for x in (target, pid, reason)) or len(pid) > 64 or len(reason) > 500:
+            raise Reject("BAN malformed")
+        if not fleet_mode.is_mixed(self.ctx):
+            raise Reject("BAN is unsigned: taken in mixed-fleet mode only")
+        member = msg.peer_id
+        if msg.via != "custommsg" or not self.ctx.members.is_member(member):
+            raise Reject("BAN must come directly from a member")
+        prop = self._proposal(pid)
+        if prop is None or prop["target"] != target or member == target:
+            raise Reject("BAN names no ban proposal of ours against that node")
+        if prop["status"] != "open":
+            return                                  # carried out (or expired) here already: nothing to add
+        with self.ctx.hive.db.write() as conn:
+            conn.execute("INSERT OR IGNORE INTO hive_ban_notices (proposal_id, member, received_at) VALUES (?, ?, ?)",
+                         (pid, member, int(time.time())))
+        if self._maybe_execute(pid):
+            log.info("ban proposal %s carried out: a quorum counting members' notices that they banned %s", pid,
+                     target)
+
+    def _approvals(self, pid: str, eligible: list[str]) -> set[str]:
+        """Members approving proposal ``pid``: signed approve votes, plus (mixed fleet) members that told us they
+        carried it out and signed no vote on it here."""
+        votes = self.ctx.hive.db.query("SELECT voter, vote FROM hive_ban_votes WHERE proposal_id = ?", (pid,))
+        approvals = {v["voter"] for v in votes if v["vote"] == "approve"}
+        if fleet_mode.is_mixed(self.ctx):
+            notices = self.ctx.hive.db.query("SELECT member FROM hive_ban_notices WHERE proposal_id = ?", (pid,))
+            approvals |= {n["member"] for n in notices} - {v["voter"] for v in votes}
+        return approvals & set(eligible)
+
     def _maybe_execute(self, pid: str) -> bool:
         prop = self._proposal(pid)
         if prop is None or prop["status"] != "open":
@@ -336,8 +373,7 @@ class Membership:
                              "status = 'open'", (pid,))
             return False
         eligible = [m for m in self.ctx.members.ids(("member",)) if m != prop["target"]]
-        votes = self.ctx.hive.db.query("SELECT voter, vote FROM hive_ban_votes WHERE proposal_id = ?", (pid,))
-        approvals = {v["voter"] for v in votes if v["vote"] == "approve" and v["voter"] in eligible}
+        approvals = self._approvals(pid, eligible)
         if len(approvals) < quorum(len(eligible)):
             return False
         with self.ctx.hive.db.write() as conn:          # two votes counted at once: one of them bans
@@ -474,8 +510,11 @@ class Membership:
         for prop in self.ctx.hive.db.query("SELECT * FROM hive_ban_proposals ORDER BY timestamp DESC LIMIT 100"):
             votes = self.ctx.hive.db.query("SELECT voter, vote FROM hive_ban_votes WHERE proposal_id = ?",
                                            (prop["proposal_id"],))
+            notices = self.ctx.hive.db.query("SELECT member FROM hive_ban_notices WHERE proposal_id = ? "
+                                             "ORDER BY received_at, member", (prop["proposal_id"],))
             out.append({k: prop[k] for k in ("proposal_id", "target", "proposer", "reason", "timestamp",
-                                              "expires_at", "status")} | {"votes": votes})
+                                              "expires_at", "status")}
+                       | {"votes": votes, "carried_out_by": [n["member"] for n in notices]})
         return out
 
 
@@ -488,7 +527,7 @@ def register(ctx: Context) -> Membership:
     for mtype, handler in ((MessageType.MSG_ACK, m.on_ack), (MessageType.PROMOTION_REQUEST, m.on_promotion_request),
                            (MessageType.VOUCH, m.on_vouch), (MessageType.PROMOTION, m.on_promotion),
                            (MessageType.MEMBER_LEFT, m.on_member_left), (MessageType.BAN_PROPOSAL, m.on_ban_proposal),
-                           (MessageType.BAN_VOTE, m.on_ban_vote)):
+                           (MessageType.BAN_VOTE, m.on_ban_vote), (MessageType.BAN, m.on_ban_notice)):
         ctx.ingress.register(mtype, handler)
 
     ctx.after_admission.append(m.certify_admission)

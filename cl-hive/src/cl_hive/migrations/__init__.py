@@ -16,5 +16,6 @@ from . import core, fleet, governance  # noqa: E402,F401
 from . import coordination  # noqa: E402,F401
 from . import rollout  # noqa: E402,F401
 from . import settlement  # noqa: E402,F401
+from . import mixed_bans  # noqa: E402,F401
 
 __all__ = ["migrations"]

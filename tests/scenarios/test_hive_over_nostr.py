@@ -20,7 +20,7 @@ def test_a_member_leaves_over_nostr_when_lightning_is_down(fleet, relay):  # noq
     b.rpc.call("hive-leave", {"reason": "over nostr"})
     wait_for(lambda: tier_of(a, b) is None, timeout=60, what="a applies b's signed MEMBER_LEFT from Nostr")
     # the counters move after the packet's effect: comms counts it once cl-hive has queued it, cl-hive once its
-    # handler (which also resets b's channel fees) has returned
+    # handler has returned, and that handler signs and sends b its acknowledgement after removing b
     wait_for(lambda: a.rpc.call("hive-comms-status")["hive_over_nostr"]["packets"].get("injected", 0) >= 1,
              what="comms counts the packet it handed to cl-hive")
     wait_for(lambda: a.rpc.call("hive-status")["hive"]["ingress"].get("accepted_MEMBER_LEFT"), what="counted")

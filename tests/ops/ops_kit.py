@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 from hive_devnet.fleet import DevnetFleet, HIVE_PLUGINS, RealFleet, RealNode, plugin_path, wait_for
+from hive_devnet.nostr_relays import UNREACHABLE_RELAY
 
 DB_FILES = {p: f"{p}.sqlite3" for p in HIVE_PLUGINS}
 STATUS = {"cl-hive": "hive-status", "cl-hive-comms": "hive-comms-status", "cl-hive-archon": "hive-archon-status"}
 ADVISOR = "e57acb3e2ca97ea164f369aa22e50e0fcffd23e7f3d4db61020f54b77b82605b"   # x-only key of sha256("hive ops drill advisor")
-UNREACHABLE_RELAY = "ws://127.0.0.1:9"                                         # discard port: nothing answers
 
 
 # ---- a node that has lived a little -------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from nostr_sdk import (Client, Event, Filter, Keys, Kind, PublicKey, RelayUrl, R
 
 from cl_hive_comms import bindings, dm
 from hive_devnet.fleet import wait_for
-from hive_devnet.nostr_relays import LocalRelay
+from hive_devnet.nostr_relays import UNREACHABLE_RELAY, LocalRelay
 from libhive import identity as node_identity
 
 from .comms_transport_fixtures import (comms_options, fakes, inbox, outbox_row, relay, rpc_error, status,  # noqa
@@ -59,12 +59,11 @@ def publish_to(url: str, event: Event) -> None:
 
 
 def test_f1_relay_io_is_real_and_status_tells_the_truth(fleet, relay):
-    dead = LocalRelay()
-    dead_url = dead.url
-    dead.close()                                            # nothing listens there any more
+    dead_url = UNREACHABLE_RELAY
     a = fleet.add_node("a", plugins=["cl-hive-comms"], options=comms_options(relay.url, dead_url))
-    wait_for(lambda: {r["url"].rstrip("/"): r["connected"] for r in status(a)["nostr"]["relays"]}
-             == {relay.url.rstrip("/"): True, dead_url.rstrip("/"): False}, what="one relay up, one down")
+    relays = lambda: {r["url"].rstrip("/"): r["connected"] for r in status(a)["nostr"]["relays"]}  # noqa: E731
+    wait_for(lambda: relays() == {relay.url.rstrip("/"): True, dead_url.rstrip("/"): False},
+             what="one relay up, one down", show=relays)
     binding = wait_binding(a)
     me = a.rpc.call("hive-comms-identity")["pubkey"]
     stored = relay_events(relay.url, Filter().kind(Kind(bindings.BINDING_KIND)).author(PublicKey.parse(me)))

@@ -44,9 +44,11 @@ def real_nodes_available() -> bool:
     return shutil.which("lightningd") is not None and shutil.which("bitcoind") is not None
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 60.0, interval: float = 0.05, what: str = "") -> Any:
-    """Poll until ``predicate()`` is truthy; return its value or raise TimeoutError.  The default is generous: CI
-    runs every real-lightningd scenario on a loaded 2-core machine, and a wait that holds returns at once."""
+def wait_for(predicate: Callable[[], Any], timeout: float = 60.0, interval: float = 0.05, what: str = "",
+             show: Callable[[], Any] | None = None) -> Any:
+    """Poll until ``predicate()`` is truthy; return its value or raise TimeoutError (with ``show()``, what was seen
+    last, in its message).  The default is generous: CI runs every real-lightningd scenario on a loaded 2-core
+    machine, and a wait that holds returns at once."""
     deadline = time.monotonic() + timeout
     last_exc: Exception | None = None
     while time.monotonic() < deadline:
@@ -57,7 +59,14 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 60.0, interval: floa
         except Exception as exc:  # e.g. a plugin still starting
             last_exc = exc
         time.sleep(interval)
-    raise TimeoutError(f"timed out waiting for {what or predicate}" + (f" (last error: {last_exc})" if last_exc else ""))
+    seen = ""
+    if show is not None:
+        try:
+            seen = f"; seen: {show()!r}"
+        except Exception as exc:
+            seen = f"; seen: {exc!r}"
+    raise TimeoutError(f"timed out waiting for {what or predicate}" + (f" (last error: {last_exc})" if last_exc else "")
+                       + seen)
 
 
 class FleetNode:

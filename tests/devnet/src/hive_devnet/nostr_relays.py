@@ -8,6 +8,7 @@
   a test can put forged events in front of a client.
 
 Both are context managers and clean up after themselves (the process is killed, its directory removed).
+:data:`UNREACHABLE_RELAY` is a relay URL where nothing answers, for "a relay that is down".
 """
 from __future__ import annotations
 
@@ -25,6 +26,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+# the discard port: binding it needs privileges no test process uses, so nothing answers there.  (A closed
+# relay's port is not dead for long: on a busy machine another test's relay or node may be given it next.)
+UNREACHABLE_RELAY = "ws://127.0.0.1:9"
 
 class LocalRelay:
     def __init__(self, min_pow: int | None = None) -> None:

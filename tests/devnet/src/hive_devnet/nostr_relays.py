@@ -26,8 +26,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-# the discard port: binding it needs privileges no test process uses, so nothing answers there.  (A closed
-# relay's port is not dead for long: on a busy machine another test's relay or node may be given it next.)
+# the discard port: binding it needs privileges no test process uses, so nothing answers there.  Not a closed
+# LocalRelay's port: nostr-sdk's shutdown() only asks, and a closed relay's listener can go on accepting (and
+# serving) connections for good; a test that needs a relay that is down uses this.
 UNREACHABLE_RELAY = "ws://127.0.0.1:9"
 
 class LocalRelay:

@@ -10,6 +10,11 @@ def status(node) -> dict[str, Any]:
     return node.rpc.call("hive-status")["hive"]
 
 
+def ban_proposal(node, pid: str) -> dict[str, Any] | None:
+    """Ban proposal ``pid`` as ``node``'s hive-ban-proposals shows it (None while the node does not hold it)."""
+    return next((p for p in node.rpc.call("hive-ban-proposals")["proposals"] if p["proposal_id"] == pid), None)
+
+
 def tier_of(node, other) -> str | None:
     return next((m["tier"] for m in node.rpc.call("hive-members")["members"] if m["node_id"] == other.node_id), None)
 

@@ -9,7 +9,7 @@ from hive_devnet.fleet import wait_for
 from libhive import wire
 from libhive.wire import MessageType
 
-from .hive_helpers import join, promote, rejected, status, tier_of
+from .hive_helpers import ban_proposal, join, promote, rejected, status, tier_of
 
 
 def test_genesis_invite_join_and_promotion(fleet):
@@ -97,15 +97,14 @@ def test_mixed_fleet_counts_a_members_ban_notice_as_its_approval(fleet):
     fleet.connect(n, b)
     wait_for(lambda: tier_of(b, c) == "member" and tier_of(b, n) == "neophyte", what="b knows c and n")
     pid = a.rpc.call("hive-propose-ban", {"peer_id": n.node_id, "reason": "leech"})["proposal_id"]   # a's vote: 1 of 2
-    wait_for(lambda: [p for p in b.rpc.call("hive-ban-proposals")["proposals"] if p["proposal_id"] == pid],
-             what="the proposal and a's vote at b")
+    wait_for(lambda: ban_proposal(b, pid), what="the proposal and a's vote at b")
     notice = wire.encode_hex(MessageType.BAN, {"peer_id": n.node_id, "reason": "leech", "proposal_id": pid})
     n.rpc.call("sendcustommsg", {"node_id": b.node_id, "msg": notice})
     wait_for(lambda: rejected(b, "BAN") == 1, what="the neophyte's notice refused")
     assert tier_of(b, n) == "neophyte"
     c.rpc.call("sendcustommsg", {"node_id": b.node_id, "msg": notice})                # c never voted
     wait_for(lambda: tier_of(b, n) is None, what="a's vote and c's notice: 2 of 2")
-    prop = next(p for p in b.rpc.call("hive-ban-proposals")["proposals"] if p["proposal_id"] == pid)
+    prop = ban_proposal(b, pid)
     assert prop["status"] == "executed" and prop["carried_out_by"] == [c.node_id]
     assert [v["voter"] for v in prop["votes"]] == [a.node_id]
 

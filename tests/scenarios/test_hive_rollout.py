@@ -14,6 +14,7 @@ import pytest
 
 from hive_devnet.fleet import REAL_NODE_SKIP_REASON, RealFleet, real_nodes_available, wait_for
 
+from .hive_helpers import ban_proposal
 from .rollout_kit import (FIRST_GOSSIP, MonolithFleet, gossip_versions, membership_hash, migrate, read_monolith_db,
                           sha256_file, tiers, wait_file_closed)
 
@@ -71,8 +72,7 @@ def form_monolith_hive(mf: MonolithFleet):
 
 def holds_vote(mf: MonolithFleet, node, ban_id: str, voter, split: bool) -> bool:
     if split:
-        prop = next(p for p in node.rpc.call("hive-ban-proposals")["proposals"] if p["proposal_id"] == ban_id)
-        return any(v["voter"] == voter.node_id for v in prop["votes"])
+        return any(v["voter"] == voter.node_id for v in ban_proposal(node, ban_id)["votes"])
     return bool(read_monolith_db(mf.monolith_db(node), "SELECT 1 FROM ban_votes WHERE proposal_id=? AND "
                                  "voter_peer_id=?", (ban_id, voter.node_id)))
 
@@ -176,7 +176,7 @@ def test_canary_migrate_one_node_then_roll_back(node_factory, bitcoind, monolith
     vote_ban_everywhere(mf, ban_id, a, n, [b, c], splits=[b])
     wait_for(lambda: all(n.node_id not in tiers(x) for x in (a, b, c)), timeout=120, interval=0.5,
              what="N banned everywhere")
-    prop = next(p for p in b.rpc.call("hive-ban-proposals")["proposals"] if p["proposal_id"] == ban_id)
+    prop = ban_proposal(b, ban_id)
     print(f"at B: votes {prop['votes']}, notices from {prop['carried_out_by']}")
     # a monolith's vote counted at B, or (when B's monolith had lost A's vote) a monolith's BAN notice
     assert ({v["voter"] for v in prop["votes"]} | set(prop["carried_out_by"])) - {b.node_id}

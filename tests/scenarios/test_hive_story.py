@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from hive_devnet.fleet import wait_for
 
-from .hive_helpers import join, requests_seen, status, tier_of
+from .hive_helpers import ban_proposal, join, requests_seen, status, tier_of
 
 
 def fees(node, peer) -> set[tuple[int, int]]:
@@ -49,8 +49,7 @@ def test_hive_forms_promotes_and_bans_by_vote(fleet):
 
     prop = a.rpc.call("hive-propose-ban", {"peer_id": d.node_id, "reason": "stopped forwarding"})
     assert not prop["executed"]                     # a's own vote is not a majority of a, b, c
-    wait_for(lambda: any(p["proposal_id"] == prop["proposal_id"] for p in b.rpc.call("hive-ban-proposals")["proposals"]),
-             what="b has the proposal")
+    wait_for(lambda: ban_proposal(b, prop["proposal_id"]), what="b has the proposal")
     b.rpc.call("hive-vote-ban", {"proposal_id": prop["proposal_id"], "vote": "approve"})
     for n in (a, b, c):
         wait_for(lambda n=n: d.node_id in [x["node_id"] for x in n.rpc.call("hive-members")["bans"]],

@@ -2,7 +2,8 @@
 
 * :class:`LocalRelay` -- nostr-sdk's in-process ``LocalRelayBuilder`` (in-memory NIP-01, starts in ~1 ms) on
   127.0.0.1, on its own asyncio loop thread.  ``stop()`` / ``start()`` take it down and bring it back on the same
-  port (a relay outage; its memory is lost, as a restarted relay's may be).
+  port (a relay outage; its memory is lost, as a restarted relay's may be).  Its clients' connections drop, but
+  nostr-sdk may leave the listener up: a relay that must never answer is :data:`UNREACHABLE_RELAY`.
 * :class:`NostrRelayProcess` -- PyPI ``nostr-relay`` 1.14 as a separate process (``nostr-relay -c relay.yaml
   serve``, sqlite store) on 127.0.0.1 and a free port; ``verify_signatures=False`` drops its signature validator so
   a test can put forged events in front of a client.
@@ -30,6 +31,7 @@ from typing import Any
 # LocalRelay's port: nostr-sdk's shutdown() only asks, and a closed relay's listener can go on accepting (and
 # serving) connections for good; a test that needs a relay that is down uses this.
 UNREACHABLE_RELAY = "ws://127.0.0.1:9"
+
 
 class LocalRelay:
     def __init__(self, min_pow: int | None = None) -> None:

@@ -1,9 +1,8 @@
 """Real Nostr relays for tests and benchmarks.
 
 * :class:`LocalRelay` -- nostr-sdk's in-process ``LocalRelayBuilder`` (in-memory NIP-01, starts in ~1 ms) on
-  127.0.0.1, on its own asyncio loop thread.  ``stop()`` / ``start()`` take it down and bring it back on the same
-  port (a relay outage; its memory is lost, as a restarted relay's may be).  Its clients' connections drop, but
-  nostr-sdk may leave the listener up: a relay that must never answer is :data:`UNREACHABLE_RELAY`.
+  127.0.0.1, on its own asyncio loop thread, behind a TCP front of ours.  ``stop()`` / ``start()`` take the front
+  down (nothing listens, every connection drops) and bring it back on the same port: a relay outage.
 * :class:`NostrRelayProcess` -- PyPI ``nostr-relay`` 1.14 as a separate process (``nostr-relay -c relay.yaml
   serve``, sqlite store) on 127.0.0.1 and a free port; ``verify_signatures=False`` drops its signature validator so
   a test can put forged events in front of a client.
@@ -27,19 +26,35 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-# the discard port: binding it needs privileges no test process uses, so nothing answers there.  Not a closed
-# LocalRelay's port: nostr-sdk's shutdown() only asks, and a closed relay's listener can go on accepting (and
-# serving) connections for good; a test that needs a relay that is down uses this.
+# the discard port: binding it needs privileges no test process uses, so nothing answers there (a closed relay's
+# port is free for any other test's listener to take).
 UNREACHABLE_RELAY = "ws://127.0.0.1:9"
 
 
 class LocalRelay:
+    """nostr-sdk's relay behind a TCP front this class owns.  The front makes an outage real: nostr-sdk's
+    ``shutdown()`` only asks its relay to stop, and its listener (even its connections) can stay up for good, so
+    ``stop()`` closes the front's listener and every connection through it instead, and ``start()`` opens the same
+    port again.  The relay behind keeps its events, as a relay behind a network outage does."""
+
     def __init__(self, min_pow: int | None = None) -> None:
-        self.min_pow = min_pow          # a relay that refuses events without this proof of work (NIP-13)
+        from nostr_sdk import LocalRelayBuilder
+
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name="local-relay", daemon=True)
         self._thread.start()
-        self._relay: Any = None
+
+        async def build() -> Any:
+            builder = LocalRelayBuilder().addr("127.0.0.1")
+            if min_pow:                 # a relay that refuses events without this proof of work (NIP-13)
+                builder = builder.min_pow(min_pow)
+            relay = builder.build()
+            await relay.run()
+            return relay
+        self._relay: Any = self._run(build())
+        self._backend = int(str(self._run(self._relay.url())).rstrip("/").rsplit(":", 1)[1])
+        self._front: asyncio.AbstractServer | None = None
+        self._links: set[asyncio.StreamWriter] = set()
         self.port: int | None = None
         self.url = ""
         self.start()
@@ -47,37 +62,69 @@ class LocalRelay:
     def _run(self, coro: Any, timeout: float = 10) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
-    def start(self) -> None:
-        from nostr_sdk import LocalRelayBuilder
+    async def _link(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self._backend)
+        except OSError:
+            writer.close()
+            return
+        self._links |= {writer, up_writer}
 
-        async def build() -> Any:
-            builder = LocalRelayBuilder().addr("127.0.0.1")
-            if self.port is not None:
-                builder = builder.port(self.port)
-            if self.min_pow:
-                builder = builder.min_pow(self.min_pow)
-            relay = builder.build()
-            await relay.run()
-            return relay
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except (OSError, asyncio.CancelledError):
+                pass
+            finally:
+                dst.close()
+        try:
+            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        except asyncio.CancelledError:                  # close(): the loop is going away
+            pass
+        self._links -= {writer, up_writer}
+
+    def start(self) -> None:
+        """Open the front (on the port it had before, if any)."""
+        async def listen() -> asyncio.AbstractServer:
+            return await asyncio.start_server(self._link, "127.0.0.1", self.port or 0)
         deadline = time.monotonic() + 10
         while True:
             try:
-                self._relay = self._run(build())
+                self._front = self._run(listen())
                 break
-            except Exception:              # the old socket may linger for a moment after stop()
+            except OSError:                # the old socket may linger for a moment after stop()
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.1)
-        self.url = str(self._run(self._relay.url()))
-        self.port = int(self.url.rstrip("/").rsplit(":", 1)[1])
+        self.port = self._front.sockets[0].getsockname()[1]
+        self.url = f"ws://127.0.0.1:{self.port}"
 
     def stop(self) -> None:
-        if self._relay is not None:
-            self._relay.shutdown()
-            self._relay = None
+        """A relay outage: nothing listens on the port and every client's connection drops."""
+        async def down() -> None:
+            if self._front is not None:
+                self._front.close()
+                await self._front.wait_closed()
+                self._front = None
+            for writer in list(self._links):
+                writer.transport.abort()
+            self._links.clear()
+        self._run(down())
 
     def close(self) -> None:
         self.stop()
+
+        async def settle() -> None:                 # the links' tasks end on their aborted connections
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        self._run(settle())
+        if self._relay is not None:
+            self._relay.shutdown()
+            self._relay = None
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(5)
 

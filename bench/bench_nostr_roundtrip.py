@@ -1,4 +1,5 @@
-"""Nostr round-trip latency through a local relay (nostr-sdk's in-process LocalRelay on 127.0.0.1).
+"""Nostr round-trip latency through a local relay (nostr-sdk's in-process LocalRelay on 127.0.0.1, behind the
+test kit's TCP front: one more local hop).
 
 Two measurements, each over ``--rounds`` messages (sent one at a time, the next after the previous arrived):
 
